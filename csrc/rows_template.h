@@ -1,0 +1,58 @@
+/* Row helpers the time loops need around the BLAS calls (template, see
+ * instantiate.h), and the activations exported for tests. */
+
+CYRNN_KERNEL void FN(cyrnn_fill_rows)(ptrdiff_t n, int w, const REAL *restrict row,
+                                       REAL *restrict out)
+{
+    for (ptrdiff_t b = 0; b < n; ++b)
+        memcpy(out + b * w, row, (size_t)w * sizeof(REAL));
+}
+
+void FN(cyrnn_copy_rows)(int n, int w, const REAL *restrict src, ptrdiff_t lds,
+                         REAL *restrict dst, ptrdiff_t ldd)
+{
+    for (int b = 0; b < n; ++b)
+        memcpy(dst + b * ldd, src + b * lds, (size_t)w * sizeof(REAL));
+}
+
+CYRNN_KERNEL void FN(cyrnn_add_rows)(int n, int w, const REAL *restrict src,
+                                      ptrdiff_t lds, REAL *restrict dst,
+                                      ptrdiff_t ldd)
+{
+    for (int b = 0; b < n; ++b) {
+        const REAL *s = src + b * lds;
+        REAL *d = dst + b * ldd;
+        for (int j = 0; j < w; ++j)
+            d[j] += s[j];
+    }
+}
+
+CYRNN_KERNEL void FN(cyrnn_column_sums)(ptrdiff_t n, int w, const REAL *restrict a,
+                                         REAL *restrict out)
+{
+    for (int j = 0; j < w; ++j)
+        out[j] = 0;
+    for (ptrdiff_t b = 0; b < n; ++b) {
+        const REAL *row = a + b * w;
+        for (int j = 0; j < w; ++j)
+            out[j] += row[j];
+    }
+}
+
+CYRNN_KERNEL void FN(cyrnn_multiply)(ptrdiff_t n, REAL *restrict a, const REAL *restrict b)
+{
+    for (ptrdiff_t k = 0; k < n; ++k)
+        a[k] *= b[k];
+}
+
+CYRNN_KERNEL void FN(cyrnn_sigmoid)(ptrdiff_t n, const REAL *restrict x, REAL *restrict y)
+{
+    for (ptrdiff_t k = 0; k < n; ++k)
+        y[k] = FN(sigmoid)(x[k]);
+}
+
+CYRNN_KERNEL void FN(cyrnn_tanh)(ptrdiff_t n, const REAL *restrict x, REAL *restrict y)
+{
+    for (ptrdiff_t k = 0; k < n; ++k)
+        y[k] = FN(tanh)(x[k]);
+}

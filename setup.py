@@ -1,0 +1,39 @@
+"""Builds cyrnn's extension modules: every src/cyrnn/*.pyx, linked with the C
+kernels of csrc/.
+
+The build is portable by default (the kernels carry AVX2 and AVX-512 clones
+chosen at run time). Set CYRNN_NATIVE=1 to compile everything for this CPU.
+"""
+import glob
+import os
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+C_SOURCES = sorted(glob.glob("csrc/*.c"))
+COMPILE_ARGS = ["-O3", "-std=c99", "-fno-math-errno", "-Wno-unused-function"]
+if os.environ.get("CYRNN_NATIVE") == "1":
+    COMPILE_ARGS.append("-march=native")
+if os.environ.get("CYRNN_SANITIZE") == "1":
+    COMPILE_ARGS += ["-O1", "-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer"]
+
+extensions = [
+    Extension(
+        "cyrnn." + os.path.splitext(os.path.basename(pyx))[0],
+        sources=[pyx] + C_SOURCES,
+        include_dirs=["csrc", numpy.get_include()],
+        extra_compile_args=COMPILE_ARGS,
+        extra_link_args=["-fsanitize=address,undefined"]
+        if os.environ.get("CYRNN_SANITIZE") == "1" else [],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
+    )
+    for pyx in sorted(glob.glob("src/cyrnn/*.pyx"))
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives={"language_level": "3"},
+    ),
+)

@@ -1,0 +1,366 @@
+"""The machinery every recurrent layer shares: parameters in torch's layout,
+validation, packing, buffer allocation and the calls into the time loops.
+A cell kind only contributes its CellSpec (see _cells.py)."""
+import threading
+
+import numpy as np
+
+from cyrnn import _recurrence
+from cyrnn._packing import SequenceLayout
+from cyrnn._tape import Gradients, Tape
+from cyrnn._validation import (
+    BLAS_INT_MAX, as_real_array, check_bool, check_dtype, check_int,
+    check_probability, check_seed, check_shape)
+
+
+class RecurrentLayer:
+    """Base of LSTM, GRU and RNN; not meant to be built directly."""
+
+    def _configure(self, cell, input_size, hidden_size, num_layers, *, bias,
+                   batch_first, dropout, bidirectional, proj_size, dtype, seed):
+        self._cell = cell
+        self._input_size = check_int("input_size", input_size)
+        self._hidden_size = check_int("hidden_size", hidden_size)
+        self._num_layers = check_int("num_layers", num_layers)
+        self._bias = check_bool("bias", bias)
+        self._batch_first = check_bool("batch_first", batch_first)
+        self._dropout = check_probability("dropout", dropout)
+        self._bidirectional = check_bool("bidirectional", bidirectional)
+        self._proj_size = check_int("proj_size", proj_size, minimum=0)
+        if self._proj_size >= self._hidden_size:
+            raise ValueError(
+                f"proj_size must be smaller than hidden_size ({self._hidden_size}), "
+                f"got {self._proj_size}")
+        self._dtype = check_dtype(dtype)
+        self._rng = np.random.default_rng(check_seed(seed))
+        self._rng_lock = threading.Lock()
+        self._weights_version = 0
+        self._params = self._initial_parameters()
+
+    # -- configuration, read-only once built -------------------------------
+    input_size = property(lambda self: self._input_size)
+    hidden_size = property(lambda self: self._hidden_size)
+    num_layers = property(lambda self: self._num_layers)
+    bias = property(lambda self: self._bias)
+    batch_first = property(lambda self: self._batch_first)
+    dropout = property(lambda self: self._dropout)
+    bidirectional = property(lambda self: self._bidirectional)
+    proj_size = property(lambda self: self._proj_size)
+    dtype = property(lambda self: self._dtype)
+
+    @property
+    def _directions(self):
+        return 2 if self._bidirectional else 1
+
+    @property
+    def _out_size(self):
+        return self._proj_size or self._hidden_size
+
+    def __repr__(self):
+        options = [f"{self._input_size}", f"{self._hidden_size}"]
+        if self._num_layers != 1:
+            options.append(f"num_layers={self._num_layers}")
+        for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0),
+                              ("bidirectional", False), ("proj_size", 0)):
+            if getattr(self, name) != default:
+                options.append(f"{name}={getattr(self, name)!r}")
+        options += self._extra_repr()
+        options.append(f"dtype={self._dtype.name}")
+        return f"{self._cell.name}({', '.join(options)})"
+
+    def _extra_repr(self):
+        return []
+
+    # -- parameters --------------------------------------------------------
+    def _parameter_shapes(self):
+        """name -> shape, in torch's names and order."""
+        G, H, Hout, D = self._cell.gates, self._hidden_size, self._out_size, self._directions
+        shapes = {}
+        for layer in range(self._num_layers):
+            in_size = self._input_size if layer == 0 else D * Hout
+            for direction in range(D):
+                sfx = f"_l{layer}" + ("_reverse" if direction else "")
+                shapes["weight_ih" + sfx] = (G * H, in_size)
+                shapes["weight_hh" + sfx] = (G * H, Hout)
+                if self._bias:
+                    shapes["bias_ih" + sfx] = (G * H,)
+                    shapes["bias_hh" + sfx] = (G * H,)
+                if self._proj_size:
+                    shapes["weight_hr" + sfx] = (Hout, H)
+        return shapes
+
+    def _initial_parameters(self):
+        # torch's default: every parameter from U(-1/sqrt(H), 1/sqrt(H))
+        bound = 1.0 / np.sqrt(self._hidden_size)
+        return {name: self._rng.uniform(-bound, bound, size=shape).astype(self._dtype)
+                for name, shape in self._parameter_shapes().items()}
+
+    def state_dict(self):
+        """A copy of every parameter, in torch's names, shapes and gate order."""
+        return {name: value.copy() for name, value in self._params.items()}
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copies parameters in from a mapping of array-likes (a torch
+        state_dict through np.asarray included), converting to the model's
+        dtype. With strict, a missing or unexpected name is a ValueError;
+        a wrong shape always is. Nothing is changed unless everything fits."""
+        if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
+            raise TypeError(f"state_dict must be a mapping of names to arrays, "
+                            f"got {type(state_dict).__name__}")
+        strict = check_bool("strict", strict)
+        expected = self._parameter_shapes()
+        missing = [name for name in expected if name not in state_dict]
+        unexpected = [name for name in state_dict.keys() if name not in expected]
+        if strict and (missing or unexpected):
+            raise ValueError(f"state_dict does not match {self._cell.name}'s parameters: "
+                             f"missing {missing}, unexpected {unexpected}")
+        converted = {}
+        for name, shape in expected.items():
+            if name in state_dict:
+                value = as_real_array(f"state_dict[{name!r}]", state_dict[name], self._dtype)
+                check_shape(f"state_dict[{name!r}]", value, shape, str(shape))
+                converted[name] = value
+        for name, value in converted.items():
+            np.copyto(self._params[name], value)
+        self._weights_version += 1
+
+    def _direction_parameters(self, layer, direction):
+        sfx = f"_l{layer}" + ("_reverse" if direction else "")
+        p = self._params
+        H, GH = self._hidden_size, self._cell.gates * self._hidden_size
+        if self._bias:
+            bias_x, bias_hn = self._cell.folded_biases(p["bias_ih" + sfx], p["bias_hh" + sfx], H)
+        else:
+            bias_x = np.zeros(GH, dtype=self._dtype)
+            bias_hn = np.zeros(H, dtype=self._dtype) if self._cell.kind == _recurrence.CellKind.GRU else None
+        return dict(w_ih=p["weight_ih" + sfx], w_hh=p["weight_hh" + sfx],
+                    w_hr=p.get("weight_hr" + sfx), bias_x=bias_x, bias_hn=bias_hn), sfx
+
+    # -- inputs ------------------------------------------------------------
+    def _time_major(self, name, array, unbatched):
+        if unbatched:
+            return array[:, None, :]
+        return array.transpose(1, 0, 2) if self._batch_first else array
+
+    def _check_input(self, x):
+        x = as_real_array("x", x, self._dtype)
+        layout = "(B, T, input_size)" if self._batch_first else "(T, B, input_size)"
+        if x.ndim not in (2, 3):
+            raise ValueError(f"x must have shape {layout} or, unbatched, (T, input_size) "
+                             f"with input_size={self._input_size}; got shape {x.shape}")
+        if x.shape[-1] != self._input_size:
+            raise ValueError(f"x must have input_size={self._input_size} features in its last "
+                             f"axis, shape {layout}; got shape {x.shape}")
+        unbatched = x.ndim == 2
+        x_tm = self._time_major("x", x, unbatched)
+        T, B = x_tm.shape[:2]
+        if T == 0 or B == 0:
+            raise ValueError(f"x must have at least one time step and one sequence; "
+                             f"got shape {x.shape}")
+        widest = max(self._input_size, self._directions * self._out_size,
+                     self._cell.gates * self._hidden_size)
+        if T * B > BLAS_INT_MAX or T * B * widest > np.iinfo(np.intp).max // 8:
+            raise ValueError(f"x has too many rows for BLAS's 32-bit ints: T*B = {T * B}")
+        return x, x_tm, unbatched
+
+    def _check_lengths(self, lengths, T, B, unbatched):
+        if lengths is None:
+            return None
+        if unbatched:
+            raise ValueError("lengths needs batched input; x is unbatched (T, input_size)")
+        lengths = np.asarray(lengths)
+        if lengths.dtype.kind not in "iu":
+            raise TypeError(f"lengths must be an integer array of shape (B,) = ({B},), "
+                            f"got dtype {lengths.dtype}")
+        check_shape("lengths", lengths, (B,), "(B,)")
+        if lengths.min() < 1 or lengths.max() > T:
+            raise ValueError(f"lengths must lie in [1, T] = [1, {T}], "
+                             f"got values from {lengths.min()} to {lengths.max()}")
+        return lengths.astype(np.intp)
+
+    def _state_shapes(self, B, unbatched):
+        K = self._num_layers * self._directions
+        h = (K, self._out_size) if unbatched else (K, B, self._out_size)
+        c = (K, self._hidden_size) if unbatched else (K, B, self._hidden_size)
+        return h, c
+
+    def _check_state(self, name, value, shape, meaning, layout):
+        """One state array -> (K, B, F) sorted in packed order, fresh."""
+        if value is None:
+            return np.zeros(shape if len(shape) == 3 else (shape[0], 1, shape[1]),
+                            dtype=self._dtype)
+        array = as_real_array(name, value, self._dtype)
+        check_shape(name, array, shape, meaning)
+        if array.ndim == 2:
+            array = array[:, None, :]
+        return layout.sort_states(array)
+
+    def _split_pair(self, name, value, what):
+        """LSTM states come in pairs; either part may be None."""
+        if value is None:
+            return None, None
+        if not isinstance(value, (tuple, list)) or len(value) != 2:
+            raise TypeError(f"{name} must be a pair {what} for {self._cell.name}, "
+                            f"got {type(value).__name__}")
+        return value
+
+    def _check_states(self, name, value, layout, B, unbatched, what):
+        h_shape, c_shape = self._state_shapes(B, unbatched)
+        sym = "(num_layers*num_directions, {}H)".format("" if unbatched else "B, ")
+        if self._cell.has_cell_state:
+            h, c = self._split_pair(name, value, what)
+            return (self._check_state(f"{name}[0]", h, h_shape, sym.replace("H", "H_out"), layout),
+                    self._check_state(f"{name}[1]", c, c_shape, sym.replace("H", "hidden_size"), layout))
+        if isinstance(value, (tuple, list)) and len(value) == 2 and not np.isscalar(value[0]) \
+                and np.ndim(value[0]) == len(h_shape):
+            raise TypeError(f"{name} must be one array for {self._cell.name}, not a pair")
+        return self._check_state(name, value, h_shape, sym.replace("H", "H_out"), layout), None
+
+    # -- forward -----------------------------------------------------------
+    def __call__(self, x, hx=None, *, lengths=None):
+        """Inference: (y, h_n), or for LSTM (y, (h_n, c_n)). No dropout."""
+        y, hn, _ = self._forward(x, hx, lengths, training=False)
+        return y, hn
+
+    def forward(self, x, hx=None, *, lengths=None):
+        """Training forward: (y, h_n, tape); dropout between layers applies."""
+        return self._forward(x, hx, lengths, training=True)
+
+    def _dropout_masks(self, N):
+        if not self._dropout or self._num_layers == 1:
+            return [None] * self._num_layers
+        keep = 1.0 - self._dropout
+        width = self._directions * self._out_size
+        with self._rng_lock:
+            draws = [self._rng.random((N, width)) for _ in range(self._num_layers - 1)]
+        return [((u < keep) / keep).astype(self._dtype) for u in draws] + [None]
+
+    def _forward(self, x, hx, lengths, training):
+        x, x_tm, unbatched = self._check_input(x)
+        T, B = x_tm.shape[:2]
+        lengths = self._check_lengths(lengths, T, B, unbatched)
+        layout = SequenceLayout(T, B, lengths)
+        h_state, c_state = self._check_states("hx", hx, layout, B, unbatched, "(h0, c0)")
+        x_packed = layout.pack(x_tm, self._dtype, copy=training)
+
+        H, Hout, D = self._hidden_size, self._out_size, self._directions
+        GH = self._cell.gates * H
+        E = {_recurrence.CellKind.LSTM: 2 * H, _recurrence.CellKind.GRU: H}.get(self._cell.kind, 0)
+        N = layout.N
+        rows = N if training else B
+        scratch_gates = None if training else np.empty((N, GH), self._dtype)
+        scratch_extra = None if training or not E else np.empty((B, E), self._dtype)
+        scratch_m = None if training or not self._proj_size else np.empty((B, H), self._dtype)
+        hg = np.empty((B, GH), self._dtype)
+        masks = self._dropout_masks(N) if training else [None] * self._num_layers
+
+        layers = []
+        layer_input = x_packed
+        for layer in range(self._num_layers):
+            y = np.empty((N, D * Hout), self._dtype)
+            dirs = []
+            for direction in range(D):
+                params, _ = self._direction_parameters(layer, direction)
+                k = layer * D + direction
+                params.update(
+                    gates=np.empty((N, GH), self._dtype) if training else scratch_gates,
+                    extra=(np.empty((rows, E), self._dtype) if training else scratch_extra) if E else None,
+                    hprev=np.empty((N, Hout), self._dtype) if training else None,
+                    m=(np.empty((N, H), self._dtype) if training else scratch_m) if self._proj_size else None,
+                    h=h_state[k], c=None if c_state is None else c_state[k], hg=hg)
+                dirs.append(params)
+            layers.append(dict(x=layer_input, y=y, mask=masks[layer], dirs=dirs))
+            layer_input = y
+        _recurrence.run(self._cell.kind, training, False, layout.batch_sizes, layout.offsets,
+                        H, Hout, layers, self._dtype)
+
+        y = layout.unpack(layers[-1]["y"], self._batch_first and not unbatched)
+        hn = layout.unsort_states(h_state)
+        cn = None if c_state is None else layout.unsort_states(c_state)
+        if unbatched:
+            y, hn = y[:, 0, :], hn[:, 0, :]
+            cn = None if cn is None else cn[:, 0, :]
+        states = hn if cn is None else (hn, cn)
+        if not training:
+            return y, states, None
+        tape = Tape(model=self, weights_version=self._weights_version, layout=layout,
+                    layers=layers, x_shape=x.shape, y_shape=y.shape, hn_shape=hn.shape,
+                    cn_shape=None if cn is None else cn.shape, unbatched=unbatched)
+        return y, states, tape
+
+    # -- backward ----------------------------------------------------------
+    def _check_tape(self, tape):
+        if not isinstance(tape, Tape):
+            raise TypeError(f"tape must be the Tape returned by {self._cell.name}.forward, "
+                            f"got {type(tape).__name__}")
+        if tape.model is not self:
+            raise ValueError("tape was made by another model; pass the tape from this "
+                             "model's forward()")
+        if tape.weights_version != self._weights_version:
+            raise ValueError("tape is stale: load_state_dict changed the weights after the "
+                             "forward pass that made it; run forward() again")
+
+    def _gradient_state(self, name, value, shape, layout, unbatched):
+        if value is None:
+            full = shape if not unbatched else (shape[0], 1, shape[1])
+            return np.zeros(full, self._dtype)
+        array = as_real_array(name, value, self._dtype)
+        check_shape(name, array, shape, "the shape of the matching output state")
+        if unbatched:
+            array = array[:, None, :]
+        return layout.sort_states(array)
+
+    def backward(self, tape, dy, dhn=None):
+        """BPTT: gradients of a scalar loss L from dy = dL/dy and optionally
+        dhn = dL/dh_n (for LSTM a pair (dh_n, dc_n), either part None).
+        Returns Gradients(input, hx, params); nothing in the model changes."""
+        self._check_tape(tape)
+        layout = tape.layout
+        dy = as_real_array("dy", dy, self._dtype)
+        check_shape("dy", dy, tape.y_shape, "the shape of y")
+        dy_packed = layout.pack(self._time_major("dy", dy, tape.unbatched), self._dtype)
+        if self._cell.has_cell_state:
+            dh_n, dc_n = self._split_pair("dhn", dhn, "(dh_n, dc_n)")
+        else:
+            dh_n, dc_n = dhn, None
+        dh = self._gradient_state("dhn" + ("[0]" if self._cell.has_cell_state else ""),
+                                  dh_n, tape.hn_shape, layout, tape.unbatched)
+        dc = (self._gradient_state("dhn[1]", dc_n, tape.cn_shape, layout, tape.unbatched)
+              if self._cell.has_cell_state else None)
+
+        H, Hout, D, N, B = self._hidden_size, self._out_size, self._directions, layout.N, layout.B
+        GH = self._cell.gates * H
+        dgx = np.empty((N, GH), self._dtype)
+        dgh = np.empty((N, GH), self._dtype) if self._cell.kind == _recurrence.CellKind.GRU else dgx
+        dhall = np.empty((N, Hout), self._dtype) if self._proj_size else None
+        dm = np.empty((B, H), self._dtype) if self._proj_size else None
+        grads = {name: np.empty(shape, self._dtype)
+                 for name, shape in self._parameter_shapes().items()}
+
+        layers = []
+        for layer, fwd in enumerate(tape.layers):
+            dirs = []
+            for direction, fwd_dir in enumerate(fwd["dirs"]):
+                _, sfx = self._direction_parameters(layer, direction)
+                k = layer * D + direction
+                dirs.append(dict(
+                    fwd_dir, dgx=dgx, dgh=dgh, dhall=dhall, dm=dm, dh=dh[k],
+                    dc=None if dc is None else dc[k],
+                    dw_ih=grads["weight_ih" + sfx], dw_hh=grads["weight_hh" + sfx],
+                    db_ih=grads.get("bias_ih" + sfx), db_hh=grads.get("bias_hh" + sfx),
+                    dw_hr=grads.get("weight_hr" + sfx)))
+            dx = np.empty((N, fwd["x"].shape[1]), self._dtype)
+            layers.append(dict(fwd, dirs=dirs, dx=dx))
+        for layer in range(self._num_layers):
+            upper = layers[layer + 1]["dx"] if layer + 1 < self._num_layers else dy_packed
+            layers[layer]["dy"] = upper
+        _recurrence.run(self._cell.kind, True, True, layout.batch_sizes, layout.offsets,
+                        H, Hout, layers, self._dtype)
+
+        dx = layout.unpack(layers[0]["dx"], self._batch_first and not tape.unbatched)
+        dh0 = layout.unsort_states(dh)
+        dc0 = None if dc is None else layout.unsort_states(dc)
+        if tape.unbatched:
+            dx, dh0 = dx[:, 0, :], dh0[:, 0, :]
+            dc0 = None if dc0 is None else dc0[:, 0, :]
+        return Gradients(input=dx, hx=dh0 if dc0 is None else (dh0, dc0), params=grads)

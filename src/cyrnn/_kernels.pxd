@@ -1,0 +1,123 @@
+# The C kernels of csrc/ and fused float/double wrappers over them, so that
+# the time loops are written once for both types.
+from cython cimport floating
+
+cdef extern from "cyrnn_kernels.h" nogil:
+    void cyrnn_lstm_forward_f(int n, int H, float *gates, const float *hg, float *c, float *h, float *extra)
+    void cyrnn_lstm_forward_d(int n, int H, double *gates, const double *hg, double *c, double *h, double *extra)
+    void cyrnn_lstm_backward_f(int n, int H, const float *gates, const float *extra, const float *dh, float *dc, float *dgates)
+    void cyrnn_lstm_backward_d(int n, int H, const double *gates, const double *extra, const double *dh, double *dc, double *dgates)
+    void cyrnn_gru_forward_f(int n, int H, float *gates, const float *hg, const float *b_hn, float *h, float *extra)
+    void cyrnn_gru_forward_d(int n, int H, double *gates, const double *hg, const double *b_hn, double *h, double *extra)
+    void cyrnn_gru_backward_f(int n, int H, const float *gates, const float *extra, const float *hprev, float *dh, float *dgx, float *dgh)
+    void cyrnn_gru_backward_d(int n, int H, const double *gates, const double *extra, const double *hprev, double *dh, double *dgx, double *dgh)
+    void cyrnn_rnn_tanh_forward_f(int n, int H, float *gates, const float *hg, float *h)
+    void cyrnn_rnn_tanh_forward_d(int n, int H, double *gates, const double *hg, double *h)
+    void cyrnn_rnn_tanh_backward_f(int n, int H, const float *gates, const float *dh, float *dgates)
+    void cyrnn_rnn_tanh_backward_d(int n, int H, const double *gates, const double *dh, double *dgates)
+    void cyrnn_rnn_relu_forward_f(int n, int H, float *gates, const float *hg, float *h)
+    void cyrnn_rnn_relu_forward_d(int n, int H, double *gates, const double *hg, double *h)
+    void cyrnn_rnn_relu_backward_f(int n, int H, const float *gates, const float *dh, float *dgates)
+    void cyrnn_rnn_relu_backward_d(int n, int H, const double *gates, const double *dh, double *dgates)
+    void cyrnn_fill_rows_f(Py_ssize_t n, int w, const float *row, float *out)
+    void cyrnn_fill_rows_d(Py_ssize_t n, int w, const double *row, double *out)
+    void cyrnn_copy_rows_f(int n, int w, const float *src, Py_ssize_t lds, float *dst, Py_ssize_t ldd)
+    void cyrnn_copy_rows_d(int n, int w, const double *src, Py_ssize_t lds, double *dst, Py_ssize_t ldd)
+    void cyrnn_add_rows_f(int n, int w, const float *src, Py_ssize_t lds, float *dst, Py_ssize_t ldd)
+    void cyrnn_add_rows_d(int n, int w, const double *src, Py_ssize_t lds, double *dst, Py_ssize_t ldd)
+    void cyrnn_column_sums_f(Py_ssize_t n, int w, const float *a, float *out)
+    void cyrnn_column_sums_d(Py_ssize_t n, int w, const double *a, double *out)
+    void cyrnn_multiply_f(Py_ssize_t n, float *a, const float *b)
+    void cyrnn_multiply_d(Py_ssize_t n, double *a, const double *b)
+    void cyrnn_sigmoid_f(Py_ssize_t n, const float *x, float *y)
+    void cyrnn_sigmoid_d(Py_ssize_t n, const double *x, double *y)
+    void cyrnn_tanh_f(Py_ssize_t n, const float *x, float *y)
+    void cyrnn_tanh_d(Py_ssize_t n, const double *x, double *y)
+
+
+cdef inline void lstm_forward(int n, int H, floating *gates, const floating *hg,
+                              floating *c, floating *h, floating *extra) noexcept nogil:
+    if floating is float:
+        cyrnn_lstm_forward_f(n, H, gates, hg, c, h, extra)
+    else:
+        cyrnn_lstm_forward_d(n, H, gates, hg, c, h, extra)
+
+cdef inline void lstm_backward(int n, int H, const floating *gates, const floating *extra,
+                               const floating *dh, floating *dc, floating *dgates) noexcept nogil:
+    if floating is float:
+        cyrnn_lstm_backward_f(n, H, gates, extra, dh, dc, dgates)
+    else:
+        cyrnn_lstm_backward_d(n, H, gates, extra, dh, dc, dgates)
+
+cdef inline void gru_forward(int n, int H, floating *gates, const floating *hg,
+                             const floating *b_hn, floating *h, floating *extra) noexcept nogil:
+    if floating is float:
+        cyrnn_gru_forward_f(n, H, gates, hg, b_hn, h, extra)
+    else:
+        cyrnn_gru_forward_d(n, H, gates, hg, b_hn, h, extra)
+
+cdef inline void gru_backward(int n, int H, const floating *gates, const floating *extra,
+                              const floating *hprev, floating *dh, floating *dgx,
+                              floating *dgh) noexcept nogil:
+    if floating is float:
+        cyrnn_gru_backward_f(n, H, gates, extra, hprev, dh, dgx, dgh)
+    else:
+        cyrnn_gru_backward_d(n, H, gates, extra, hprev, dh, dgx, dgh)
+
+cdef inline void rnn_forward(bint relu, int n, int H, floating *gates, const floating *hg,
+                             floating *h) noexcept nogil:
+    if floating is float:
+        if relu:
+            cyrnn_rnn_relu_forward_f(n, H, gates, hg, h)
+        else:
+            cyrnn_rnn_tanh_forward_f(n, H, gates, hg, h)
+    else:
+        if relu:
+            cyrnn_rnn_relu_forward_d(n, H, gates, hg, h)
+        else:
+            cyrnn_rnn_tanh_forward_d(n, H, gates, hg, h)
+
+cdef inline void rnn_backward(bint relu, int n, int H, const floating *gates,
+                              const floating *dh, floating *dgates) noexcept nogil:
+    if floating is float:
+        if relu:
+            cyrnn_rnn_relu_backward_f(n, H, gates, dh, dgates)
+        else:
+            cyrnn_rnn_tanh_backward_f(n, H, gates, dh, dgates)
+    else:
+        if relu:
+            cyrnn_rnn_relu_backward_d(n, H, gates, dh, dgates)
+        else:
+            cyrnn_rnn_tanh_backward_d(n, H, gates, dh, dgates)
+
+cdef inline void fill_rows(Py_ssize_t n, int w, const floating *row, floating *out) noexcept nogil:
+    if floating is float:
+        cyrnn_fill_rows_f(n, w, row, out)
+    else:
+        cyrnn_fill_rows_d(n, w, row, out)
+
+cdef inline void copy_rows(int n, int w, const floating *src, Py_ssize_t lds,
+                           floating *dst, Py_ssize_t ldd) noexcept nogil:
+    if floating is float:
+        cyrnn_copy_rows_f(n, w, src, lds, dst, ldd)
+    else:
+        cyrnn_copy_rows_d(n, w, src, lds, dst, ldd)
+
+cdef inline void add_rows(int n, int w, const floating *src, Py_ssize_t lds,
+                          floating *dst, Py_ssize_t ldd) noexcept nogil:
+    if floating is float:
+        cyrnn_add_rows_f(n, w, src, lds, dst, ldd)
+    else:
+        cyrnn_add_rows_d(n, w, src, lds, dst, ldd)
+
+cdef inline void column_sums(Py_ssize_t n, int w, const floating *a, floating *out) noexcept nogil:
+    if floating is float:
+        cyrnn_column_sums_f(n, w, a, out)
+    else:
+        cyrnn_column_sums_d(n, w, a, out)
+
+cdef inline void multiply(Py_ssize_t n, floating *a, const floating *b) noexcept nogil:
+    if floating is float:
+        cyrnn_multiply_f(n, a, b)
+    else:
+        cyrnn_multiply_d(n, a, b)

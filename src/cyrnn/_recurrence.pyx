@@ -1,0 +1,359 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The time loops of every cell kind, forward (inference or training) and
+backward (BPTT), run without the GIL over every layer and direction.
+
+The Python layer validates, packs the batch and allocates every buffer; this
+module only reads pointers out of them and loops. Sequences are packed as
+torch's PackedSequence: rows sorted by length, step t owning the first
+batch_sizes[t] rows, stored at rows offsets[t] ... of every (N, width) buffer.
+One GEMM projects the inputs of all steps, one GEMM per step gives the
+recurrent product, and the weight gradients are GEMMs over all steps.
+"""
+import numpy as np
+cimport numpy as cnp
+from cython cimport floating
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy
+
+from cyrnn._blas cimport gemm
+from cyrnn._kernels cimport (
+    lstm_forward, lstm_backward, gru_forward, gru_backward, rnn_forward,
+    rnn_backward, fill_rows, copy_rows, add_rows, column_sums, multiply,
+    cyrnn_sigmoid_f, cyrnn_sigmoid_d, cyrnn_tanh_f, cyrnn_tanh_d)
+
+cnp.import_array()
+
+cpdef enum CellKind:
+    LSTM = 0
+    GRU = 1
+    RNN_TANH = 2
+    RNN_RELU = 3
+
+
+cdef struct Direction:
+    # parameters
+    void *w_ih
+    void *w_hh
+    void *w_hr          # LSTM projection, or NULL
+    void *bias_x        # biases folded into the input projection (G*H)
+    void *bias_hn       # GRU: b_hn, which stays inside r * (...)
+    # forward buffers; the tape when training
+    void *gates         # (N, G*H): projections in, activated gates out
+    void *extra         # (N, E) tape, or (B, E) scratch at inference
+    void *hprev         # (N, Hout) state before each step, training only
+    void *m             # LSTM with projection: (N, H) tape or (B, H) scratch
+    void *h             # (B, Hout) state: h0 in, h_n out
+    void *c             # (B, H) LSTM cell state: c0 in, c_n out
+    void *hg            # (B, G*H) scratch for the recurrent product
+    # backward buffers
+    void *dgx           # (N, G*H) gradients of the input-side pre-activations
+    void *dgh           # (N, G*H) recurrent side; the same as dgx but for GRU
+    void *dhall         # LSTM with projection: (N, Hout) dL/dh per step
+    void *dm            # LSTM with projection: (B, H) scratch
+    void *dh            # (B, Hout): dL/dh_n in, dL/dh0 out
+    void *dc            # (B, H): dL/dc_n in, dL/dc0 out
+    void *dw_ih
+    void *dw_hh
+    void *db_ih
+    void *db_hh
+    void *dw_hr
+
+
+cdef struct Layer:
+    int in_size
+    void *x             # (N, in_size) packed input
+    void *y             # (N, D*Hout) packed output
+    void *mask          # (N, D*Hout) dropout mask applied to y, or NULL
+    void *dx            # (N, in_size)
+    void *dy            # (N, D*Hout)
+    Direction dirs[2]
+
+
+cdef struct Plan:
+    int kind
+    bint training
+    int T, H, Hout, G, E, D, L
+    Py_ssize_t B, N
+    const Py_ssize_t *batch_sizes
+    const Py_ssize_t *offsets
+    Layer *layers
+
+
+cdef void *_data(object arr, object dtype, Py_ssize_t size, str name) except? NULL:
+    """Pointer to an internal buffer, after checking the Python layer built it
+    as agreed; a failure here is a bug in cyrnn, never a user error."""
+    if arr is None:
+        return NULL
+    if (not isinstance(arr, np.ndarray) or arr.dtype != dtype
+            or not arr.flags.c_contiguous or arr.size != size):
+        raise RuntimeError(f"cyrnn internal error: buffer {name!r} is malformed")
+    return cnp.PyArray_DATA(<cnp.ndarray>arr)
+
+
+cdef int _gate_count(int kind) noexcept:
+    return 4 if kind == LSTM else (3 if kind == GRU else 1)
+
+
+cdef int _extra_width(int kind, int H) noexcept:
+    return 2 * H if kind == LSTM else (H if kind == GRU else 0)
+
+
+cdef void _fill_plan(Plan *p, int kind, bint training, Py_ssize_t[::1] batch_sizes,
+                     Py_ssize_t[::1] offsets, int H, int Hout, list layers,
+                     object dtype, bint backward) except *:
+    cdef Py_ssize_t B = batch_sizes[0], N = offsets[offsets.shape[0] - 1]
+    cdef int l, d, GH, E, DH, n_dirs
+    cdef Layer *ly
+    cdef Direction *dr
+    p.kind = kind
+    p.training = training
+    p.T = batch_sizes.shape[0]
+    p.H = H
+    p.Hout = Hout
+    p.G = _gate_count(kind)
+    p.E = _extra_width(kind, H)
+    p.B = B
+    p.N = N
+    p.L = len(layers)
+    p.batch_sizes = &batch_sizes[0]
+    p.offsets = &offsets[0]
+    GH = p.G * H
+    E = p.E
+    for l in range(p.L):
+        spec = layers[l]
+        n_dirs = len(spec["dirs"])
+        p.D = n_dirs
+        DH = n_dirs * Hout
+        ly = &p.layers[l]
+        ly.in_size = spec["x"].shape[1]
+        ly.x = _data(spec["x"], dtype, N * ly.in_size, "x")
+        ly.y = _data(spec["y"], dtype, N * DH, "y")
+        ly.mask = _data(spec.get("mask"), dtype, N * DH, "mask")
+        if backward:
+            ly.dx = _data(spec["dx"], dtype, N * ly.in_size, "dx")
+            ly.dy = _data(spec["dy"], dtype, N * DH, "dy")
+        for d in range(n_dirs):
+            ds = spec["dirs"][d]
+            dr = &ly.dirs[d]
+            rows = N if training else B
+            dr.w_ih = _data(ds["w_ih"], dtype, GH * ly.in_size, "w_ih")
+            dr.w_hh = _data(ds["w_hh"], dtype, GH * Hout, "w_hh")
+            dr.w_hr = _data(ds.get("w_hr"), dtype, Hout * H, "w_hr")
+            dr.bias_x = _data(ds["bias_x"], dtype, GH, "bias_x")
+            dr.bias_hn = _data(ds.get("bias_hn"), dtype, H, "bias_hn")
+            dr.gates = _data(ds["gates"], dtype, N * GH, "gates")
+            dr.extra = _data(ds.get("extra"), dtype, rows * E, "extra")
+            dr.hprev = _data(ds.get("hprev"), dtype, N * Hout, "hprev")
+            dr.m = _data(ds.get("m"), dtype, rows * H, "m")
+            dr.h = _data(ds["h"], dtype, B * Hout, "h")
+            dr.c = _data(ds.get("c"), dtype, B * H, "c")
+            dr.hg = _data(ds.get("hg"), dtype, B * GH, "hg")
+            if (training and dr.hprev == NULL) or (kind == LSTM and dr.c == NULL) \
+                    or (kind == GRU and dr.bias_hn == NULL) \
+                    or (E > 0 and dr.extra == NULL) or (dr.w_hr != NULL and dr.m == NULL):
+                raise RuntimeError("cyrnn internal error: missing buffer")
+            if not backward:
+                if dr.hg == NULL:
+                    raise RuntimeError("cyrnn internal error: missing buffer")
+                continue
+            dr.dgx = _data(ds["dgx"], dtype, N * GH, "dgx")
+            dr.dgh = _data(ds["dgh"], dtype, N * GH, "dgh")
+            dr.dhall = _data(ds.get("dhall"), dtype, N * Hout, "dhall")
+            dr.dm = _data(ds.get("dm"), dtype, B * H, "dm")
+            dr.dh = _data(ds["dh"], dtype, B * Hout, "dh")
+            dr.dc = _data(ds.get("dc"), dtype, B * H, "dc")
+            dr.dw_ih = _data(ds["dw_ih"], dtype, GH * ly.in_size, "dw_ih")
+            dr.dw_hh = _data(ds["dw_hh"], dtype, GH * Hout, "dw_hh")
+            dr.db_ih = _data(ds.get("db_ih"), dtype, GH, "db_ih")
+            dr.db_hh = _data(ds.get("db_hh"), dtype, GH, "db_hh")
+            dr.dw_hr = _data(ds.get("dw_hr"), dtype, Hout * H, "dw_hr")
+            if (not training) or (kind == LSTM and dr.dc == NULL) or \
+                    (dr.w_hr != NULL and (dr.dhall == NULL or dr.dm == NULL or dr.dw_hr == NULL)):
+                raise RuntimeError("cyrnn internal error: missing buffer")
+
+
+cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
+                             const floating *x) noexcept nogil:
+    cdef const Direction *dr = &ly.dirs[d]
+    cdef int H = p.H, Hout = p.Hout, GH = p.G * p.H, DH = p.D * p.Hout, n, s, t
+    cdef Py_ssize_t off
+    cdef bint relu = p.kind == RNN_RELU
+    cdef floating *gates = <floating *>dr.gates
+    cdef floating *h = <floating *>dr.h
+    cdef floating *c = <floating *>dr.c
+    cdef floating *hg = <floating *>dr.hg
+    cdef const floating *w_hh = <const floating *>dr.w_hh
+    cdef const floating *w_hr = <const floating *>dr.w_hr
+    cdef floating *y = <floating *>ly.y + d * Hout
+    cdef floating *g
+    cdef floating *extra
+    cdef floating *m
+    cdef floating *h_in
+
+    fill_rows(p.N, GH, <const floating *>dr.bias_x, gates)
+    gemm(False, True, <int>p.N, GH, ly.in_size, <floating>1, x, ly.in_size,
+         <const floating *>dr.w_ih, ly.in_size, <floating>1, gates, GH)
+
+    for s in range(p.T):
+        t = s if d == 0 else p.T - 1 - s
+        n = <int>p.batch_sizes[t]
+        off = p.offsets[t]
+        g = gates + off * GH
+        # Training keeps per-step rows for backward; inference reuses scratch.
+        extra = <floating *>dr.extra + (off * p.E if p.training else 0)
+        m = <floating *>dr.m + (off * H if p.training else 0)
+        h_in = h
+        if p.training:
+            h_in = <floating *>dr.hprev + off * Hout
+            memcpy(h_in, h, n * Hout * sizeof(floating))
+        gemm(False, True, n, GH, Hout, <floating>1, h_in, Hout, w_hh, Hout,
+             <floating>0, hg, GH)
+        if p.kind == LSTM:
+            if w_hr != NULL:
+                lstm_forward(n, H, g, hg, c, m, extra)
+                gemm(False, True, n, Hout, H, <floating>1, m, H, w_hr, H,
+                     <floating>0, h, Hout)
+            else:
+                lstm_forward(n, H, g, hg, c, h, extra)
+        elif p.kind == GRU:
+            gru_forward(n, H, g, hg, <const floating *>dr.bias_hn, h, extra)
+        else:
+            rnn_forward(relu, n, H, g, hg, h)
+        copy_rows(n, Hout, h, Hout, y + off * DH, DH)
+
+
+cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
+                              const floating *x) noexcept nogil:
+    cdef const Direction *dr = &ly.dirs[d]
+    cdef int H = p.H, Hout = p.Hout, GH = p.G * p.H, DH = p.D * p.Hout, n, s, t
+    cdef int in_size = ly.in_size, N = <int>p.N
+    cdef Py_ssize_t off
+    cdef bint relu = p.kind == RNN_RELU
+    cdef const floating *gates = <const floating *>dr.gates
+    cdef const floating *extra = <const floating *>dr.extra
+    cdef const floating *hprev = <const floating *>dr.hprev
+    cdef const floating *w_hh = <const floating *>dr.w_hh
+    cdef const floating *w_hr = <const floating *>dr.w_hr
+    cdef const floating *dy = <const floating *>ly.dy + d * Hout
+    cdef floating *dgx = <floating *>dr.dgx
+    cdef floating *dgh = <floating *>dr.dgh
+    cdef floating *dh = <floating *>dr.dh
+    cdef floating *dc = <floating *>dr.dc
+    cdef floating *dm = <floating *>dr.dm
+    cdef floating *dhall = <floating *>dr.dhall
+
+    for s in range(p.T):
+        t = p.T - 1 - s if d == 0 else s
+        n = <int>p.batch_sizes[t]
+        off = p.offsets[t]
+        add_rows(n, Hout, dy + off * DH, DH, dh, Hout)
+        if p.kind == LSTM:
+            if w_hr != NULL:
+                copy_rows(n, Hout, dh, Hout, dhall + off * Hout, Hout)
+                gemm(False, False, n, H, Hout, <floating>1, dh, Hout, w_hr, H,
+                     <floating>0, dm, H)
+                lstm_backward(n, H, gates + off * GH, extra + off * p.E, dm, dc,
+                              dgx + off * GH)
+            else:
+                lstm_backward(n, H, gates + off * GH, extra + off * p.E, dh, dc,
+                              dgx + off * GH)
+            gemm(False, False, n, Hout, GH, <floating>1, dgx + off * GH, GH,
+                 w_hh, Hout, <floating>0, dh, Hout)
+        elif p.kind == GRU:
+            # The kernel leaves the direct part z * dh in dh; the GEMM adds
+            # the part that flows back through the recurrent weights.
+            gru_backward(n, H, gates + off * GH, extra + off * p.E,
+                         hprev + off * Hout, dh, dgx + off * GH, dgh + off * GH)
+            gemm(False, False, n, Hout, GH, <floating>1, dgh + off * GH, GH,
+                 w_hh, Hout, <floating>1, dh, Hout)
+        else:
+            rnn_backward(relu, n, H, gates + off * GH, dh, dgx + off * GH)
+            gemm(False, False, n, Hout, GH, <floating>1, dgx + off * GH, GH,
+                 w_hh, Hout, <floating>0, dh, Hout)
+
+    gemm(True, False, GH, in_size, N, <floating>1, dgx, GH, x, in_size,
+         <floating>0, <floating *>dr.dw_ih, in_size)
+    gemm(True, False, GH, Hout, N, <floating>1, dgh, GH, hprev, Hout,
+         <floating>0, <floating *>dr.dw_hh, Hout)
+    if dr.db_ih != NULL:
+        column_sums(p.N, GH, <const floating *>dgx, <floating *>dr.db_ih)
+        column_sums(p.N, GH, <const floating *>dgh, <floating *>dr.db_hh)
+    if w_hr != NULL:
+        gemm(True, False, Hout, H, N, <floating>1, dhall, Hout,
+             <const floating *>dr.m, H, <floating>0, <floating *>dr.dw_hr, H)
+    # Both directions read the same input, so the second one accumulates.
+    gemm(False, False, N, in_size, GH, <floating>1, dgx, GH,
+         <const floating *>dr.w_ih, in_size, <floating>(1 if d else 0),
+         <floating *>ly.dx, in_size)
+
+
+cdef void _run_forward(const Plan *p, const floating *first_x) noexcept nogil:
+    cdef int l, d
+    cdef const Layer *ly
+    for l in range(p.L):
+        ly = &p.layers[l]
+        for d in range(p.D):
+            _forward_direction(p, ly, d, <const floating *>ly.x)
+        if ly.mask != NULL:
+            multiply(p.N * p.D * p.Hout, <floating *>ly.y, <const floating *>ly.mask)
+
+
+cdef void _run_backward(const Plan *p, const floating *first_x) noexcept nogil:
+    cdef int l, d
+    cdef const Layer *ly
+    for l in range(p.L - 1, -1, -1):
+        ly = &p.layers[l]
+        if ly.mask != NULL:
+            multiply(p.N * p.D * p.Hout, <floating *>ly.dy, <const floating *>ly.mask)
+        for d in range(p.D):
+            _backward_direction(p, ly, d, <const floating *>ly.x)
+
+
+def run(int kind, bint training, bint backward, Py_ssize_t[::1] batch_sizes,
+        Py_ssize_t[::1] offsets, int hidden_size, int out_size, list layers,
+        object dtype):
+    """Runs the forward pass (backward=False) or BPTT over buffers prepared by
+    the Python layer; see Plan, Layer and Direction for what each holds."""
+    cdef Plan p
+    dtype = np.dtype(dtype)
+    if batch_sizes.shape[0] < 1 or offsets.shape[0] != batch_sizes.shape[0] + 1 \
+            or not layers:
+        raise RuntimeError("cyrnn internal error: empty plan")
+    p.layers = <Layer *>calloc(len(layers), sizeof(Layer))
+    if p.layers == NULL:
+        raise MemoryError()
+    try:
+        _fill_plan(&p, kind, training, batch_sizes, offsets, hidden_size,
+                   out_size, layers, dtype, backward)
+        if dtype == np.float32:
+            with nogil:
+                if backward:
+                    _run_backward(&p, <const float *>NULL)
+                else:
+                    _run_forward(&p, <const float *>NULL)
+        else:
+            with nogil:
+                if backward:
+                    _run_backward(&p, <const double *>NULL)
+                else:
+                    _run_forward(&p, <const double *>NULL)
+    finally:
+        free(p.layers)
+
+
+def activation(str name, object values):
+    """The C kernels' sigmoid or tanh applied to a float32 or float64 array,
+    for checking their accuracy against numpy."""
+    cdef cnp.ndarray x = np.ascontiguousarray(values)
+    cdef cnp.ndarray out = np.empty_like(x)
+    if x.dtype == np.float32 and name == "sigmoid":
+        cyrnn_sigmoid_f(x.size, <float *>cnp.PyArray_DATA(x), <float *>cnp.PyArray_DATA(out))
+    elif x.dtype == np.float32 and name == "tanh":
+        cyrnn_tanh_f(x.size, <float *>cnp.PyArray_DATA(x), <float *>cnp.PyArray_DATA(out))
+    elif x.dtype == np.float64 and name == "sigmoid":
+        cyrnn_sigmoid_d(x.size, <double *>cnp.PyArray_DATA(x), <double *>cnp.PyArray_DATA(out))
+    elif x.dtype == np.float64 and name == "tanh":
+        cyrnn_tanh_d(x.size, <double *>cnp.PyArray_DATA(x), <double *>cnp.PyArray_DATA(out))
+    else:
+        raise ValueError(f"activation: unknown name {name!r} or dtype {x.dtype}")
+    return out

@@ -1,0 +1,30 @@
+"""What a training forward pass hands to backward."""
+from typing import NamedTuple
+
+
+class Tape:
+    """Everything backward needs from one training forward pass: the packed
+    layout, the per-layer buffers the time loops filled (inputs, activated
+    gates, states before each step, dropout masks) and the shapes the caller
+    used. Opaque to users; valid only with the model that made it, and only
+    while that model's weights are the ones it was made with."""
+
+    __slots__ = ("model", "weights_version", "layout", "layers", "x_shape",
+                 "y_shape", "hn_shape", "cn_shape", "unbatched")
+
+    def __init__(self, **fields):
+        for name in self.__slots__:
+            setattr(self, name, fields[name])
+
+    def __repr__(self):
+        return (f"<cyrnn Tape of {type(self.model).__name__}, "
+                f"input {self.x_shape}, {self.layout.N} packed rows>")
+
+
+class Gradients(NamedTuple):
+    """Gradients of a scalar loss: `input` has the shape of x, `hx` the shape
+    of the initial state (a pair (dh0, dc0) for LSTM) and `params` the names
+    and shapes of state_dict()."""
+    input: object
+    hx: object
+    params: dict

@@ -1,0 +1,79 @@
+"""Argument checks shared by every public class. Each raises TypeError or
+ValueError naming the argument and what was expected, before any C runs."""
+import numbers
+import operator
+
+import numpy as np
+
+# BLAS takes 32-bit ints for every dimension and leading dimension.
+BLAS_INT_MAX = 2**31 - 1
+
+SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_int(name, value, minimum=1):
+    """A Python or numpy integer >= minimum (bools are not sizes)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    value = operator.index(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    if value > BLAS_INT_MAX:
+        raise ValueError(f"{name} must be at most {BLAS_INT_MAX} (BLAS's int), got {value}")
+    return value
+
+
+def check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_probability(name, value):
+    """A float in [0, 1)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number in [0, 1), got {value!r}")
+    value = float(value)
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value}")
+    return value
+
+
+def check_dtype(value):
+    """float32 or float64, from anything np.dtype accepts."""
+    try:
+        dtype = np.dtype(value)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {value!r}") from None
+    if dtype not in SUPPORTED_DTYPES:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def check_seed(value):
+    if value is None or isinstance(value, np.random.Generator):
+        return value
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 0:
+        raise TypeError(f"seed must be None, a non-negative integer or a numpy Generator, got {value!r}")
+    return int(value)
+
+
+def as_real_array(name, value, dtype):
+    """value as an ndarray of dtype; integers and bools convert, anything that
+    is not real numbers (complex, object, strings) is a TypeError."""
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a real numeric array: {exc}") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real numeric array, got dtype {array.dtype}")
+    return array.astype(dtype, copy=False)
+
+
+def check_shape(name, array, expected, meaning):
+    """Compares a shape against a tuple of ints; `meaning` spells the
+    expected shape symbolically for the message, e.g. '(L*D, B, H_out)'."""
+    if array.shape != tuple(expected):
+        raise ValueError(
+            f"{name} must have shape {meaning} = {tuple(expected)}, got {array.shape}")
+    return array

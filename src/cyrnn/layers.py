@@ -1,0 +1,58 @@
+"""The public recurrent layers. Each is its cell's CellSpec on the shared
+machinery of _base.RecurrentLayer; see that class for the calls."""
+import numpy as np
+
+from cyrnn import _cells
+from cyrnn._base import RecurrentLayer
+
+
+class LSTM(RecurrentLayer):
+    """Multi-layer LSTM with torch.nn.LSTM's parameters and semantics.
+
+    y, (h_n, c_n) = m(x, (h0, c0), lengths=None) for inference;
+    y, (h_n, c_n), tape = m.forward(...) and m.backward(tape, dy, (dh_n, dc_n))
+    for training. Gates i, f, g, o; `proj_size` > 0 adds weight_hr_l*.
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, proj_size=0,
+                 dtype=np.float32, seed=None):
+        self._configure(_cells.LSTM, input_size, hidden_size, num_layers, bias=bias,
+                        batch_first=batch_first, dropout=dropout,
+                        bidirectional=bidirectional, proj_size=proj_size, dtype=dtype,
+                        seed=seed)
+
+
+class GRU(RecurrentLayer):
+    """Multi-layer GRU with torch.nn.GRU's parameters and semantics: gates
+    r, z, n with n = tanh(W_in x + b_in + r * (W_hn h + b_hn)) and
+    h' = (1 - z) * n + z * h."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False,
+                 dtype=np.float32, seed=None):
+        self._configure(_cells.GRU, input_size, hidden_size, num_layers, bias=bias,
+                        batch_first=batch_first, dropout=dropout,
+                        bidirectional=bidirectional, proj_size=0, dtype=dtype, seed=seed)
+
+
+class RNN(RecurrentLayer):
+    """Multi-layer Elman RNN, h' = nonlinearity(W_ih x + b_ih + W_hh h + b_hh),
+    with nonlinearity "tanh" or "relu", as torch.nn.RNN."""
+
+    _NONLINEARITIES = {"tanh": _cells.RNN_TANH, "relu": _cells.RNN_RELU}
+
+    def __init__(self, input_size, hidden_size, num_layers=1, *, nonlinearity="tanh",
+                 bias=True, batch_first=False, dropout=0.0, bidirectional=False,
+                 dtype=np.float32, seed=None):
+        if not isinstance(nonlinearity, str) or nonlinearity not in self._NONLINEARITIES:
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self._configure(self._NONLINEARITIES[nonlinearity], input_size, hidden_size,
+                        num_layers, bias=bias, batch_first=batch_first, dropout=dropout,
+                        bidirectional=bidirectional, proj_size=0, dtype=dtype, seed=seed)
+        self._nonlinearity = nonlinearity
+
+    nonlinearity = property(lambda self: self._nonlinearity)
+
+    def _extra_repr(self):
+        return [] if self._nonlinearity == "tanh" else [f"nonlinearity={self._nonlinearity!r}"]
