@@ -95,6 +95,12 @@ class RecurrentLayer:
         return {name: self._rng.uniform(-bound, bound, size=shape).astype(self._dtype)
                 for name, shape in self._parameter_shapes().items()}
 
+    def parameters(self):
+        """name -> the model's own parameter array, for optimizers that update
+        in place (state_dict() returns copies instead). Write into these
+        arrays, never rebind them; shapes and dtype must not change."""
+        return dict(self._params)
+
     def state_dict(self):
         """A copy of every parameter, in torch's names, shapes and gate order."""
         return {name: value.copy() for name, value in self._params.items()}

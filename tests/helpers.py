@@ -1,0 +1,49 @@
+"""Shared test helpers: model construction from plain options and a
+finite-difference gradient check against the layers' backward."""
+import numpy as np
+
+import cyrnn
+
+CELLS = {
+    "LSTM": lambda **kw: cyrnn.LSTM(**kw),
+    "GRU": lambda **kw: cyrnn.GRU(**kw),
+    "RNN_TANH": lambda **kw: cyrnn.RNN(nonlinearity="tanh", **kw),
+    "RNN_RELU": lambda **kw: cyrnn.RNN(nonlinearity="relu", **kw),
+}
+
+
+def make_model(cell, input_size=3, hidden_size=4, **options):
+    return CELLS[cell](input_size=input_size, hidden_size=hidden_size, **options)
+
+
+def tolerances(dtype):
+    return dict(rtol=1e-10, atol=1e-12) if np.dtype(dtype) == np.float64 else dict(rtol=1e-5, atol=2e-6)
+
+
+def random_like_states(rng, states):
+    if isinstance(states, tuple):
+        return tuple(rng.standard_normal(s.shape) for s in states)
+    return rng.standard_normal(states.shape)
+
+
+def weighted_loss(y, hn, dy, dhn):
+    """sum(y * dy) + sum(h_n * dh_n) (+ the c_n term for LSTM): its gradient
+    with respect to y and h_n is exactly (dy, dhn)."""
+    total = np.sum(y * dy)
+    if isinstance(hn, tuple):
+        return total + sum(np.sum(a * b) for a, b in zip(hn, dhn))
+    return total + np.sum(hn * dhn)
+
+
+def finite_difference(f, value, eps=1e-6):
+    """Central differences of the scalar f over every entry of value."""
+    grad = np.zeros_like(value)
+    for index in np.ndindex(value.shape):
+        saved = value[index]
+        value[index] = saved + eps
+        up = f()
+        value[index] = saved - eps
+        down = f()
+        value[index] = saved
+        grad[index] = (up - down) / (2 * eps)
+    return grad

@@ -1,0 +1,136 @@
+"""Writes the reference fixtures under tests/data from PyTorch.
+
+Run with torch 2.13.0 (CPU) installed:  python tools/make_fixtures.py
+Each .npz holds one configuration: its options (as JSON), the inputs, the
+weights, torch's outputs and the gradients of
+    L = sum(y * dy) + sum(h_n * dh_n) [+ sum(c_n * dc_n)]
+with respect to the input, the initial states and every parameter. The tests
+compare cyrnn against them without importing torch.
+"""
+import json
+import pathlib
+
+import numpy as np
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "data"
+I, H, T, B = 3, 5, 6, 4
+
+# name -> options; "lengths" is a list, "unbatched"/"no_hx" are flags of the
+# call, everything else goes to the torch module's constructor.
+COMMON = {
+    "base": {},
+    "layers2": {"num_layers": 2},
+    "layers3": {"num_layers": 3},
+    "bidirectional": {"bidirectional": True},
+    "bidirectional_layers2": {"bidirectional": True, "num_layers": 2},
+    "no_bias": {"bias": False},
+    "batch_first": {"batch_first": True},
+    "unbatched": {"unbatched": True},
+    "unbatched_bidirectional": {"unbatched": True, "bidirectional": True, "num_layers": 2},
+    "lengths": {"lengths": [4, 6, 1, 3]},
+    "lengths_bidirectional_layers2": {"lengths": [2, 6, 5, 2], "bidirectional": True,
+                                      "num_layers": 2},
+    "lengths_batch_first": {"lengths": [3, 1, 6, 6], "batch_first": True},
+    "lengths_no_bias_bidirectional": {"lengths": [5, 2, 6, 3], "bias": False,
+                                      "bidirectional": True},
+    "lengths_full": {"lengths": [6, 6, 6, 6]},
+    "no_hx": {"no_hx": True, "num_layers": 2},
+    "one_step": {"T": 1, "bidirectional": True},
+    "batch_of_one_lengths": {"B": 1, "lengths": [4], "bidirectional": True},
+    "batch_first_bidirectional_layers3": {"batch_first": True, "bidirectional": True,
+                                          "num_layers": 3},
+}
+LSTM_ONLY = {
+    "proj": {"proj_size": 2},
+    "proj_bidirectional_layers2": {"proj_size": 3, "bidirectional": True, "num_layers": 2},
+    "proj_lengths_batch_first": {"proj_size": 2, "lengths": [6, 2, 4, 5], "batch_first": True},
+    "proj_unbatched_bidirectional": {"proj_size": 2, "unbatched": True, "bidirectional": True},
+}
+CELLS = {
+    "lstm": (torch.nn.LSTM, {}, {**COMMON, **LSTM_ONLY}),
+    "gru": (torch.nn.GRU, {}, COMMON),
+    "rnn_tanh": (torch.nn.RNN, {"nonlinearity": "tanh"}, COMMON),
+    "rnn_relu": (torch.nn.RNN, {"nonlinearity": "relu"}, COMMON),
+}
+
+
+def make_case(cls, cell_options, options, dtype, seed):
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    options = dict(options)
+    unbatched = options.pop("unbatched", False)
+    no_hx = options.pop("no_hx", False)
+    lengths = options.pop("lengths", None)
+    steps, batch = options.pop("T", T), options.pop("B", B)
+    torch_dtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
+    module = cls(I, H, **cell_options, **options).to(torch_dtype)
+    # Larger-than-default weights make the gates saturate somewhere, as trained ones do.
+    with torch.no_grad():
+        for p in module.parameters():
+            p.uniform_(-0.8, 0.8)
+    D = 2 if options.get("bidirectional") else 1
+    K = D * options.get("num_layers", 1)
+    h_out = options.get("proj_size", 0) or H
+    is_lstm = cls is torch.nn.LSTM
+    batch_first = options.get("batch_first", False)
+
+    x_shape = (steps, I) if unbatched else ((batch, steps, I) if batch_first else (steps, batch, I))
+    x = torch.tensor(rng.standard_normal(x_shape), dtype=torch_dtype, requires_grad=True)
+    state = (lambda w: (K, w) if unbatched else (K, batch, w))
+    h0 = torch.tensor(rng.standard_normal(state(h_out)) * 0.5, dtype=torch_dtype, requires_grad=True)
+    c0 = torch.tensor(rng.standard_normal(state(H)) * 0.5, dtype=torch_dtype, requires_grad=True)
+    hx = None if no_hx else ((h0, c0) if is_lstm else h0)
+
+    if lengths is None:
+        y, hn = module(x, hx)
+    else:
+        packed = pack_padded_sequence(x, torch.tensor(lengths), batch_first=batch_first,
+                                      enforce_sorted=False)
+        y, hn = module(packed, hx)
+        y, _ = pad_packed_sequence(y, batch_first=batch_first, total_length=steps)
+    h_n, c_n = hn if is_lstm else (hn, None)
+
+    dy = torch.tensor(rng.standard_normal(y.shape), dtype=torch_dtype)
+    dh_n = torch.tensor(rng.standard_normal(h_n.shape), dtype=torch_dtype)
+    loss = (y * dy).sum() + (h_n * dh_n).sum()
+    record = {}
+    if is_lstm:
+        dc_n = torch.tensor(rng.standard_normal(c_n.shape), dtype=torch_dtype)
+        loss = loss + (c_n * dc_n).sum()
+        record.update(dc_n=dc_n, c_n=c_n)
+    loss.backward()
+
+    config = {"cell": cls.__name__, **cell_options, **options, "input_size": I,
+              "hidden_size": H, "unbatched": unbatched, "no_hx": no_hx, "dtype": dtype}
+    record.update(x=x, y=y, h_n=h_n, dy=dy, dh_n=dh_n, **{"grad.input": x.grad})
+    if not no_hx:
+        record.update(h0=h0, **{"grad.h0": h0.grad})
+        if is_lstm:
+            record.update(c0=c0, **{"grad.c0": c0.grad})
+    for name, p in module.named_parameters():
+        record["param." + name] = p
+        record["grad." + name] = p.grad
+    arrays = {k: v.detach().numpy() for k, v in record.items()}
+    if lengths is not None:
+        arrays["lengths"] = np.array(lengths, dtype=np.int64)
+    arrays["config"] = np.array(json.dumps(config))
+    return arrays
+
+
+def main():
+    OUT.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(1)
+    count = 0
+    for cell, (cls, cell_options, cases) in CELLS.items():
+        for seed, (case, options) in enumerate(sorted(cases.items())):
+            for dtype in ("float32", "float64"):
+                arrays = make_case(cls, cell_options, options, dtype, seed)
+                np.savez_compressed(OUT / f"{cell}_{case}_{dtype}.npz", **arrays)
+                count += 1
+    print(f"wrote {count} fixtures to {OUT} with torch {torch.__version__}")
+
+
+if __name__ == "__main__":
+    main()
