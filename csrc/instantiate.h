@@ -30,7 +30,7 @@
 #define LN2_HI 0.693145751953125f
 #define LN2_LO 1.428606765330187e-06f
 #define SIGMOID_CLAMP 80.0f
-#define TANH_CLAMP 9.0f /* tanh(9) rounds to 1 in float */
+#define TANH_CLAMP 9.0f /* e / (e + 2) is exactly 1 from here on */
 #define EXPM1_POLY(r) \
     ((r) * (1.0f + (r) * (1.0f / 2 + (r) * (1.0f / 6 + (r) * (1.0f / 24 + \
     (r) * (1.0f / 120 + (r) * (1.0f / 720 + (r) * (1.0f / 5040))))))))
@@ -60,7 +60,7 @@
 #define LN2_HI 6.93147180369123816490e-01
 #define LN2_LO 1.90821492927058770002e-10
 #define SIGMOID_CLAMP 700.0
-#define TANH_CLAMP 19.0 /* tanh(19) rounds to 1 in double */
+#define TANH_CLAMP 20.0 /* e / (e + 2) is exactly 1 from here on */
 #define EXPM1_POLY(r) \
     ((r) * (1.0 + (r) * (1.0 / 2 + (r) * (1.0 / 6 + (r) * (1.0 / 24 + \
     (r) * (1.0 / 120 + (r) * (1.0 / 720 + (r) * (1.0 / 5040 + \

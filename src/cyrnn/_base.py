@@ -9,7 +9,7 @@ from cyrnn import _recurrence
 from cyrnn._packing import SequenceLayout
 from cyrnn._tape import Gradients, Tape
 from cyrnn._validation import (
-    BLAS_INT_MAX, as_real_array, check_bool, check_dtype, check_int,
+    BLAS_INT_MAX, as_real_array, real_array, check_bool, check_dtype, check_int,
     check_probability, check_seed, check_shape)
 
 
@@ -149,7 +149,7 @@ class RecurrentLayer:
         return array.transpose(1, 0, 2) if self._batch_first else array
 
     def _check_input(self, x):
-        x = as_real_array("x", x, self._dtype)
+        x = real_array("x", x)
         layout = "(B, T, input_size)" if self._batch_first else "(T, B, input_size)"
         if x.ndim not in (2, 3):
             raise ValueError(f"x must have shape {layout} or, unbatched, (T, input_size) "
@@ -167,7 +167,7 @@ class RecurrentLayer:
                      self._cell.gates * self._hidden_size)
         if T * B > BLAS_INT_MAX or T * B * widest > np.iinfo(np.intp).max // 8:
             raise ValueError(f"x has too many rows for BLAS's 32-bit ints: T*B = {T * B}")
-        return x, x_tm, unbatched
+        return x, x_tm.astype(self._dtype, copy=False), unbatched
 
     def _check_lengths(self, lengths, T, B, unbatched):
         if lengths is None:

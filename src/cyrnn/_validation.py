@@ -61,13 +61,19 @@ def check_seed(value):
 def as_real_array(name, value, dtype):
     """value as an ndarray of dtype; integers and bools convert, anything that
     is not real numbers (complex, object, strings) is a TypeError."""
+    return real_array(name, value).astype(dtype, copy=False)
+
+
+def real_array(name, value):
+    """value as an ndarray of real numbers, not yet converted (so that its
+    shape can be checked before any copy is made)."""
     try:
         array = np.asarray(value)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} must be a real numeric array: {exc}") from None
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a real numeric array, got dtype {array.dtype}")
-    return array.astype(dtype, copy=False)
+    return array
 
 
 def check_shape(name, array, expected, meaning):

@@ -1,0 +1,125 @@
+"""Backward (BPTT) against central finite differences, in float64, for every
+parameter, the input and the initial states, over the options grid."""
+import numpy as np
+import pytest
+
+from helpers import finite_difference, make_model, random_like_states, weighted_loss
+
+T, B, I, H = 4, 3, 2, 3
+GRID = {
+    "base": {},
+    "layers3": {"num_layers": 3},
+    "bidirectional_layers2": {"bidirectional": True, "num_layers": 2},
+    "no_bias": {"bias": False},
+    "batch_first": {"batch_first": True},
+    "unbatched": {"unbatched": True},
+    "lengths_unsorted": {"lengths": [2, 4, 1]},
+    "lengths_bidirectional_layers2_batch_first": {
+        "lengths": [3, 1, 4], "bidirectional": True, "num_layers": 2, "batch_first": True},
+    "unbatched_bidirectional_no_bias": {"unbatched": True, "bidirectional": True, "bias": False},
+}
+LSTM_GRID = {
+    "proj": {"proj_size": 2},
+    "proj_bidirectional_layers2_lengths": {
+        "proj_size": 1, "bidirectional": True, "num_layers": 2, "lengths": [4, 2, 3]},
+}
+CASES = [(cell, name, opts) for cell in ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
+         for name, opts in GRID.items()]
+CASES += [("LSTM", name, opts) for name, opts in LSTM_GRID.items()]
+
+
+def problem(cell, options, seed=0):
+    options = dict(options)
+    unbatched = options.pop("unbatched", False)
+    lengths = options.pop("lengths", None)
+    model = make_model(cell, I, H, dtype=np.float64, seed=seed, **options)
+    rng = np.random.default_rng(seed)
+    if unbatched:
+        shape = (T, I)
+    else:
+        shape = (B, T, I) if options.get("batch_first") else (T, B, I)
+    x = rng.standard_normal(shape)
+    _, hn = model(x, lengths=None if lengths is None else np.array(lengths))
+    hx = random_like_states(rng, hn)
+    if cell == "RNN_RELU":
+        # Keep pre-activations away from relu's kink, where differences lie.
+        model.load_state_dict({k: v + (0.3 if k.startswith("bias") else 0.0)
+                               for k, v in model.state_dict().items()})
+    return model, x, hx, None if lengths is None else np.array(lengths)
+
+
+@pytest.mark.parametrize("cell,name,options", CASES, ids=[f"{c}-{n}" for c, n, _ in CASES])
+def test_backward_matches_finite_differences(cell, name, options):
+    model, x, hx, lengths = problem(cell, options)
+    rng = np.random.default_rng(1)
+    y, hn, tape = model.forward(x, hx, lengths=lengths)
+    # Past a sequence's end y is zero whatever the weights, so dy there must
+    # count for nothing; a random dy everywhere checks that too.
+    dy, dhn = rng.standard_normal(y.shape), random_like_states(rng, hn)
+    grads = model.backward(tape, dy, dhn)
+
+    def loss():
+        y, hn = model(x, hx, lengths=lengths)
+        return weighted_loss(y, hn, dy, dhn)
+
+    np.testing.assert_allclose(grads.input, finite_difference(loss, x), rtol=1e-6, atol=1e-8)
+    states = hx if isinstance(hx, tuple) else (hx,)
+    got = grads.hx if isinstance(grads.hx, tuple) else (grads.hx,)
+    for state, grad in zip(states, got):
+        np.testing.assert_allclose(grad, finite_difference(loss, state), rtol=1e-6, atol=1e-8)
+    params = model.parameters()
+    assert grads.params.keys() == params.keys()
+    for key, value in params.items():
+        np.testing.assert_allclose(grads.params[key], finite_difference(loss, value),
+                                   rtol=1e-6, atol=1e-8, err_msg=key)
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN_TANH"])
+def test_dropout_gradients_use_the_tapes_masks(cell):
+    """With dropout the loss depends on the masks drawn in forward(); replaying
+    the generator's state replays the masks, so differences are well defined."""
+    model = make_model(cell, I, H, num_layers=3, dropout=0.4, bidirectional=True,
+                       dtype=np.float64, seed=3)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((T, B, I))
+    generator_state = model._rng.bit_generator.state
+    y, hn, tape = model.forward(x)
+    dy, dhn = rng.standard_normal(y.shape), random_like_states(rng, hn)
+    grads = model.backward(tape, dy, dhn)
+    y_eval, _ = model(x)
+    assert not np.allclose(y, y_eval)  # the masks did act
+
+    def loss():
+        model._rng.bit_generator.state = generator_state
+        y, hn, _ = model.forward(x)
+        return weighted_loss(y, hn, dy, dhn)
+
+    np.testing.assert_allclose(grads.input, finite_difference(loss, x), rtol=1e-6, atol=1e-8)
+    for key, value in model.parameters().items():
+        np.testing.assert_allclose(grads.params[key], finite_difference(loss, value),
+                                   rtol=1e-6, atol=1e-8, err_msg=key)
+
+
+def test_dhn_parts_may_be_omitted():
+    model, x, hx, _ = problem("LSTM", {"num_layers": 2})
+    y, (h_n, c_n), tape = model.forward(x, hx)
+    dy = np.ones_like(y)
+    full = model.backward(tape, dy, (np.zeros_like(h_n), np.zeros_like(c_n)))
+    for dhn in (None, (None, None), (np.zeros_like(h_n), None), (None, np.zeros_like(c_n))):
+        partial = model.backward(tape, dy, dhn)
+        np.testing.assert_array_equal(partial.input, full.input)
+        for key in full.params:
+            np.testing.assert_array_equal(partial.params[key], full.params[key])
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN_TANH"])
+def test_backward_twice_gives_the_same_gradients(cell):
+    model, x, hx, lengths = problem(cell, {"bidirectional": True, "num_layers": 2,
+                                           "lengths": [4, 1, 3]})
+    y, hn, tape = model.forward(x, hx, lengths=lengths)
+    rng = np.random.default_rng(5)
+    dy, dhn = rng.standard_normal(y.shape), random_like_states(rng, hn)
+    first, second = model.backward(tape, dy, dhn), model.backward(tape, dy, dhn)
+    np.testing.assert_array_equal(first.input, second.input)
+    for key in first.params:
+        np.testing.assert_array_equal(first.params[key], second.params[key])

@@ -1,0 +1,110 @@
+"""Property tests over cell kind, sizes and options (hypothesis)."""
+import numpy as np
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from helpers import finite_difference, make_model, random_like_states, weighted_loss
+
+SETTINGS = settings(max_examples=40, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def problems(draw, max_size=4):
+    cell = draw(st.sampled_from(["LSTM", "GRU", "RNN_TANH", "RNN_RELU"]))
+    hidden = draw(st.integers(2, max_size))
+    options = dict(
+        num_layers=draw(st.integers(1, 3)),
+        bidirectional=draw(st.booleans()),
+        bias=draw(st.booleans()),
+        batch_first=draw(st.booleans()),
+        dtype=draw(st.sampled_from([np.float32, np.float64])),
+        seed=draw(st.integers(0, 2**16)),
+    )
+    if cell == "LSTM" and draw(st.booleans()):
+        options["proj_size"] = draw(st.integers(1, hidden - 1))
+    input_size = draw(st.integers(1, max_size))
+    T, B = draw(st.integers(1, 6)), draw(st.integers(1, 5))
+    rng = np.random.default_rng(options["seed"])
+    x = rng.standard_normal((B, T, input_size) if options["batch_first"] else (T, B, input_size))
+    lengths = None
+    if draw(st.booleans()):
+        lengths = np.array(draw(st.lists(st.integers(1, T), min_size=B, max_size=B)))
+    model = make_model(cell, input_size, hidden, **options)
+    return model, x.astype(options["dtype"]), lengths
+
+
+@SETTINGS
+@given(problems())
+def test_inference_equals_training_forward(problem):
+    model, x, lengths = problem
+    y, hn = model(x, lengths=lengths)
+    y_train, hn_train, _ = model.forward(x, lengths=lengths)
+    np.testing.assert_array_equal(y, y_train)
+    for a, b in zip(hn if isinstance(hn, tuple) else (hn,),
+                    hn_train if isinstance(hn_train, tuple) else (hn_train,)):
+        np.testing.assert_array_equal(a, b)
+
+
+@SETTINGS
+@given(problems(), st.integers(1, 4))
+def test_results_do_not_depend_on_how_the_batch_is_split(problem, pieces):
+    model, x, lengths = problem
+    axis = 0 if model.batch_first else 1
+    B = x.shape[axis]
+    y, hn, tape = model.forward(x, lengths=lengths)
+    rng = np.random.default_rng(0)
+    dy = rng.standard_normal(y.shape).astype(model.dtype)
+    grads = model.backward(tape, dy)
+    bounds = np.linspace(0, B, min(pieces, B) + 1).astype(int)
+    y_parts, dx_parts, param_sum = [], [], None
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        part = np.take(x, np.arange(lo, hi), axis=axis)
+        y_p, _, tape_p = model.forward(part, lengths=None if lengths is None else lengths[lo:hi])
+        g = model.backward(tape_p, np.take(dy, np.arange(lo, hi), axis=axis))
+        y_parts.append(y_p)
+        dx_parts.append(g.input)
+        param_sum = g.params if param_sum is None else {
+            k: param_sum[k] + g.params[k] for k in g.params}
+    tol = dict(rtol=1e-4, atol=1e-5) if model.dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.concatenate(y_parts, axis=axis), y, **tol)
+    np.testing.assert_allclose(np.concatenate(dx_parts, axis=axis), grads.input, **tol)
+    for key in grads.params:
+        np.testing.assert_allclose(param_sum[key], grads.params[key], err_msg=key, **tol)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems(max_size=3))
+def test_backward_agrees_with_finite_differences(problem):
+    model, x, lengths = problem
+    # relu's kink makes differences ill-defined at random points; the fixed
+    # grid of test_gradients.py covers relu away from it.
+    assume(getattr(model, "nonlinearity", "tanh") != "relu")
+    if model.dtype != np.float64:
+        model = make_model_like(model, np.float64)
+        x = x.astype(np.float64)
+    y, hn, tape = model.forward(x, lengths=lengths)
+    rng = np.random.default_rng(1)
+    dy, dhn = rng.standard_normal(y.shape), random_like_states(rng, hn)
+    grads = model.backward(tape, dy, dhn)
+
+    def loss():
+        y, hn = model(x, lengths=lengths)
+        return weighted_loss(y, hn, dy, dhn)
+
+    np.testing.assert_allclose(grads.input, finite_difference(loss, x), rtol=1e-6, atol=1e-8)
+    for key, value in model.parameters().items():
+        np.testing.assert_allclose(grads.params[key], finite_difference(loss, value),
+                                   rtol=1e-6, atol=1e-8, err_msg=key)
+
+
+def make_model_like(model, dtype):
+    cell = {"LSTM": "LSTM", "GRU": "GRU"}.get(type(model).__name__) or (
+        "RNN_RELU" if model.nonlinearity == "relu" else "RNN_TANH")
+    options = dict(num_layers=model.num_layers, bidirectional=model.bidirectional,
+                   bias=model.bias, batch_first=model.batch_first, dtype=dtype)
+    if model.proj_size:
+        options["proj_size"] = model.proj_size
+    twin = make_model(cell, model.input_size, model.hidden_size, **options)
+    twin.load_state_dict(model.state_dict())
+    return twin
