@@ -12,7 +12,8 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 C_SOURCES = sorted(glob.glob("csrc/*.c"))
-COMPILE_ARGS = ["-O3", "-std=c99", "-fno-math-errno", "-Wno-unused-function"]
+COMPILE_ARGS = ["-O3", "-std=gnu99", "-fno-math-errno", "-Wno-unused-function", "-fopenmp"]
+LINK_ARGS = ["-fopenmp"]
 if os.environ.get("CYRNN_NATIVE") == "1":
     COMPILE_ARGS.append("-march=native")
 if os.environ.get("CYRNN_SANITIZE") == "1":
@@ -24,8 +25,8 @@ extensions = [
         sources=[pyx] + C_SOURCES,
         include_dirs=["csrc", numpy.get_include()],
         extra_compile_args=COMPILE_ARGS,
-        extra_link_args=["-fsanitize=address,undefined"]
-        if os.environ.get("CYRNN_SANITIZE") == "1" else [],
+        extra_link_args=LINK_ARGS + (["-fsanitize=address,undefined"]
+                                     if os.environ.get("CYRNN_SANITIZE") == "1" else []),
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
     )
     for pyx in sorted(glob.glob("src/cyrnn/*.pyx"))

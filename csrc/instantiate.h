@@ -19,6 +19,24 @@
 #define CYRNN_KERNEL
 #endif
 
+/* The packed recurrent product picks its instruction set at run time. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define CYRNN_X86_DISPATCH 1
+static inline int cyrnn_cpu_level(void)
+{
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
+        return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return 1;
+    return 0;
+}
+#else
+#define CYRNN_X86_DISPATCH 0
+#endif
+#define CYRNN_PANEL_BYTES 64
+
 /* float: e^y = 2^n (1 + p(r)), clamp bounds keep 2^n a normal number. */
 #define REAL float
 #define SFX f

@@ -1,7 +1,7 @@
 /* LSTM step kernels (template, see instantiate.h). Gate blocks are i, f, g, o,
  * torch's order. */
 
-CYRNN_KERNEL void FN(cyrnn_lstm_forward)(int n, int H, REAL *restrict gates,
+CYRNN_KERNEL void FN(cyrnn_lstm_forward)(int n, int H, int units, REAL *restrict gates,
                                           const REAL *restrict hg,
                                           REAL *restrict c, REAL *restrict h,
                                           REAL *restrict extra)
@@ -11,7 +11,7 @@ CYRNN_KERNEL void FN(cyrnn_lstm_forward)(int n, int H, REAL *restrict gates,
         const REAL *hi = hg + (ptrdiff_t)b * 4 * H, *hf = hi + H, *hgg = hf + H, *ho = hgg + H;
         REAL *cb = c + (ptrdiff_t)b * H, *hb = h + (ptrdiff_t)b * H;
         REAL *cprev = extra + (ptrdiff_t)b * 2 * H, *tanh_c = cprev + H;
-        for (int j = 0; j < H; ++j) {
+        for (int j = 0; j < units; ++j) {
             REAL i = FN(sigmoid)(gi[j] + hi[j]);
             REAL f = FN(sigmoid)(gf[j] + hf[j]);
             REAL g = FN(tanh)(gg[j] + hgg[j]);

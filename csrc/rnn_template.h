@@ -5,14 +5,16 @@ static inline REAL FN(relu)(REAL x) { return x > 0 ? x : (x != x ? x : 0); }
 
 #define CYRNN_RNN_KERNELS(NAME, ACT, DACT)                                      \
     CYRNN_KERNEL void FN(cyrnn_rnn_##NAME##_forward)(                           \
-        int n, int H, REAL *restrict gates, const REAL *restrict hg,            \
-        REAL *restrict h)                                                       \
+        int n, int H, int units, REAL *restrict gates,                          \
+        const REAL *restrict hg, REAL *restrict h)                              \
     {                                                                           \
-        ptrdiff_t total = (ptrdiff_t)n * H;                                     \
-        for (ptrdiff_t k = 0; k < total; ++k) {                                 \
-            REAL y = ACT(gates[k] + hg[k]);                                     \
-            gates[k] = y;                                                       \
-            h[k] = y;                                                           \
+        for (int b = 0; b < n; ++b) {                                           \
+            ptrdiff_t row = (ptrdiff_t)b * H;                                   \
+            for (int j = 0; j < units; ++j) {                                   \
+                REAL y = ACT(gates[row + j] + hg[row + j]);                     \
+                gates[row + j] = y;                                             \
+                h[row + j] = y;                                                 \
+            }                                                                   \
         }                                                                       \
     }                                                                           \
     CYRNN_KERNEL void FN(cyrnn_rnn_##NAME##_backward)(                          \

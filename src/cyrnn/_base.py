@@ -7,6 +7,7 @@ import numpy as np
 
 from cyrnn import _recurrence
 from cyrnn._packing import SequenceLayout
+from cyrnn._threads import get_num_threads
 from cyrnn._tape import Gradients, Tape
 from cyrnn._validation import (
     BLAS_INT_MAX, as_real_array, real_array, check_bool, check_dtype, check_int,
@@ -258,6 +259,9 @@ class RecurrentLayer:
         scratch_extra = None if training or not E else np.empty((B, E), self._dtype)
         scratch_m = None if training or not self._proj_size else np.empty((B, H), self._dtype)
         hg = np.empty((B, GH), self._dtype)
+        hnext = np.empty((B, H), self._dtype)
+        packed = np.empty(_recurrence.packed_size(self._cell.kind, H, Hout, self._dtype,
+                                                  False), self._dtype)
         masks = self._dropout_masks(N) if training else [None] * self._num_layers
 
         layers = []
@@ -273,12 +277,13 @@ class RecurrentLayer:
                     extra=(np.empty((rows, E), self._dtype) if training else scratch_extra) if E else None,
                     hprev=np.empty((N, Hout), self._dtype) if training else None,
                     m=(np.empty((N, H), self._dtype) if training else scratch_m) if self._proj_size else None,
-                    h=h_state[k], c=None if c_state is None else c_state[k], hg=hg)
+                    h=h_state[k], c=None if c_state is None else c_state[k], hg=hg,
+                    hnext=hnext)
                 dirs.append(params)
             layers.append(dict(x=layer_input, y=y, mask=masks[layer], dirs=dirs))
             layer_input = y
         _recurrence.run(self._cell.kind, training, False, layout.batch_sizes, layout.offsets,
-                        H, Hout, layers, self._dtype)
+                        H, Hout, layers, self._dtype, packed, get_num_threads())
 
         y = layout.unpack(layers[-1]["y"], self._batch_first and not unbatched)
         hn = layout.unsort_states(h_state)
@@ -360,8 +365,10 @@ class RecurrentLayer:
         for layer in range(self._num_layers):
             upper = layers[layer + 1]["dx"] if layer + 1 < self._num_layers else dy_packed
             layers[layer]["dy"] = upper
+        packed = np.empty(_recurrence.packed_size(self._cell.kind, H, Hout, self._dtype,
+                                                  True), self._dtype)
         _recurrence.run(self._cell.kind, True, True, layout.batch_sizes, layout.offsets,
-                        H, Hout, layers, self._dtype)
+                        H, Hout, layers, self._dtype, packed, get_num_threads())
 
         dx = layout.unpack(layers[0]["dx"], self._batch_first and not tape.unbatched)
         dh0 = layout.unsort_states(dh)

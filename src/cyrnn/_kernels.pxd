@@ -3,20 +3,20 @@
 from cython cimport floating
 
 cdef extern from "cyrnn_kernels.h" nogil:
-    void cyrnn_lstm_forward_f(int n, int H, float *gates, const float *hg, float *c, float *h, float *extra)
-    void cyrnn_lstm_forward_d(int n, int H, double *gates, const double *hg, double *c, double *h, double *extra)
+    void cyrnn_lstm_forward_f(int n, int H, int units, float *gates, const float *hg, float *c, float *h, float *extra)
+    void cyrnn_lstm_forward_d(int n, int H, int units, double *gates, const double *hg, double *c, double *h, double *extra)
     void cyrnn_lstm_backward_f(int n, int H, const float *gates, const float *extra, const float *dh, float *dc, float *dgates)
     void cyrnn_lstm_backward_d(int n, int H, const double *gates, const double *extra, const double *dh, double *dc, double *dgates)
-    void cyrnn_gru_forward_f(int n, int H, float *gates, const float *hg, const float *b_hn, float *h, float *extra)
-    void cyrnn_gru_forward_d(int n, int H, double *gates, const double *hg, const double *b_hn, double *h, double *extra)
+    void cyrnn_gru_forward_f(int n, int H, int units, float *gates, const float *hg, const float *b_hn, const float *hprev, float *h, float *extra)
+    void cyrnn_gru_forward_d(int n, int H, int units, double *gates, const double *hg, const double *b_hn, const double *hprev, double *h, double *extra)
     void cyrnn_gru_backward_f(int n, int H, const float *gates, const float *extra, const float *hprev, float *dh, float *dgx, float *dgh)
     void cyrnn_gru_backward_d(int n, int H, const double *gates, const double *extra, const double *hprev, double *dh, double *dgx, double *dgh)
-    void cyrnn_rnn_tanh_forward_f(int n, int H, float *gates, const float *hg, float *h)
-    void cyrnn_rnn_tanh_forward_d(int n, int H, double *gates, const double *hg, double *h)
+    void cyrnn_rnn_tanh_forward_f(int n, int H, int units, float *gates, const float *hg, float *h)
+    void cyrnn_rnn_tanh_forward_d(int n, int H, int units, double *gates, const double *hg, double *h)
     void cyrnn_rnn_tanh_backward_f(int n, int H, const float *gates, const float *dh, float *dgates)
     void cyrnn_rnn_tanh_backward_d(int n, int H, const double *gates, const double *dh, double *dgates)
-    void cyrnn_rnn_relu_forward_f(int n, int H, float *gates, const float *hg, float *h)
-    void cyrnn_rnn_relu_forward_d(int n, int H, double *gates, const double *hg, double *h)
+    void cyrnn_rnn_relu_forward_f(int n, int H, int units, float *gates, const float *hg, float *h)
+    void cyrnn_rnn_relu_forward_d(int n, int H, int units, double *gates, const double *hg, double *h)
     void cyrnn_rnn_relu_backward_f(int n, int H, const float *gates, const float *dh, float *dgates)
     void cyrnn_rnn_relu_backward_d(int n, int H, const double *gates, const double *dh, double *dgates)
     void cyrnn_fill_rows_f(Py_ssize_t n, int w, const float *row, float *out)
@@ -29,18 +29,26 @@ cdef extern from "cyrnn_kernels.h" nogil:
     void cyrnn_column_sums_d(Py_ssize_t n, int w, const double *a, double *out)
     void cyrnn_multiply_f(Py_ssize_t n, float *a, const float *b)
     void cyrnn_multiply_d(Py_ssize_t n, double *a, const double *b)
+    Py_ssize_t cyrnn_packed_size_f(int G, int H, int K)
+    Py_ssize_t cyrnn_packed_size_d(int G, int H, int K)
+    int cyrnn_packed_blocks_f(int H)
+    int cyrnn_packed_blocks_d(int H)
+    void cyrnn_pack_weights_f(int G, int H, int K, const float *w, Py_ssize_t row_stride, Py_ssize_t col_stride, float *packed)
+    void cyrnn_pack_weights_d(int G, int H, int K, const double *w, Py_ssize_t row_stride, Py_ssize_t col_stride, double *packed)
+    void cyrnn_packed_product_f(int G, int H, int K, int n, const float *packed, int block, const float *x, float *out, int accumulate)
+    void cyrnn_packed_product_d(int G, int H, int K, int n, const double *packed, int block, const double *x, double *out, int accumulate)
     void cyrnn_sigmoid_f(Py_ssize_t n, const float *x, float *y)
     void cyrnn_sigmoid_d(Py_ssize_t n, const double *x, double *y)
     void cyrnn_tanh_f(Py_ssize_t n, const float *x, float *y)
     void cyrnn_tanh_d(Py_ssize_t n, const double *x, double *y)
 
 
-cdef inline void lstm_forward(int n, int H, floating *gates, const floating *hg,
+cdef inline void lstm_forward(int n, int H, int units, floating *gates, const floating *hg,
                               floating *c, floating *h, floating *extra) noexcept nogil:
     if floating is float:
-        cyrnn_lstm_forward_f(n, H, gates, hg, c, h, extra)
+        cyrnn_lstm_forward_f(n, H, units, gates, hg, c, h, extra)
     else:
-        cyrnn_lstm_forward_d(n, H, gates, hg, c, h, extra)
+        cyrnn_lstm_forward_d(n, H, units, gates, hg, c, h, extra)
 
 cdef inline void lstm_backward(int n, int H, const floating *gates, const floating *extra,
                                const floating *dh, floating *dc, floating *dgates) noexcept nogil:
@@ -49,12 +57,13 @@ cdef inline void lstm_backward(int n, int H, const floating *gates, const floati
     else:
         cyrnn_lstm_backward_d(n, H, gates, extra, dh, dc, dgates)
 
-cdef inline void gru_forward(int n, int H, floating *gates, const floating *hg,
-                             const floating *b_hn, floating *h, floating *extra) noexcept nogil:
+cdef inline void gru_forward(int n, int H, int units, floating *gates, const floating *hg,
+                             const floating *b_hn, const floating *hprev, floating *h,
+                             floating *extra) noexcept nogil:
     if floating is float:
-        cyrnn_gru_forward_f(n, H, gates, hg, b_hn, h, extra)
+        cyrnn_gru_forward_f(n, H, units, gates, hg, b_hn, hprev, h, extra)
     else:
-        cyrnn_gru_forward_d(n, H, gates, hg, b_hn, h, extra)
+        cyrnn_gru_forward_d(n, H, units, gates, hg, b_hn, hprev, h, extra)
 
 cdef inline void gru_backward(int n, int H, const floating *gates, const floating *extra,
                               const floating *hprev, floating *dh, floating *dgx,
@@ -64,18 +73,18 @@ cdef inline void gru_backward(int n, int H, const floating *gates, const floatin
     else:
         cyrnn_gru_backward_d(n, H, gates, extra, hprev, dh, dgx, dgh)
 
-cdef inline void rnn_forward(bint relu, int n, int H, floating *gates, const floating *hg,
-                             floating *h) noexcept nogil:
+cdef inline void rnn_forward(bint relu, int n, int H, int units, floating *gates,
+                             const floating *hg, floating *h) noexcept nogil:
     if floating is float:
         if relu:
-            cyrnn_rnn_relu_forward_f(n, H, gates, hg, h)
+            cyrnn_rnn_relu_forward_f(n, H, units, gates, hg, h)
         else:
-            cyrnn_rnn_tanh_forward_f(n, H, gates, hg, h)
+            cyrnn_rnn_tanh_forward_f(n, H, units, gates, hg, h)
     else:
         if relu:
-            cyrnn_rnn_relu_forward_d(n, H, gates, hg, h)
+            cyrnn_rnn_relu_forward_d(n, H, units, gates, hg, h)
         else:
-            cyrnn_rnn_tanh_forward_d(n, H, gates, hg, h)
+            cyrnn_rnn_tanh_forward_d(n, H, units, gates, hg, h)
 
 cdef inline void rnn_backward(bint relu, int n, int H, const floating *gates,
                               const floating *dh, floating *dgates) noexcept nogil:
@@ -121,3 +130,23 @@ cdef inline void multiply(Py_ssize_t n, floating *a, const floating *b) noexcept
         cyrnn_multiply_f(n, a, b)
     else:
         cyrnn_multiply_d(n, a, b)
+
+cdef inline int packed_blocks(int H, floating *kind) noexcept nogil:
+    if floating is float:
+        return cyrnn_packed_blocks_f(H)
+    else:
+        return cyrnn_packed_blocks_d(H)
+
+cdef inline void pack_weights(int G, int H, int K, const floating *w, Py_ssize_t row_stride,
+                              Py_ssize_t col_stride, floating *packed) noexcept nogil:
+    if floating is float:
+        cyrnn_pack_weights_f(G, H, K, w, row_stride, col_stride, packed)
+    else:
+        cyrnn_pack_weights_d(G, H, K, w, row_stride, col_stride, packed)
+
+cdef inline void packed_product(int G, int H, int K, int n, const floating *packed, int block,
+                                const floating *x, floating *out, bint accumulate) noexcept nogil:
+    if floating is float:
+        cyrnn_packed_product_f(G, H, K, n, packed, block, x, out, accumulate)
+    else:
+        cyrnn_packed_product_d(G, H, K, n, packed, block, x, out, accumulate)

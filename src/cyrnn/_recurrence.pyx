@@ -16,10 +16,13 @@ from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 
 from cyrnn._blas cimport gemm
+from cython.parallel cimport prange
 from cyrnn._kernels cimport (
     lstm_forward, lstm_backward, gru_forward, gru_backward, rnn_forward,
     rnn_backward, fill_rows, copy_rows, add_rows, column_sums, multiply,
-    cyrnn_sigmoid_f, cyrnn_sigmoid_d, cyrnn_tanh_f, cyrnn_tanh_d)
+    packed_blocks, pack_weights, packed_product,
+    cyrnn_sigmoid_f, cyrnn_sigmoid_d, cyrnn_tanh_f, cyrnn_tanh_d,
+    cyrnn_packed_size_f, cyrnn_packed_size_d)
 
 cnp.import_array()
 
@@ -45,6 +48,7 @@ cdef struct Direction:
     void *h             # (B, Hout) state: h0 in, h_n out
     void *c             # (B, H) LSTM cell state: c0 in, c_n out
     void *hg            # (B, G*H) scratch for the recurrent product
+    void *hnext         # (B, H) scratch: the new state while the old is read
     # backward buffers
     void *dgx           # (N, G*H) gradients of the input-side pre-activations
     void *dgh           # (N, G*H) recurrent side; the same as dgx but for GRU
@@ -72,7 +76,9 @@ cdef struct Layer:
 cdef struct Plan:
     int kind
     bint training
+    int num_threads     # OpenMP threads sharing each step's unit blocks
     int T, H, Hout, G, E, D, L
+    void *packed        # scratch for W_hh packed by unit blocks
     Py_ssize_t B, N
     const Py_ssize_t *batch_sizes
     const Py_ssize_t *offsets
@@ -98,9 +104,27 @@ cdef int _extra_width(int kind, int H) noexcept:
     return 2 * H if kind == LSTM else (H if kind == GRU else 0)
 
 
+cdef Py_ssize_t _packed_size(int G, int H, int K, object dtype):
+    return cyrnn_packed_size_f(G, H, K) if dtype == np.float32 else cyrnn_packed_size_d(G, H, K)
+
+
+cdef Py_ssize_t _packed_size_for(int kind, int H, int Hout, object dtype, bint backward):
+    # Forward multiplies by W_hh^T (units: G gates x H), backward by W_hh
+    # (units: Hout, summed over all G*H pre-activations).
+    if backward:
+        return _packed_size(1, Hout, _gate_count(kind) * H, dtype)
+    return _packed_size(_gate_count(kind), H, Hout, dtype)
+
+
+def packed_size(int kind, int hidden_size, int out_size, object dtype, bint backward):
+    """Elements of the scratch buffer that holds W_hh packed for the time loop."""
+    return _packed_size_for(kind, hidden_size, out_size, np.dtype(dtype), backward)
+
+
 cdef void _fill_plan(Plan *p, int kind, bint training, Py_ssize_t[::1] batch_sizes,
                      Py_ssize_t[::1] offsets, int H, int Hout, list layers,
-                     object dtype, bint backward) except *:
+                     object dtype, bint backward, object packed,
+                     int num_threads) except *:
     cdef Py_ssize_t B = batch_sizes[0], N = offsets[offsets.shape[0] - 1]
     cdef int l, d, GH, E, DH, n_dirs
     cdef Layer *ly
@@ -119,6 +143,8 @@ cdef void _fill_plan(Plan *p, int kind, bint training, Py_ssize_t[::1] batch_siz
     p.offsets = &offsets[0]
     GH = p.G * H
     E = p.E
+    p.num_threads = max(1, num_threads)
+    p.packed = _data(packed, dtype, _packed_size_for(kind, H, Hout, dtype, backward), "packed")
     for l in range(p.L):
         spec = layers[l]
         n_dirs = len(spec["dirs"])
@@ -148,12 +174,13 @@ cdef void _fill_plan(Plan *p, int kind, bint training, Py_ssize_t[::1] batch_siz
             dr.h = _data(ds["h"], dtype, B * Hout, "h")
             dr.c = _data(ds.get("c"), dtype, B * H, "c")
             dr.hg = _data(ds.get("hg"), dtype, B * GH, "hg")
+            dr.hnext = _data(ds.get("hnext"), dtype, B * H, "hnext")
             if (training and dr.hprev == NULL) or (kind == LSTM and dr.c == NULL) \
                     or (kind == GRU and dr.bias_hn == NULL) \
                     or (E > 0 and dr.extra == NULL) or (dr.w_hr != NULL and dr.m == NULL):
                 raise RuntimeError("cyrnn internal error: missing buffer")
             if not backward:
-                if dr.hg == NULL:
+                if dr.hg == NULL or dr.hnext == NULL or p.packed == NULL:
                     raise RuntimeError("cyrnn internal error: missing buffer")
                 continue
             dr.dgx = _data(ds["dgx"], dtype, N * GH, "dgx")
@@ -167,32 +194,52 @@ cdef void _fill_plan(Plan *p, int kind, bint training, Py_ssize_t[::1] batch_siz
             dr.db_ih = _data(ds.get("db_ih"), dtype, GH, "db_ih")
             dr.db_hh = _data(ds.get("db_hh"), dtype, GH, "db_hh")
             dr.dw_hr = _data(ds.get("dw_hr"), dtype, Hout * H, "dw_hr")
-            if (not training) or (kind == LSTM and dr.dc == NULL) or \
+            if (not training) or (kind == LSTM and dr.dc == NULL) or p.packed == NULL or \
                     (dr.w_hr != NULL and (dr.dhall == NULL or dr.dm == NULL or dr.dw_hr == NULL)):
                 raise RuntimeError("cyrnn internal error: missing buffer")
+
+
+cdef inline void _step_units(const Plan *p, const Direction *dr, int first_block,
+                             int end_block, int n, floating *g, const floating *h_in,
+                             floating *out, floating *extra) noexcept nogil:
+    """Recurrent product and cell of one step for a range of unit blocks: the
+    products first, then one pass of the cell over the whole range, whose
+    vector loops run long enough to be efficient."""
+    cdef int H = p.H, V = <int>(64 // sizeof(floating)), block
+    cdef int j0 = first_block * V
+    cdef int units = min(end_block * V, H) - j0
+    cdef floating *hg = <floating *>dr.hg
+    for block in range(first_block, end_block):
+        packed_product(p.G, H, p.Hout, n, <const floating *>p.packed, block, h_in, hg, False)
+    if p.kind == LSTM:
+        lstm_forward(n, H, units, g + j0, hg + j0, <floating *>dr.c + j0, out + j0,
+                     extra + j0)
+    elif p.kind == GRU:
+        gru_forward(n, H, units, g + j0, hg + j0, <const floating *>dr.bias_hn + j0,
+                    h_in + j0, out + j0, extra + j0)
+    else:
+        rnn_forward(p.kind == RNN_RELU, n, H, units, g + j0, hg + j0, out + j0)
 
 
 cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
                              const floating *x) noexcept nogil:
     cdef const Direction *dr = &ly.dirs[d]
     cdef int H = p.H, Hout = p.Hout, GH = p.G * p.H, DH = p.D * p.Hout, n, s, t
+    cdef int chunk, blocks = packed_blocks(H, <floating *>NULL), threads
     cdef Py_ssize_t off
-    cdef bint relu = p.kind == RNN_RELU
     cdef floating *gates = <floating *>dr.gates
     cdef floating *h = <floating *>dr.h
-    cdef floating *c = <floating *>dr.c
-    cdef floating *hg = <floating *>dr.hg
-    cdef const floating *w_hh = <const floating *>dr.w_hh
     cdef const floating *w_hr = <const floating *>dr.w_hr
     cdef floating *y = <floating *>ly.y + d * Hout
     cdef floating *g
     cdef floating *extra
-    cdef floating *m
+    cdef floating *out
     cdef floating *h_in
 
     fill_rows(p.N, GH, <const floating *>dr.bias_x, gates)
     gemm(False, True, <int>p.N, GH, ly.in_size, <floating>1, x, ly.in_size,
          <const floating *>dr.w_ih, ly.in_size, <floating>1, gates, GH)
+    pack_weights(p.G, H, Hout, <const floating *>dr.w_hh, Hout, 1, <floating *>p.packed)
 
     for s in range(p.T):
         t = s if d == 0 else p.T - 1 - s
@@ -201,25 +248,46 @@ cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
         g = gates + off * GH
         # Training keeps per-step rows for backward; inference reuses scratch.
         extra = <floating *>dr.extra + (off * p.E if p.training else 0)
-        m = <floating *>dr.m + (off * H if p.training else 0)
+        # The cell writes the new state elsewhere: other blocks still read h.
+        out = (<floating *>dr.m + (off * H if p.training else 0)) if w_hr != NULL \
+            else <floating *>dr.hnext
         h_in = h
         if p.training:
             h_in = <floating *>dr.hprev + off * Hout
             memcpy(h_in, h, n * Hout * sizeof(floating))
-        gemm(False, True, n, GH, Hout, <floating>1, h_in, Hout, w_hh, Hout,
-             <floating>0, hg, GH)
-        if p.kind == LSTM:
-            if w_hr != NULL:
-                lstm_forward(n, H, g, hg, c, m, extra)
-                gemm(False, True, n, Hout, H, <floating>1, m, H, w_hr, H,
-                     <floating>0, h, Hout)
-            else:
-                lstm_forward(n, H, g, hg, c, h, extra)
-        elif p.kind == GRU:
-            gru_forward(n, H, g, hg, <const floating *>dr.bias_hn, h, extra)
+        # Threads pay off only when a step has enough work to share.
+        # Each thread takes a contiguous range of unit blocks.
+        threads = min(p.num_threads, blocks) if <double>n * GH * Hout >= 1e6 else 1
+        if threads > 1:
+            for chunk in prange(threads, num_threads=threads, schedule="static"):
+                _step_units(p, dr, chunk * blocks // threads,
+                            (chunk + 1) * blocks // threads, n, g, h_in, out, extra)
         else:
-            rnn_forward(relu, n, H, g, hg, h)
+            _step_units(p, dr, 0, blocks, n, g, h_in, out, extra)
+        if w_hr != NULL:
+            gemm(False, True, n, Hout, H, <floating>1, out, H, w_hr, H,
+                 <floating>0, h, Hout)
+        else:
+            copy_rows(n, H, out, H, h, Hout)
         copy_rows(n, Hout, h, Hout, y + off * DH, DH)
+
+
+cdef void _recurrent_gradient(const Plan *p, int n, const floating *dg, floating *dh,
+                              bint accumulate) noexcept nogil:
+    """dh (n, Hout) = (or +=) dg (n, G*H) W_hh, with W_hh packed by Hout
+    blocks; threads share the blocks when the step has enough work."""
+    cdef int GH = p.G * p.H, blocks = packed_blocks(p.Hout, <floating *>NULL)
+    cdef int threads = min(p.num_threads, blocks) if <double>n * GH * p.Hout >= 1e6 else 1
+    cdef int chunk, block
+    if threads > 1:
+        for chunk in prange(threads, num_threads=threads, schedule="static"):
+            for block in range(chunk * blocks // threads, (chunk + 1) * blocks // threads):
+                packed_product(1, p.Hout, GH, n, <const floating *>p.packed, block, dg, dh,
+                               accumulate)
+    else:
+        for block in range(blocks):
+            packed_product(1, p.Hout, GH, n, <const floating *>p.packed, block, dg, dh,
+                           accumulate)
 
 
 cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
@@ -242,6 +310,7 @@ cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
     cdef floating *dm = <floating *>dr.dm
     cdef floating *dhall = <floating *>dr.dhall
 
+    pack_weights(1, Hout, GH, w_hh, 1, Hout, <floating *>p.packed)
     for s in range(p.T):
         t = p.T - 1 - s if d == 0 else s
         n = <int>p.batch_sizes[t]
@@ -257,19 +326,14 @@ cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
             else:
                 lstm_backward(n, H, gates + off * GH, extra + off * p.E, dh, dc,
                               dgx + off * GH)
-            gemm(False, False, n, Hout, GH, <floating>1, dgx + off * GH, GH,
-                 w_hh, Hout, <floating>0, dh, Hout)
         elif p.kind == GRU:
-            # The kernel leaves the direct part z * dh in dh; the GEMM adds
-            # the part that flows back through the recurrent weights.
+            # The kernel leaves the direct part z * dh in dh; the product
+            # below adds the part that flows back through the weights.
             gru_backward(n, H, gates + off * GH, extra + off * p.E,
                          hprev + off * Hout, dh, dgx + off * GH, dgh + off * GH)
-            gemm(False, False, n, Hout, GH, <floating>1, dgh + off * GH, GH,
-                 w_hh, Hout, <floating>1, dh, Hout)
         else:
             rnn_backward(relu, n, H, gates + off * GH, dh, dgx + off * GH)
-            gemm(False, False, n, Hout, GH, <floating>1, dgx + off * GH, GH,
-                 w_hh, Hout, <floating>0, dh, Hout)
+        _recurrent_gradient(p, n, dgh + off * GH, dh, p.kind == GRU)
 
     gemm(True, False, GH, in_size, N, <floating>1, dgx, GH, x, in_size,
          <floating>0, <floating *>dr.dw_ih, in_size)
@@ -311,7 +375,7 @@ cdef void _run_backward(const Plan *p, const floating *first_x) noexcept nogil:
 
 def run(int kind, bint training, bint backward, Py_ssize_t[::1] batch_sizes,
         Py_ssize_t[::1] offsets, int hidden_size, int out_size, list layers,
-        object dtype):
+        object dtype, object packed=None, int num_threads=1):
     """Runs the forward pass (backward=False) or BPTT over buffers prepared by
     the Python layer; see Plan, Layer and Direction for what each holds."""
     cdef Plan p
@@ -324,7 +388,7 @@ def run(int kind, bint training, bint backward, Py_ssize_t[::1] batch_sizes,
         raise MemoryError()
     try:
         _fill_plan(&p, kind, training, batch_sizes, offsets, hidden_size,
-                   out_size, layers, dtype, backward)
+                   out_size, layers, dtype, backward, packed, num_threads)
         if dtype == np.float32:
             with nogil:
                 if backward:
