@@ -123,3 +123,19 @@ def test_backward_twice_gives_the_same_gradients(cell):
     np.testing.assert_array_equal(first.input, second.input)
     for key in first.params:
         np.testing.assert_array_equal(first.params[key], second.params[key])
+
+
+def test_backward_uses_the_weights_forward_used():
+    """An optimizer may update parameters() in place between forward and
+    backward (or between two backward calls): gradients stay those at the
+    weights of the forward pass."""
+    model, x, hx, lengths = problem("GRU", {"num_layers": 2, "bidirectional": True})
+    y, hn, tape = model.forward(x, hx)
+    dy = np.ones_like(y)
+    before = model.backward(tape, dy)
+    for value in model.parameters().values():
+        value += 0.5
+    after = model.backward(tape, dy)
+    np.testing.assert_array_equal(after.input, before.input)
+    for key in before.params:
+        np.testing.assert_array_equal(after.params[key], before.params[key])

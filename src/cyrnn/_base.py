@@ -271,6 +271,12 @@ class RecurrentLayer:
             dirs = []
             for direction in range(D):
                 params, _ = self._direction_parameters(layer, direction)
+                if training:
+                    # The tape keeps the weights forward used, so that an
+                    # optimizer stepping parameters() in place before backward
+                    # cannot mix old activations with new weights.
+                    params.update((name, params[name].copy())
+                                  for name in ("w_ih", "w_hh", "w_hr") if params[name] is not None)
                 k = layer * D + direction
                 params.update(
                     gates=np.empty((N, GH), self._dtype) if training else scratch_gates,
