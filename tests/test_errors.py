@@ -172,3 +172,22 @@ def test_sizes_past_blas_int_are_refused():
     huge = np.broadcast_to(np.zeros((1, 1, 1)), (2**16, 2**15 + 1, 1))  # no memory behind it
     with pytest.raises(ValueError, match="BLAS"):
         model(huge)
+
+
+@pytest.mark.parametrize("cell", ["GRU", "RNN_RELU"])
+def test_single_state_cells_reject_a_pair_of_gradients(cell):
+    model = make_model(cell, I, H, num_layers=2)
+    y, h_n, tape = model.forward(X)
+    with pytest.raises(TypeError, match="dhn must be one array"):
+        model.backward(tape, y, (h_n, h_n))
+    with pytest.raises(TypeError, match="hx must be one array"):
+        model(X, (H0, None))
+
+
+def test_empty_lengths_is_a_count_error():
+    with pytest.raises(ValueError, match=r"lengths must have shape \(B,\) = \(3,\)"):
+        lstm()(X, lengths=[])
+
+
+def test_dtype_none_means_float32_as_in_torch():
+    assert cyrnn.GRU(2, 3, dtype=None).dtype == np.float32

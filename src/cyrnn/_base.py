@@ -176,10 +176,10 @@ class RecurrentLayer:
         if unbatched:
             raise ValueError("lengths needs batched input; x is unbatched (T, input_size)")
         lengths = np.asarray(lengths)
+        check_shape("lengths", lengths, (B,), "(B,)")
         if lengths.dtype.kind not in "iu":
             raise TypeError(f"lengths must be an integer array of shape (B,) = ({B},), "
                             f"got dtype {lengths.dtype}")
-        check_shape("lengths", lengths, (B,), "(B,)")
         if lengths.min() < 1 or lengths.max() > T:
             raise ValueError(f"lengths must lie in [1, T] = [1, {T}], "
                              f"got values from {lengths.min()} to {lengths.max()}")
@@ -211,6 +211,13 @@ class RecurrentLayer:
                             f"got {type(value).__name__}")
         return value
 
+    def _reject_pair(self, name, value):
+        """Single-state cells take one array; a tuple of two arrays (the LSTM
+        form) is refused rather than read as a stacked array."""
+        if isinstance(value, tuple) and len(value) == 2 and \
+                any(part is None or isinstance(part, np.ndarray) for part in value):
+            raise TypeError(f"{name} must be one array for {self._cell.name}, not a pair")
+
     def _check_states(self, name, value, layout, B, unbatched, what):
         h_shape, c_shape = self._state_shapes(B, unbatched)
         sym = "(num_layers*num_directions, {}H)".format("" if unbatched else "B, ")
@@ -218,9 +225,7 @@ class RecurrentLayer:
             h, c = self._split_pair(name, value, what)
             return (self._check_state(f"{name}[0]", h, h_shape, sym.replace("H", "H_out"), layout),
                     self._check_state(f"{name}[1]", c, c_shape, sym.replace("H", "hidden_size"), layout))
-        if isinstance(value, (tuple, list)) and len(value) == 2 and not np.isscalar(value[0]) \
-                and np.ndim(value[0]) == len(h_shape):
-            raise TypeError(f"{name} must be one array for {self._cell.name}, not a pair")
+        self._reject_pair(name, value)
         return self._check_state(name, value, h_shape, sym.replace("H", "H_out"), layout), None
 
     # -- forward -----------------------------------------------------------
@@ -339,6 +344,7 @@ class RecurrentLayer:
         if self._cell.has_cell_state:
             dh_n, dc_n = self._split_pair("dhn", dhn, "(dh_n, dc_n)")
         else:
+            self._reject_pair("dhn", dhn)
             dh_n, dc_n = dhn, None
         dh = self._gradient_state("dhn" + ("[0]" if self._cell.has_cell_state else ""),
                                   dh_n, tape.hn_shape, layout, tape.unbatched)

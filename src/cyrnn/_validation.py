@@ -40,7 +40,10 @@ def check_probability(name, value):
 
 
 def check_dtype(value):
-    """float32 or float64, from anything np.dtype accepts."""
+    """float32 or float64, from anything np.dtype accepts; None means
+    float32, torch's default (numpy would read it as float64)."""
+    if value is None:
+        return np.dtype(np.float32)
     try:
         dtype = np.dtype(value)
     except TypeError:
