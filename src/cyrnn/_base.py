@@ -265,8 +265,8 @@ class RecurrentLayer:
         scratch_m = None if training or not self._proj_size else np.empty((B, H), self._dtype)
         hg = np.empty((B, GH), self._dtype)
         hnext = np.empty((B, H), self._dtype)
-        packed = np.empty(_recurrence.packed_size(self._cell.kind, H, Hout, self._dtype,
-                                                  False), self._dtype)
+        packed = np.empty(_recurrence.packed_size(self._cell.kind, H, Hout, self._dtype, False,
+                                                  [self._input_size, D * Hout]), self._dtype)
         masks = self._dropout_masks(N) if training else [None] * self._num_layers
 
         layers = []
