@@ -1,0 +1,1 @@
+"""airspeed velocity benchmarks for cyrnn (see ../asv.conf.json)."""

@@ -1,0 +1,779 @@
+#!/usr/bin/env python
+"""Side-by-side speed of cyrnn against its peers, in one process.
+
+Libraries (each optional but cyrnn):
+
+  cyrnn        model(x) for inference; model.forward + model.backward for a
+               training step
+  torch        torch.nn.LSTM/GRU/RNN (CPU; pin torch==2.13.0), weights loaded
+               from the cyrnn model's state_dict(); training step =
+               forward + autograd.grad for x and every parameter
+  onnxrt       onnxruntime on a one-node ONNX LSTM/GRU/RNN built with
+               onnx.helper from the same weights (inference only)
+  numpy        a plain per-step numpy reference (inference and training step),
+               written out in this file
+
+Every library is pinned to the same thread count: threadpoolctl for every BLAS
+and OpenMP pool in the process, torch.set_num_threads, and onnxruntime's
+intra_op_num_threads = inter_op_num_threads = N (with thread spinning off, so
+that idle onnxruntime workers do not steal the CPU from the next library).
+
+Each case is checked once per thread count: every library's outputs (and
+gradients, for those with a training step) against torch's, or against
+cyrnn's when torch is missing. A discrepancy above --tolerance (relative to
+the largest magnitude of the reference array, or absolute below 1) is
+reported, never silently ignored.
+
+Timing: warm-up calls, a calibration giving each library a number of calls
+per sample so that a sample lasts about --sample-time seconds, then --repeat
+rounds in which the libraries run one after another, in an order rotated
+every round. Medians are reported. The machine's GEMM throughput (n=2048
+through scipy.linalg.blas.sgemm, dgemm for float64 cases, median GFLOP/s) is
+measured in the same run, at the same thread count, as one more participant
+of every round of every pass, so that it sees the same load as the libraries;
+cyrnn's achieved GFLOP/s is reported as a fraction of it.
+
+FLOPs counted: inference 2 * steps * (I + H_out) * G * H per layer and
+direction, where steps = T * B, or sum(lengths) for a ragged batch (the work
+actually needed); a training step is counted as 3x inference.
+
+Examples:
+  python benchmarks/compare.py --threads 1 2
+  python benchmarks/compare.py --threads 1 --cases lstm --repeat 21
+  python benchmarks/compare.py --quick --libs cyrnn torch
+  python benchmarks/compare.py --list
+"""
+import argparse
+import gc
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy
+import scipy.linalg.blas
+
+import cyrnn
+
+try:
+    import threadpoolctl
+except ImportError:  # pragma: no cover
+    threadpoolctl = None
+
+try:
+    import torch
+except ImportError:  # pragma: no cover
+    torch = None
+
+try:
+    import onnx
+    import onnx.helper
+    import onnx.numpy_helper
+    import onnxruntime
+except ImportError:  # pragma: no cover
+    onnx = onnxruntime = None
+
+LIBS = ("cyrnn", "torch", "onnxrt", "numpy")
+GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+SIZES = {
+    "tiny": (100, 1, 16, 32),
+    "small": (50, 16, 64, 128),
+    "medium": (100, 32, 128, 256),
+    "large": (100, 64, 512, 512),
+}
+
+
+# --------------------------------------------------------------------------
+# cases
+# --------------------------------------------------------------------------
+@dataclass
+class Case:
+    name: str
+    cell: str
+    size: str
+    dtype: str = "float32"
+    ragged: bool = False
+    note: str = ""
+
+    @property
+    def shape(self):
+        return SIZES[self.size]
+
+
+CASES = [
+    Case("lstm-tiny", "LSTM", "tiny"),
+    Case("lstm-small", "LSTM", "small"),
+    Case("lstm-medium", "LSTM", "medium"),
+    Case("lstm-large", "LSTM", "large"),
+    Case("gru-medium", "GRU", "medium"),
+    Case("rnn_tanh-medium", "RNN_TANH", "medium"),
+    Case("rnn_relu-medium", "RNN_RELU", "medium"),
+    Case("lstm-medium-f64", "LSTM", "medium", dtype="float64"),
+    Case("lstm-medium-ragged", "LSTM", "medium", ragged=True,
+         note="same x as lstm-medium, lengths uniform in [T/4, T]"),
+]
+
+
+def make_cyrnn(case, seed=0):
+    T, B, I, H = case.shape
+    dtype = np.dtype(case.dtype)
+    if case.cell == "LSTM":
+        return cyrnn.LSTM(I, H, dtype=dtype, seed=seed)
+    if case.cell == "GRU":
+        return cyrnn.GRU(I, H, dtype=dtype, seed=seed)
+    return cyrnn.RNN(I, H, nonlinearity="tanh" if case.cell == "RNN_TANH" else "relu",
+                     dtype=dtype, seed=seed)
+
+
+def case_data(case):
+    T, B, I, H = case.shape
+    rng = np.random.default_rng(1)  # the same x for every case of a size
+    x = rng.standard_normal((T, B, I)).astype(case.dtype)
+    dy = np.random.default_rng(3).standard_normal((T, B, H)).astype(case.dtype)
+    lengths = None
+    if case.ragged:
+        lengths = np.random.default_rng(2).integers(max(1, T // 4), T + 1, size=B)
+        mask = np.arange(T)[:, None] < lengths[None, :]
+        dy = dy * mask[:, :, None]  # y is 0 past each length; so is a sensible dy
+    return x, dy, lengths
+
+
+def case_flops(case, lengths):
+    T, B, I, H = case.shape
+    steps = T * B if lengths is None else int(np.sum(lengths))
+    inference = 2.0 * steps * (I + H) * GATES[case.cell] * H
+    return inference, 3.0 * inference
+
+
+# --------------------------------------------------------------------------
+# threads
+# --------------------------------------------------------------------------
+_limiter = None
+
+
+def set_threads(n):
+    global _limiter
+    if threadpoolctl is not None:
+        if _limiter is not None:
+            _limiter.restore_original_limits()
+        _limiter = threadpoolctl.threadpool_limits(limits=n)
+    if torch is not None:
+        torch.set_num_threads(n)
+
+
+def thread_report():
+    if threadpoolctl is None:
+        return "threadpoolctl missing: BLAS threads NOT pinned"
+    pools = [f"{p['internal_api']}({os.path.basename(p['filepath'])})={p['num_threads']}"
+             for p in threadpoolctl.threadpool_info()]
+    out = ", ".join(pools)
+    if torch is not None:
+        out += f", torch={torch.get_num_threads()}"
+    try:  # private: the OpenMP thread count cyrnn's time loops will use
+        from cyrnn._threads import get_num_threads
+        out += f", cyrnn time loops={get_num_threads()}"
+    except ImportError:
+        pass
+    return out
+
+
+# --------------------------------------------------------------------------
+# torch
+# --------------------------------------------------------------------------
+class TorchRunner:
+    def __init__(self, case, model, x, dy, lengths):
+        T, B, I, H = case.shape
+        tdtype = torch.float32 if case.dtype == "float32" else torch.float64
+        if case.cell == "LSTM":
+            net = torch.nn.LSTM(I, H)
+        elif case.cell == "GRU":
+            net = torch.nn.GRU(I, H)
+        else:
+            net = torch.nn.RNN(I, H, nonlinearity="tanh" if case.cell == "RNN_TANH" else "relu")
+        net = net.to(tdtype)
+        net.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v))
+                             for k, v in model.state_dict().items()})
+        self.net, self.T, self.is_lstm = net, T, case.cell == "LSTM"
+        self.x = torch.from_numpy(x.copy())
+        self.dy = torch.from_numpy(dy.copy())
+        self.lengths = None if lengths is None else torch.from_numpy(np.asarray(lengths, np.int64))
+        self.params = list(net.parameters())
+        self.names = [name for name, _ in net.named_parameters()]
+
+    def _run(self, x):
+        if self.lengths is None:
+            y, hn = self.net(x)
+        else:
+            packed = torch.nn.utils.rnn.pack_padded_sequence(x, self.lengths, enforce_sorted=False)
+            y, hn = self.net(packed)
+            y, _ = torch.nn.utils.rnn.pad_packed_sequence(y, total_length=self.T)
+        return y, hn
+
+    def inference(self):
+        with torch.inference_mode():
+            return self._run(self.x)
+
+    def training_step(self):
+        x = self.x.detach().requires_grad_(True)
+        y, _ = self._run(x)
+        return torch.autograd.grad(y, [x] + self.params, self.dy)
+
+    def outputs(self):
+        y, hn = self.inference()
+        hn = hn[0] if self.is_lstm else hn
+        grads = self.training_step()
+        return dict(y=y.numpy(), hn=hn.numpy(), dx=grads[0].numpy(),
+                    **{"d" + n: g.numpy() for n, g in zip(self.names, grads[1:])})
+
+
+# --------------------------------------------------------------------------
+# onnxruntime
+# --------------------------------------------------------------------------
+# ONNX gate orders vs torch: LSTM i,o,f,c vs i,f,g,o; GRU z,r,h vs r,z,n
+ONNX_ORDER = {"LSTM": [0, 3, 1, 2], "GRU": [1, 0, 2], "RNN_TANH": [0], "RNN_RELU": [0]}
+
+
+def onnx_model(case, state_dict, ragged):
+    T, B, I, H = case.shape
+    G = GATES[case.cell]
+    order = ONNX_ORDER[case.cell]
+    elem = onnx.TensorProto.FLOAT if case.dtype == "float32" else onnx.TensorProto.DOUBLE
+
+    def reorder(w):
+        blocks = np.split(np.asarray(w), G, axis=0)
+        return np.concatenate([blocks[k] for k in order], axis=0)
+
+    W = reorder(state_dict["weight_ih_l0"])[None]
+    R = reorder(state_dict["weight_hh_l0"])[None]
+    Bias = np.concatenate([reorder(state_dict["bias_ih_l0"]),
+                           reorder(state_dict["bias_hh_l0"])])[None]
+    inits = [onnx.numpy_helper.from_array(np.ascontiguousarray(a, case.dtype), name)
+             for a, name in ((W, "W"), (R, "R"), (Bias, "B"))]
+    op = {"LSTM": "LSTM", "GRU": "GRU"}.get(case.cell, "RNN")
+    attrs = dict(hidden_size=H, direction="forward")
+    if case.cell == "GRU":
+        attrs["linear_before_reset"] = 1  # torch's n = tanh(.. + r * (W_hn h + b_hn))
+    if case.cell == "RNN_RELU":
+        attrs["activations"] = ["Relu"]
+    if case.cell == "RNN_TANH":
+        attrs["activations"] = ["Tanh"]
+    outputs = ["Y", "Y_h"] + (["Y_c"] if case.cell == "LSTM" else [])
+    node = onnx.helper.make_node(op, ["X", "W", "R", "B", "sequence_lens" if ragged else ""],
+                                 outputs, **attrs)
+    graph_inputs = [onnx.helper.make_tensor_value_info("X", elem, [T, B, I])]
+    if ragged:
+        graph_inputs.append(onnx.helper.make_tensor_value_info(
+            "sequence_lens", onnx.TensorProto.INT32, [B]))
+    graph_outputs = [onnx.helper.make_tensor_value_info("Y", elem, [T, 1, B, H]),
+                     onnx.helper.make_tensor_value_info("Y_h", elem, [1, B, H])]
+    if case.cell == "LSTM":
+        graph_outputs.append(onnx.helper.make_tensor_value_info("Y_c", elem, [1, B, H]))
+    graph = onnx.helper.make_graph([node], f"cyrnn_compare_{case.cell}", graph_inputs,
+                                   graph_outputs, initializer=inits)
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+class OrtRunner:
+    def __init__(self, case, model, x, lengths, threads):
+        proto = onnx_model(case, model.state_dict(), lengths is not None)
+        opts = onnxruntime.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = threads
+        opts.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 4  # unsupported kernels are reported by this script
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        self.session = onnxruntime.InferenceSession(proto.SerializeToString(), opts,
+                                                    providers=["CPUExecutionProvider"])
+        self.feed = {"X": np.ascontiguousarray(x)}
+        if lengths is not None:
+            self.feed["sequence_lens"] = np.asarray(lengths, np.int32)
+        self.out_names = ["Y", "Y_h"]
+        self.inference()  # some kernels (LSTM in float64) fail only when run
+
+
+    def inference(self):
+        return self.session.run(self.out_names, self.feed)
+
+    def outputs(self):
+        y, hn = self.inference()
+        return dict(y=y[:, 0], hn=hn)
+
+
+# --------------------------------------------------------------------------
+# plain numpy reference: one layer, one direction, optional lengths
+# --------------------------------------------------------------------------
+def _sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+class NumpyRNN:
+    """Straightforward per-step numpy: one GEMM for the input projection of
+    all steps, then per step a recurrent GEMM and the gate arithmetic on the
+    sequences still running (the batch sorted by length, longest first)."""
+
+    def __init__(self, case, state_dict, lengths):
+        self.cell = case.cell
+        T, B, I, H = case.shape
+        self.T, self.B, self.H = T, B, H
+        p = {k: np.ascontiguousarray(v) for k, v in state_dict.items()}
+        self.W_ih, self.W_hh = p["weight_ih_l0"], p["weight_hh_l0"]
+        self.b_ih, self.b_hh = p["bias_ih_l0"], p["bias_hh_l0"]
+        if lengths is None:
+            self.order = None
+            self.active = [B] * T
+        else:
+            lengths = np.asarray(lengths)
+            self.order = np.argsort(-lengths, kind="stable")
+            srt = lengths[self.order]
+            self.active = [int(np.sum(srt > t)) for t in range(T)]
+
+    def _sort(self, a):
+        return a if self.order is None else a[:, self.order]
+
+    def _unsort(self, a):
+        if self.order is None:
+            return a
+        out = np.empty_like(a)
+        out[:, self.order] = a
+        return out
+
+    def forward(self, x, keep=False):
+        T, B, H, cell = self.T, self.B, self.H, self.cell
+        xs = self._sort(x)
+        if cell == "GRU":
+            xp = xs @ self.W_ih.T + self.b_ih
+        else:
+            xp = xs @ self.W_ih.T + (self.b_ih + self.b_hh)
+        h = np.zeros((B, H), x.dtype)
+        c = np.zeros((B, H), x.dtype) if cell == "LSTM" else None
+        y = np.zeros((T, B, H), x.dtype)
+        tape = []
+        for t in range(T):
+            n = self.active[t]
+            hp = h[:n].copy()
+            if cell == "LSTM":
+                a = xp[t, :n] + hp @ self.W_hh.T
+                i = _sigmoid(a[:, :H])
+                f = _sigmoid(a[:, H:2 * H])
+                g = np.tanh(a[:, 2 * H:3 * H])
+                o = _sigmoid(a[:, 3 * H:])
+                cp = c[:n].copy()
+                c[:n] = f * cp + i * g
+                tc = np.tanh(c[:n])
+                h[:n] = o * tc
+                if keep:
+                    tape.append((hp, cp, i, f, g, o, tc))
+            elif cell == "GRU":
+                hh = hp @ self.W_hh.T + self.b_hh
+                xt = xp[t, :n]
+                r = _sigmoid(xt[:, :H] + hh[:, :H])
+                z = _sigmoid(xt[:, H:2 * H] + hh[:, H:2 * H])
+                nn = np.tanh(xt[:, 2 * H:] + r * hh[:, 2 * H:])
+                h[:n] = (1.0 - z) * nn + z * hp
+                if keep:
+                    tape.append((hp, r, z, nn, hh[:, 2 * H:]))
+            else:
+                a = xp[t, :n] + hp @ self.W_hh.T
+                h[:n] = np.tanh(a) if cell == "RNN_TANH" else np.maximum(a, 0)
+                if keep:
+                    tape.append((hp, h[:n].copy()))
+            y[t, :n] = h[:n]
+        return self._unsort(y), self._unsort(h[None]), (xs, tape)
+
+    def inference(self, x):
+        y, hn, _ = self.forward(x)
+        return y, hn
+
+    def backward(self, tape, dy):
+        xs, steps = tape
+        T, B, H, cell = self.T, self.B, self.H, self.cell
+        G = GATES[cell]
+        dys = self._sort(dy)
+        dtype = dy.dtype
+        dx_gates = np.zeros((T, B, G * H), dtype)   # d(input projection)
+        dh_gates = np.zeros((T, B, G * H), dtype)   # d(recurrent projection)
+        hprev = np.zeros((T, B, H), dtype)
+        dh = np.zeros((B, H), dtype)
+        dc = np.zeros((B, H), dtype) if cell == "LSTM" else None
+        for t in range(T - 1, -1, -1):
+            n = self.active[t]
+            dht = dys[t, :n] + dh[:n]
+            if cell == "LSTM":
+                hp, cp, i, f, g, o, tc = steps[t]
+                dct = dc[:n] + dht * o * (1.0 - tc * tc)
+                da = np.concatenate([dct * g * i * (1.0 - i), dct * cp * f * (1.0 - f),
+                                     dct * i * (1.0 - g * g), dht * tc * o * (1.0 - o)], axis=1)
+                dc[:n] = dct * f
+                dx_gates[t, :n] = da
+                dh[:n] = da @ self.W_hh
+            elif cell == "GRU":
+                hp, r, z, nn, hn_lin = steps[t]
+                dn = dht * (1.0 - z) * (1.0 - nn * nn)
+                dz = dht * (hp - nn) * z * (1.0 - z)
+                dr = dn * hn_lin * r * (1.0 - r)
+                dx_gates[t, :n] = np.concatenate([dr, dz, dn], axis=1)
+                dhh = np.concatenate([dr, dz, dn * r], axis=1)
+                dh_gates[t, :n] = dhh
+                dh[:n] = dht * z + dhh @ self.W_hh
+            else:
+                hp, hcur = steps[t]
+                da = dht * ((1.0 - hcur * hcur) if cell == "RNN_TANH" else (hcur > 0))
+                dx_gates[t, :n] = da
+                dh[:n] = da @ self.W_hh
+            hprev[t, :n] = hp
+        if cell != "GRU":
+            dh_gates = dx_gates
+        flat = lambda a: a.reshape(T * B, -1)  # noqa: E731
+        params = {
+            "weight_ih_l0": flat(dx_gates).T @ flat(xs),
+            "weight_hh_l0": flat(dh_gates).T @ flat(hprev),
+            "bias_ih_l0": flat(dx_gates).sum(axis=0),
+            "bias_hh_l0": flat(dh_gates).sum(axis=0),
+        }
+        dx = self._unsort(dx_gates @ self.W_ih)
+        return dx, self._unsort(dh[None]), params
+
+    def training_step(self, x, dy):
+        _, _, tape = self.forward(x, keep=True)
+        return self.backward(tape, dy)
+
+
+# --------------------------------------------------------------------------
+# timing
+# --------------------------------------------------------------------------
+def _time_calls(fn, number):
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        return (time.perf_counter() - t0) / number
+    finally:
+        if gc_was:
+            gc.enable()
+
+
+def alternate(fns, repeat, sample_time, warmup, fixed_numbers=None):
+    """fns: name -> callable. Returns name -> list of seconds per call.
+    fixed_numbers: name -> calls per sample, for those not to calibrate."""
+    numbers = dict(fixed_numbers or {})
+    for name, fn in fns.items():
+        for _ in range(warmup):
+            fn()
+        if name not in numbers:
+            once = _time_calls(fn, 1)
+            numbers[name] = max(1, min(10000, int(sample_time / max(once, 1e-7))))
+    names = list(fns)
+    samples = {name: [] for name in names}
+    for r in range(repeat):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            samples[name].append(_time_calls(fns[name], numbers[name]))
+    return samples
+
+
+def make_gemm(dtype, n):
+    """A callable doing one n x n x n GEMM through scipy.linalg.blas (the BLAS
+    cyrnn uses), and its FLOP count."""
+    rng = np.random.default_rng(0)
+    a = np.asfortranarray(rng.standard_normal((n, n)).astype(dtype))
+    b = np.asfortranarray(rng.standard_normal((n, n)).astype(dtype))
+    c = np.zeros((n, n), dtype=dtype, order="F")
+    gemm = scipy.linalg.blas.sgemm if np.dtype(dtype) == np.float32 else scipy.linalg.blas.dgemm
+    return (lambda: gemm(1.0, a, b, 0.0, c, overwrite_c=1)), 2.0 * n ** 3
+
+
+# --------------------------------------------------------------------------
+# checks
+# --------------------------------------------------------------------------
+def max_rel_diff(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        return float("inf")
+    scale = max(1.0, float(np.max(np.abs(b))) if b.size else 1.0)
+    return float(np.max(np.abs(a - b))) / scale if a.size else 0.0
+
+
+def compare_outputs(got, ref):
+    """Largest relative difference over the keys both have."""
+    keys = [k for k in got if k in ref]
+    if not keys:
+        return float("nan"), ""
+    diffs = {k: max_rel_diff(got[k], ref[k]) for k in keys}
+    worst = max(diffs, key=diffs.get)
+    return diffs[worst], worst
+
+
+def cyrnn_outputs(model, x, dy, lengths):
+    y, hn = model(x, lengths=lengths)
+    hn = hn[0] if isinstance(hn, tuple) else hn
+    _, _, tape = model.forward(x, lengths=lengths)
+    g = model.backward(tape, dy)
+    out = dict(y=y, hn=hn, dx=g.input)
+    out.update({"d" + k: v for k, v in g.params.items()})
+    return out
+
+
+def numpy_outputs(ref, x, dy):
+    y, hn = ref.inference(x)
+    dx, _, params = ref.training_step(x, dy)
+    out = dict(y=y, hn=hn, dx=dx)
+    out.update({"d" + k: v for k, v in params.items()})
+    return out
+
+
+# --------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------
+def fmt_ms(seconds):
+    if seconds is None:
+        return "–"
+    ms = seconds * 1e3
+    return f"{ms:.3g}" if ms < 100 else f"{ms:.0f}"
+
+
+def run_case(case, threads, libs, args, checks):
+    T, B, I, H = case.shape
+    model = make_cyrnn(case)
+    x, dy, lengths = case_data(case)
+    runners = {}
+    problems = []
+    if "torch" in libs and torch is not None:
+        runners["torch"] = TorchRunner(case, model, x, dy, lengths)
+    if "onnxrt" in libs and onnxruntime is not None:
+        try:
+            runners["onnxrt"] = OrtRunner(case, model, x, lengths, threads)
+        except Exception as exc:  # e.g. a dtype onnxruntime's kernel lacks
+            message = str(exc).splitlines()[0] if str(exc) else ""
+            problems.append(f"onnxrt left out of {case.name}: {type(exc).__name__}: "
+                            f"{message.split('Status Message:')[-1].strip()[:150]}")
+    if "numpy" in libs:
+        runners["numpy"] = NumpyRNN(case, model.state_dict(), lengths)
+
+    # -- correctness, once per case and thread count
+    ours = cyrnn_outputs(model, x, dy, lengths)
+    if "torch" in runners:
+        reference, ref_name = runners["torch"].outputs(), "torch"
+    else:
+        reference, ref_name = ours, "cyrnn"
+    for name in ("cyrnn", "torch", "onnxrt", "numpy"):
+        if name == ref_name or (name != "cyrnn" and name not in runners):
+            continue
+        got = {"cyrnn": lambda: ours,
+               "torch": lambda: runners["torch"].outputs(),
+               "onnxrt": lambda: runners["onnxrt"].outputs(),
+               "numpy": lambda: numpy_outputs(runners["numpy"], x, dy)}[name]()
+        diff, key = compare_outputs(got, reference)
+        ok = diff <= args.tolerance
+        checks.append((threads, case.name, name, ref_name, diff, key, ok))
+
+    # -- timing
+    fns_inf = {"cyrnn": lambda: model(x, lengths=lengths)}
+    fns_train = {"cyrnn": lambda: model.backward(model.forward(x, lengths=lengths)[2], dy)}
+    if "torch" in runners:
+        fns_inf["torch"] = runners["torch"].inference
+        fns_train["torch"] = runners["torch"].training_step
+    if "onnxrt" in runners:
+        fns_inf["onnxrt"] = runners["onnxrt"].inference
+    if "numpy" in runners:
+        ref = runners["numpy"]
+        fns_inf["numpy"] = lambda: ref.inference(x)
+        fns_train["numpy"] = lambda: ref.training_step(x, dy)
+    rows = []
+    flops_inf, flops_train = case_flops(case, lengths)
+    gemm, gemm_flops = make_gemm(case.dtype, args.gemm_size)
+    for mode, fns, flops in (("inference", fns_inf, flops_inf), ("train step", fns_train, flops_train)):
+        # one GEMM joins every round, so the machine's throughput is measured
+        # under the same load as the libraries (the machine is shared)
+        fns = dict(fns, gemm=gemm)
+        samples = alternate(fns, args.repeat, args.sample_time, args.warmup, {"gemm": 1})
+        gemm_times = samples.pop("gemm")
+        medians = {name: statistics.median(s) for name, s in samples.items()}
+        # ratios paired within a round (the libraries ran seconds apart), then
+        # the median over rounds: steadier than a ratio of medians when the
+        # machine's load drifts
+        ratios = {name: statistics.median(c / p for c, p in zip(samples["cyrnn"], s))
+                  for name, s in samples.items() if name != "cyrnn"}
+        q = statistics.quantiles(samples["cyrnn"], n=4) if len(samples["cyrnn"]) > 1 else [0, 0, 0]
+        rows.append(dict(case=case, mode=mode, medians=medians, flops=flops, ratios=ratios,
+                         cyrnn_iqr=(q[2] - q[0]) / medians["cyrnn"],
+                         gemm_gflops=gemm_flops / statistics.median(gemm_times) / 1e9,
+                         gemm_samples=[gemm_flops / t / 1e9 for t in gemm_times],
+                         spread={name: (min(s), max(s)) for name, s in samples.items()}))
+    return rows, problems, lengths
+
+
+def print_table(threads, rows, libs, out):
+    peers = [lib for lib in libs if lib != "cyrnn"]
+    head = (["case", "T,B,I,H", "pass"] + [f"{lib} ms" for lib in libs]
+            + [f"cyrnn/{p}" for p in peers] + ["cyrnn IQR", "cyrnn GFLOP/s", "GEMM GFLOP/s",
+                                                "of GEMM"])
+    out(f"\n### {threads} thread{'s' if threads > 1 else ''}\n")
+    out("| " + " | ".join(head) + " |")
+    out("|" + "|".join("---" if i < 3 else "---:" for i in range(len(head))) + "|")
+    for row in rows:
+        case, med = row["case"], row["medians"]
+        cy = med.get("cyrnn")
+        cells = [case.name + (" (f64)" if case.dtype == "float64" and "f64" not in case.name else ""),
+                 ",".join(map(str, case.shape)), row["mode"]]
+        cells += [fmt_ms(med.get(lib)) for lib in libs]
+        for p in peers:
+            cells.append(f"{row['ratios'][p]:.2f}" if p in row["ratios"] else "–")
+        cells.append(f"{row['cyrnn_iqr']:.0%}")
+        gf = row["flops"] / cy / 1e9 if cy else None
+        peak = row["gemm_gflops"]
+        cells.append(f"{gf:.1f}" if gf else "–")
+        cells.append(f"{peak:.1f}" + (" (d)" if case.dtype == "float64" else ""))
+        cells.append(f"{gf / peak:.0%}" if gf and peak else "–")
+        out("| " + " | ".join(cells) + " |")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1],
+                        help="thread counts to run, in order (default: 1)")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="timed rounds per case and pass (default 15, 5 with --quick)")
+    parser.add_argument("--cases", nargs="+", default=None,
+                        help="regular expressions; run the cases whose name matches any")
+    parser.add_argument("--libs", nargs="+", default=list(LIBS), choices=LIBS,
+                        help="libraries to compare (cyrnn always runs)")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer rounds and shorter samples: a smoke run, not a measurement")
+    parser.add_argument("--sample-time", type=float, default=None,
+                        help="seconds per timing sample; short calls are repeated to fill it "
+                             "(default 0.05, 0.01 with --quick)")
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="untimed calls per library before timing (default 2, 1 with --quick)")
+    parser.add_argument("--gemm-size", type=int, default=2048)
+    parser.add_argument("--tolerance", type=float, default=1e-4,
+                        help="largest accepted relative difference between libraries")
+    parser.add_argument("--list", action="store_true", help="list the cases and exit")
+    args = parser.parse_args(argv)
+    if args.list:
+        for case in CASES:
+            print(f"{case.name:22s} {case.cell:9s} {case.size:7s} {SIZES[case.size]} "
+                  f"{case.dtype}{' ragged' if case.ragged else ''}")
+        return 0
+    args.repeat = args.repeat or (5 if args.quick else 15)
+    args.sample_time = args.sample_time or (0.01 if args.quick else 0.05)
+    args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
+
+    libs = ["cyrnn"] + [lib for lib in LIBS[1:] if lib in args.libs]
+    missing = [lib for lib, mod in (("torch", torch), ("onnxrt", onnxruntime)) if lib in libs and mod is None]
+    libs = [lib for lib in libs if lib not in missing]
+    cases = [c for c in CASES if args.cases is None or any(re.search(p, c.name) for p in args.cases)]
+    if not cases:
+        parser.error(f"no case matches {args.cases}; see --list")
+
+    out = print
+    out("# cyrnn vs peers\n")
+    out(f"- cyrnn {cyrnn.__version__} ({os.path.dirname(cyrnn.__file__)}), numpy {np.__version__}, "
+        f"scipy {scipy.__version__}"
+        + (f", torch {torch.__version__}" if torch is not None else "")
+        + (f", onnxruntime {onnxruntime.__version__}, onnx {onnx.__version__}" if onnxruntime else ""))
+    if torch is not None and not torch.__version__.startswith("2.13.0"):
+        out(f"- WARNING: torch {torch.__version__} is not the pinned 2.13.0")
+    out(f"- python {platform.python_version()}, {platform.machine()}, {_cpu_name()}, "
+        f"{os.cpu_count()} CPUs")
+    if missing:
+        out(f"- not installed, left out: {', '.join(missing)}")
+    out(f"- {args.repeat} alternating rounds per pass, samples of ~{args.sample_time * 1e3:.0f} ms, "
+        f"medians shown; cyrnn/peer = median over rounds of the within-round time ratio "
+        f"(< 1: cyrnn is faster); cyrnn IQR = interquartile range of cyrnn's samples over "
+        f"their median (the noise)"
+        + (" (--quick: a smoke run, not a measurement)" if args.quick else ""))
+    out("- FLOPs: inference 2*steps*(I+H)*G*H, train step 3x that; steps = T*B or sum(lengths); "
+        f"'GEMM GFLOP/s' = median of one {args.gemm_size}^3 scipy sgemm (dgemm for float64) "
+        "run in every round of the same pass; 'of GEMM' = cyrnn GFLOP/s / that")
+    if torch is not None:
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:
+            pass
+
+    all_checks, all_problems = [], []
+    for threads in args.threads:
+        set_threads(threads)
+        rows, ragged_info = [], {}
+        for case in cases:
+            case_rows, problems, lengths = run_case(case, threads, libs, args, all_checks)
+            rows += case_rows
+            all_problems += problems
+            if lengths is not None:
+                ragged_info[case.name] = lengths
+        print_table(threads, rows, libs, out)
+        out("")
+        for dtype in sorted({r["case"].dtype for r in rows}):
+            per_pass = [r["gemm_gflops"] for r in rows if r["case"].dtype == dtype]
+            every = [g for r in rows if r["case"].dtype == dtype for g in r["gemm_samples"]]
+            out(f"- {'s' if dtype == 'float32' else 'd'}gemm {args.gemm_size}^3 at {threads} "
+                f"thread(s), one call in every round: median {statistics.median(every):.1f} "
+                f"GFLOP/s over {len(every)} calls; per-pass medians from {min(per_pass):.1f} "
+                f"to {max(per_pass):.1f} (the spread is the machine's noise)")
+        out(f"- thread pools: {thread_report()}")
+        _ragged_summary(rows, ragged_info, libs, out)
+    _check_summary(all_checks, all_problems, args.tolerance, out)
+    return 0 if all(ok for *_, ok in all_checks) else 1
+
+
+def _ragged_summary(rows, ragged_info, libs, out):
+    by = {(r["case"].name, r["mode"]): r["medians"] for r in rows}
+    for name, lengths in ragged_info.items():
+        full = name.replace("-ragged", "")
+        if not any(k[0] == full for k in by):
+            continue
+        T = SIZES[next(c.size for c in CASES if c.name == name)][0]
+        frac = float(np.sum(lengths)) / (T * len(lengths))
+        parts = []
+        for mode in ("inference", "train step"):
+            rag, ful = by.get((name, mode), {}), by.get((full, mode), {})
+            ratios = [f"{lib} {rag[lib] / ful[lib]:.2f}" for lib in libs if lib in rag and lib in ful]
+            parts.append(f"{mode}: " + ", ".join(ratios))
+        out(f"- {name} / {full} time (real steps are {frac:.0%} of T*B): " + "; ".join(parts))
+
+
+def _check_summary(checks, problems, tol, out):
+    out("\n### correctness checks (once per case and thread count)\n")
+    bad = [c for c in checks if not c[-1]]
+    worst = {}
+    for threads, case, lib, ref, diff, key, ok in checks:
+        if lib not in worst or diff > worst[lib][0]:
+            worst[lib] = (diff, case, key, ref)
+    for lib, (diff, case, key, ref) in worst.items():
+        out(f"- {lib} vs {ref}: largest relative difference {diff:.2e} ({case}, {key})")
+    if bad:
+        out(f"- FAILED (> {tol:g}):")
+        for threads, case, lib, ref, diff, key, _ in bad:
+            out(f"  - {case} at {threads} thread(s): {lib} vs {ref}: {diff:.2e} in {key}")
+    else:
+        out(f"- all within {tol:g}")
+    for p in dict.fromkeys(problems):  # once each, in order
+        out(f"- {p}")
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
