@@ -139,3 +139,13 @@ def test_backward_uses_the_weights_forward_used():
     np.testing.assert_array_equal(after.input, before.input)
     for key in before.params:
         np.testing.assert_array_equal(after.params[key], before.params[key])
+
+
+def test_dy_none_means_a_loss_on_the_final_state_only():
+    model, x, hx, _ = problem("GRU", {"num_layers": 2})
+    y, h_n, tape = model.forward(x, hx)
+    dhn = np.ones_like(h_n)
+    without = model.backward(tape, None, dhn)
+    zeros = model.backward(tape, np.zeros_like(y), dhn)
+    np.testing.assert_array_equal(without.input, zeros.input)
+    assert np.abs(without.input).max() > 0

@@ -55,3 +55,24 @@ def test_gil_is_released_during_the_computation():
     # The pass takes many tens of ms; the counter never waits long for the GIL.
     assert end - start > 0.05
     assert gaps.max() < 0.5 * (end - start), (gaps.max(), end - start)
+
+
+def test_thread_count_is_set_globally_and_results_do_not_depend_on_it():
+    import cyrnn
+    model = make_model("LSTM", 64, 128, bidirectional=True, seed=0)
+    x = np.random.default_rng(1).standard_normal((20, 64, 64))
+    reference = run_pass(model, x, None)
+    try:
+        for n in (1, 2, 3):
+            cyrnn.set_num_threads(n)
+            assert cyrnn.get_num_threads() == n
+            # a fixed count reaches other Python threads too
+            with ThreadPoolExecutor(1) as pool:
+                assert pool.submit(cyrnn.get_num_threads).result() == n
+                result = pool.submit(run_pass, model, x, None).result()
+            for got, want in zip(result, reference):
+                np.testing.assert_array_equal(got, want)
+        with pytest.raises(ValueError, match="threads"):
+            cyrnn.set_num_threads(0)
+    finally:
+        cyrnn.set_num_threads(None)

@@ -322,24 +322,27 @@ class RecurrentLayer:
             raise ValueError("tape is stale: load_state_dict changed the weights after the "
                              "forward pass that made it; run forward() again")
 
-    def _gradient_state(self, name, value, shape, layout, unbatched):
+    def _gradient_state(self, name, value, shape, layout, unbatched, meaning):
         if value is None:
             full = shape if not unbatched else (shape[0], 1, shape[1])
             return np.zeros(full, self._dtype)
         array = as_real_array(name, value, self._dtype)
-        check_shape(name, array, shape, "the shape of the matching output state")
+        check_shape(name, array, shape, meaning)
         if unbatched:
             array = array[:, None, :]
         return layout.sort_states(array)
 
     def backward(self, tape, dy, dhn=None):
-        """BPTT: gradients of a scalar loss L from dy = dL/dy and optionally
-        dhn = dL/dh_n (for LSTM a pair (dh_n, dc_n), either part None).
-        Returns Gradients(input, hx, params); nothing in the model changes."""
+        """BPTT: gradients of a scalar loss L from dy = dL/dy (None: the loss
+        does not depend on y) and optionally dhn = dL/dh_n (for LSTM a pair
+        (dh_n, dc_n), either part None). Returns Gradients(input, hx, params);
+        nothing in the model or the tape changes, so a tape may be replayed."""
         self._check_tape(tape)
         layout = tape.layout
+        if dy is None:
+            dy = np.zeros(tape.y_shape, self._dtype)
         dy = as_real_array("dy", dy, self._dtype)
-        check_shape("dy", dy, tape.y_shape, "the shape of y")
+        check_shape("dy", dy, tape.y_shape, "y's shape")
         dy_packed = layout.pack(self._time_major("dy", dy, tape.unbatched), self._dtype)
         if self._cell.has_cell_state:
             dh_n, dc_n = self._split_pair("dhn", dhn, "(dh_n, dc_n)")
@@ -347,8 +350,9 @@ class RecurrentLayer:
             self._reject_pair("dhn", dhn)
             dh_n, dc_n = dhn, None
         dh = self._gradient_state("dhn" + ("[0]" if self._cell.has_cell_state else ""),
-                                  dh_n, tape.hn_shape, layout, tape.unbatched)
-        dc = (self._gradient_state("dhn[1]", dc_n, tape.cn_shape, layout, tape.unbatched)
+                                  dh_n, tape.hn_shape, layout, tape.unbatched, "h_n's shape")
+        dc = (self._gradient_state("dhn[1]", dc_n, tape.cn_shape, layout, tape.unbatched,
+                                   "c_n's shape")
               if self._cell.has_cell_state else None)
 
         H, Hout, D, N, B = self._hidden_size, self._out_size, self._directions, layout.N, layout.B

@@ -15,7 +15,7 @@ from cython cimport floating
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 
-from cyrnn._blas cimport gemm
+from cyrnn._blas cimport gemm, gemm_parallel
 from cython.parallel cimport prange
 from cyrnn._kernels cimport (
     lstm_forward, lstm_backward, gru_forward, gru_backward, rnn_forward,
@@ -357,10 +357,10 @@ cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
             rnn_backward(relu, n, H, gates + off * GH, dh, dgx + off * GH)
         _recurrent_gradient(p, n, dgh + off * GH, dh, p.kind == GRU)
 
-    gemm(True, False, GH, in_size, N, <floating>1, dgx, GH, x, in_size,
-         <floating>0, <floating *>dr.dw_ih, in_size)
-    gemm(True, False, GH, Hout, N, <floating>1, dgh, GH, hprev, Hout,
-         <floating>0, <floating *>dr.dw_hh, Hout)
+    gemm_parallel(p.num_threads, True, False, GH, in_size, N, <floating>1, dgx, GH, x,
+                  in_size, <floating>0, <floating *>dr.dw_ih, in_size)
+    gemm_parallel(p.num_threads, True, False, GH, Hout, N, <floating>1, dgh, GH, hprev,
+                  Hout, <floating>0, <floating *>dr.dw_hh, Hout)
     if dr.db_ih != NULL:
         column_sums(p.N, GH, <const floating *>dgx, <floating *>dr.db_ih)
         column_sums(p.N, GH, <const floating *>dgh, <floating *>dr.db_hh)
@@ -368,9 +368,9 @@ cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
         gemm(True, False, Hout, H, N, <floating>1, dhall, Hout,
              <const floating *>dr.m, H, <floating>0, <floating *>dr.dw_hr, H)
     # Both directions read the same input, so the second one accumulates.
-    gemm(False, False, N, in_size, GH, <floating>1, dgx, GH,
-         <const floating *>dr.w_ih, in_size, <floating>(1 if d else 0),
-         <floating *>ly.dx, in_size)
+    gemm_parallel(p.num_threads, False, False, N, in_size, GH, <floating>1, dgx, GH,
+                  <const floating *>dr.w_ih, in_size, <floating>(1 if d else 0),
+                  <floating *>ly.dx, in_size)
 
 
 cdef void _run_forward(const Plan *p, const floating *first_x) noexcept nogil:

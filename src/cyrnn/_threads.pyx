@@ -1,18 +1,39 @@
 # cython: language_level=3
-"""How many threads the time loops use: OpenMP's setting, so OMP_NUM_THREADS
-and threadpoolctl's `threadpool_limits(n, user_api="openmp")` apply, with
-set_num_threads() as cyrnn's own global switch."""
+"""How many threads the time loops use.
+
+One, unless asked for more: cyrnn.set_num_threads(n) for the whole process,
+or the OMP_NUM_THREADS environment variable. OpenMP's current limit for the
+calling thread (which threadpoolctl's `threadpool_limits(n,
+user_api="openmp")` lowers) caps either.
+
+Why not all cores by default: BLAS thread pools (numpy's and scipy's
+OpenBLAS) keep spinning for a while after each call; a multi-threaded time
+loop that starts beside them stalls at every step's synchronisation. With
+several cyrnn threads, keep BLAS at one thread (threadpoolctl or
+OPENBLAS_NUM_THREADS=1): cyrnn splits its own big products over its threads."""
+import os
+
 cimport openmp
+
+cdef int _fixed = 0
+cdef bint _from_environment = bool(os.environ.get("OMP_NUM_THREADS", "").strip())
 
 
 def get_num_threads():
-    """Threads each step's work is split across (OpenMP's max threads)."""
-    return openmp.omp_get_max_threads()
+    """Threads each step's work is split across."""
+    cdef int limit = openmp.omp_get_max_threads()
+    if _fixed > 0:
+        return min(_fixed, limit) if limit < openmp.omp_get_num_procs() else _fixed
+    return limit if _from_environment else 1
 
 
-def set_num_threads(int n):
-    """Sets OpenMP's thread count for cyrnn's time loops (all OpenMP code of
-    this process that shares the runtime sees it too)."""
-    if n < 1:
-        raise ValueError(f"n must be a positive number of threads, got {n}")
-    openmp.omp_set_num_threads(n)
+def set_num_threads(n):
+    """Sets the thread count of cyrnn's time loops for the whole process (any
+    Python thread that calls a model); None returns to the default."""
+    global _fixed
+    if n is None:
+        _fixed = 0
+        return
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive number of threads or None, got {n!r}")
+    _fixed = n
