@@ -44,6 +44,7 @@ Examples:
   python benchmarks/compare.py --list
 """
 import argparse
+import contextlib
 import gc
 import os
 import platform
@@ -156,11 +157,20 @@ _limiter = None
 
 
 def set_threads(n):
-    global _limiter
+    """Every library on n threads. cyrnn's own configuration for n threads is
+    its time loops on n threads with BLAS on one (it splits its big products
+    itself), so its samples run inside a one-thread BLAS limit."""
+    global _limiter, SETTLE_SECONDS
     if threadpoolctl is not None:
         if _limiter is not None:
             _limiter.restore_original_limits()
         _limiter = threadpoolctl.threadpool_limits(limits=n)
+        if n > 1:
+            SAMPLE_SETTINGS["cyrnn"] = lambda: threadpoolctl.threadpool_limits(1, user_api="blas")
+        else:
+            SAMPLE_SETTINGS.pop("cyrnn", None)
+    SETTLE_SECONDS = 0.15 if n > 1 else 0.0
+    cyrnn.set_num_threads(n)
     if torch is not None:
         torch.set_num_threads(n)
 
@@ -173,12 +183,7 @@ def thread_report():
     out = ", ".join(pools)
     if torch is not None:
         out += f", torch={torch.get_num_threads()}"
-    try:  # private: the OpenMP thread count cyrnn's time loops will use
-        from cyrnn._threads import get_num_threads
-        out += f", cyrnn time loops={get_num_threads()}"
-    except ImportError:
-        pass
-    return out
+    return out + f", cyrnn time loops={cyrnn.get_num_threads()}"
 
 
 # --------------------------------------------------------------------------
@@ -450,17 +455,27 @@ class NumpyRNN:
 # --------------------------------------------------------------------------
 # timing
 # --------------------------------------------------------------------------
-def _time_calls(fn, number):
+def _time_calls(fn, number, setting=None):
+    """Seconds per call of fn over `number` calls, inside `setting` (a
+    context manager entered and left outside the timed region)."""
     gc_was = gc.isenabled()
     gc.disable()
     try:
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        return (time.perf_counter() - t0) / number
+        with setting() if setting else contextlib.nullcontext():
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            return (time.perf_counter() - t0) / number
     finally:
         if gc_was:
             gc.enable()
+
+
+# Per-library settings around each sample, and a pause before it so that the
+# previous library's idle worker threads (OpenBLAS spins ~0.1 s after a call)
+# have gone to sleep; both matter only with several threads.
+SAMPLE_SETTINGS = {}
+SETTLE_SECONDS = 0.0
 
 
 def alternate(fns, repeat, sample_time, warmup, fixed_numbers=None):
@@ -478,7 +493,10 @@ def alternate(fns, repeat, sample_time, warmup, fixed_numbers=None):
     for r in range(repeat):
         k = r % len(names)
         for name in names[k:] + names[:k]:
-            samples[name].append(_time_calls(fns[name], numbers[name]))
+            if SETTLE_SECONDS:
+                time.sleep(SETTLE_SECONDS)
+            samples[name].append(_time_calls(fns[name], numbers[name],
+                                             SAMPLE_SETTINGS.get(name)))
     return samples
 
 

@@ -12,21 +12,14 @@ CYRNN_KERNEL void FN(cyrnn_lstm_forward)(int n, int H, int units, REAL *restrict
         REAL *cb = c + (ptrdiff_t)b * H, *hb = h + (ptrdiff_t)b * H;
         REAL *cprev = extra + (ptrdiff_t)b * 2 * H, *tanh_c = cprev + H;
         for (int j = 0; j < units; ++j) {
-            REAL i = FN(sigmoid)(gi[j] + hi[j]);
-            REAL f = FN(sigmoid)(gf[j] + hf[j]);
-            REAL g = FN(tanh)(gg[j] + hgg[j]);
-            REAL o = FN(sigmoid)(go[j] + ho[j]);
-            REAL cp = cb[j];
-            REAL cn = f * cp + i * g;
-            REAL tc = FN(tanh)(cn);
-            gi[j] = i;
-            gf[j] = f;
-            gg[j] = g;
-            go[j] = o;
-            cprev[j] = cp;
-            tanh_c[j] = tc;
-            cb[j] = cn;
-            hb[j] = o * tc;
+            /* each activated gate replaces its pre-activation: the tape */
+            REAL i = gi[j] = FN(sigmoid)(gi[j] + hi[j]);
+            REAL f = gf[j] = FN(sigmoid)(gf[j] + hf[j]);
+            REAL g = gg[j] = FN(tanh)(gg[j] + hgg[j]);
+            REAL o = go[j] = FN(sigmoid)(go[j] + ho[j]);
+            REAL cp = cprev[j] = cb[j];
+            REAL cn = cb[j] = f * cp + i * g;
+            hb[j] = o * (tanh_c[j] = FN(tanh)(cn));
         }
     }
 }

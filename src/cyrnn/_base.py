@@ -7,14 +7,15 @@ import numpy as np
 
 from cyrnn import _recurrence
 from cyrnn._packing import SequenceLayout
+from cyrnn._parameters import ParameterOwner
 from cyrnn._threads import get_num_threads
 from cyrnn._tape import Gradients, Tape
 from cyrnn._validation import (
-    BLAS_INT_MAX, as_real_array, real_array, check_bool, check_dtype, check_int,
-    check_probability, check_seed, check_shape)
+    BLAS_INT_MAX, as_real_array, check_bool, check_dtype, check_int, check_probability,
+    check_seed, check_shape, real_array)
 
 
-class RecurrentLayer:
+class RecurrentLayer(ParameterOwner):
     """Base of LSTM, GRU and RNN; not meant to be built directly."""
 
     def _configure(self, cell, input_size, hidden_size, num_layers, *, bias,
@@ -35,8 +36,7 @@ class RecurrentLayer:
         self._dtype = check_dtype(dtype)
         self._rng = np.random.default_rng(check_seed(seed))
         self._rng_lock = threading.Lock()
-        self._weights_version = 0
-        self._params = self._initial_parameters()
+        self._init_parameter_state(self._initial_parameters())
 
     # -- configuration, read-only once built -------------------------------
     input_size = property(lambda self: self._input_size)
@@ -48,6 +48,10 @@ class RecurrentLayer:
     bidirectional = property(lambda self: self._bidirectional)
     proj_size = property(lambda self: self._proj_size)
     dtype = property(lambda self: self._dtype)
+
+    @property
+    def _owner_name(self):
+        return self._cell.name
 
     @property
     def _directions(self):
@@ -95,41 +99,6 @@ class RecurrentLayer:
         bound = 1.0 / np.sqrt(self._hidden_size)
         return {name: self._rng.uniform(-bound, bound, size=shape).astype(self._dtype)
                 for name, shape in self._parameter_shapes().items()}
-
-    def parameters(self):
-        """name -> the model's own parameter array, for optimizers that update
-        in place (state_dict() returns copies instead). Write into these
-        arrays, never rebind them; shapes and dtype must not change."""
-        return dict(self._params)
-
-    def state_dict(self):
-        """A copy of every parameter, in torch's names, shapes and gate order."""
-        return {name: value.copy() for name, value in self._params.items()}
-
-    def load_state_dict(self, state_dict, strict=True):
-        """Copies parameters in from a mapping of array-likes (a torch
-        state_dict through np.asarray included), converting to the model's
-        dtype. With strict, a missing or unexpected name is a ValueError;
-        a wrong shape always is. Nothing is changed unless everything fits."""
-        if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
-            raise TypeError(f"state_dict must be a mapping of names to arrays, "
-                            f"got {type(state_dict).__name__}")
-        strict = check_bool("strict", strict)
-        expected = self._parameter_shapes()
-        missing = [name for name in expected if name not in state_dict]
-        unexpected = [name for name in state_dict.keys() if name not in expected]
-        if strict and (missing or unexpected):
-            raise ValueError(f"state_dict does not match {self._cell.name}'s parameters: "
-                             f"missing {missing}, unexpected {unexpected}")
-        converted = {}
-        for name, shape in expected.items():
-            if name in state_dict:
-                value = as_real_array(f"state_dict[{name!r}]", state_dict[name], self._dtype)
-                check_shape(f"state_dict[{name!r}]", value, shape, str(shape))
-                converted[name] = value
-        for name, value in converted.items():
-            np.copyto(self._params[name], value)
-        self._weights_version += 1
 
     def _direction_parameters(self, layer, direction):
         sfx = f"_l{layer}" + ("_reverse" if direction else "")

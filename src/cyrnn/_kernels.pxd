@@ -150,3 +150,9 @@ cdef inline void packed_product(int G, int H, int K, int n, const floating *pack
         cyrnn_packed_product_f(G, H, K, n, packed, block, x, out, accumulate)
     else:
         cyrnn_packed_product_d(G, H, K, n, packed, block, x, out, accumulate)
+
+cdef inline Py_ssize_t packed_elements(int G, int H, int K, floating *kind) noexcept nogil:
+    if floating is float:
+        return cyrnn_packed_size_f(G, H, K)
+    else:
+        return cyrnn_packed_size_d(G, H, K)

@@ -20,7 +20,7 @@ from cython.parallel cimport prange
 from cyrnn._kernels cimport (
     lstm_forward, lstm_backward, gru_forward, gru_backward, rnn_forward,
     rnn_backward, fill_rows, copy_rows, add_rows, column_sums, multiply,
-    packed_blocks, pack_weights, packed_product,
+    packed_blocks, packed_elements, pack_weights, packed_product,
     cyrnn_sigmoid_f, cyrnn_sigmoid_d, cyrnn_tanh_f, cyrnn_tanh_d,
     cyrnn_packed_size_f, cyrnn_packed_size_d)
 
@@ -118,12 +118,13 @@ cdef Py_ssize_t _packed_size_for(int kind, int H, int Hout, object dtype, bint b
 
 def packed_size(int kind, int hidden_size, int out_size, object dtype, bint backward,
                 list in_sizes=None):
-    """Elements of the scratch buffer for weights packed by unit blocks: W_hh
-    (and, forward, each layer's W_ih, whose in_sizes are given)."""
+    """Elements of the scratch buffer for weights packed by unit blocks: W_hh,
+    and forward also W_ih after it (for the widest of the layers' in_sizes)."""
     dtype = np.dtype(dtype)
     size = _packed_size_for(kind, hidden_size, out_size, dtype, backward)
-    for in_size in (in_sizes or []):
-        size = max(size, _packed_size(_gate_count(kind), hidden_size, in_size, dtype))
+    if not backward:
+        size += max([_packed_size(_gate_count(kind), hidden_size, k, dtype)
+                     for k in (in_sizes or [])] or [0])
     return size
 
 
@@ -160,7 +161,8 @@ cdef void _fill_plan(Plan *p, int kind, bint training, Py_ssize_t[::1] batch_siz
         DH = n_dirs * Hout
         ly = &p.layers[l]
         ly.in_size = spec["x"].shape[1]
-        if not backward and packed.size < _packed_size(p.G, H, ly.in_size, dtype):
+        if not backward and packed.size < (_packed_size(p.G, H, ly.in_size, dtype)
+                                           + _packed_size(p.G, H, Hout, dtype)):
             raise RuntimeError("cyrnn internal error: packed buffer too small")
         ly.x = _data(spec["x"], dtype, N * ly.in_size, "x")
         ly.y = _data(spec["y"], dtype, N * DH, "y")
@@ -209,9 +211,10 @@ cdef void _fill_plan(Plan *p, int kind, bint training, Py_ssize_t[::1] batch_siz
                 raise RuntimeError("cyrnn internal error: missing buffer")
 
 
-cdef inline void _step_units(const Plan *p, const Direction *dr, int first_block,
-                             int end_block, int n, floating *g, const floating *h_in,
-                             floating *out, floating *extra) noexcept nogil:
+cdef inline void _step_units(const Plan *p, const Direction *dr, const floating *packed_hh,
+                             int first_block, int end_block, int n, floating *g,
+                             const floating *h_in, floating *out,
+                             floating *extra) noexcept nogil:
     """Recurrent product and cell of one step for a range of unit blocks: the
     products first, then one pass of the cell over the whole range, whose
     vector loops run long enough to be efficient."""
@@ -220,7 +223,7 @@ cdef inline void _step_units(const Plan *p, const Direction *dr, int first_block
     cdef int units = min(end_block * V, H) - j0
     cdef floating *hg = <floating *>dr.hg
     for block in range(first_block, end_block):
-        packed_product(p.G, H, p.Hout, n, <const floating *>p.packed, block, h_in, hg, False)
+        packed_product(p.G, H, p.Hout, n, packed_hh, block, h_in, hg, False)
     if p.kind == LSTM:
         lstm_forward(n, H, units, g + j0, hg + j0, <floating *>dr.c + j0, out + j0,
                      extra + j0)
@@ -231,12 +234,31 @@ cdef inline void _step_units(const Plan *p, const Direction *dr, int first_block
         rnn_forward(p.kind == RNN_RELU, n, H, units, g + j0, hg + j0, out + j0)
 
 
+cdef void _input_projection(const Plan *p, const Direction *dr, int in_size,
+                            const floating *packed_ih, const floating *x, floating *gates,
+                            int rows) noexcept nogil:
+    """gates (rows, G*H) = x (rows, in_size) W_ih^T + the folded biases, with
+    the unit blocks shared among the threads."""
+    cdef int blocks = packed_blocks(p.H, <floating *>NULL), chunk, block
+    cdef int threads = min(p.num_threads, blocks) if <double>rows * p.G * p.H * in_size >= 1e6 else 1
+    fill_rows(rows, p.G * p.H, <const floating *>dr.bias_x, gates)
+    if threads > 1:
+        for chunk in prange(threads, num_threads=threads, schedule="static"):
+            for block in range(chunk * blocks // threads, (chunk + 1) * blocks // threads):
+                packed_product(p.G, p.H, in_size, rows, packed_ih, block, x, gates, True)
+    else:
+        for block in range(blocks):
+            packed_product(p.G, p.H, in_size, rows, packed_ih, block, x, gates, True)
+
+
 cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
                              const floating *x) noexcept nogil:
     cdef const Direction *dr = &ly.dirs[d]
     cdef int H = p.H, Hout = p.Hout, GH = p.G * p.H, DH = p.D * p.Hout, n, s, t
-    cdef int chunk, block, blocks = packed_blocks(H, <floating *>NULL), threads
-    cdef Py_ssize_t off
+    cdef int chunk, blocks = packed_blocks(H, <floating *>NULL), threads, chunk_steps, end
+    cdef Py_ssize_t off, first_row, end_row
+    cdef floating *packed_hh = <floating *>p.packed
+    cdef floating *packed_ih = packed_hh + packed_elements(p.G, H, Hout, <floating *>NULL)
     cdef floating *gates = <floating *>dr.gates
     cdef floating *h = <floating *>dr.h
     cdef const floating *w_hr = <const floating *>dr.w_hr
@@ -246,24 +268,21 @@ cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
     cdef floating *out
     cdef floating *h_in
 
-    # The input projections of all steps: one product with W_ih packed as
-    # W_hh is below (it measured faster than BLAS's GEMM for these shapes).
-    fill_rows(p.N, GH, <const floating *>dr.bias_x, gates)
-    pack_weights(p.G, H, ly.in_size, <const floating *>dr.w_ih, ly.in_size, 1,
-                 <floating *>p.packed)
-    threads = min(p.num_threads, blocks)
-    if threads > 1:
-        for chunk in prange(threads, num_threads=threads, schedule="static"):
-            for block in range(chunk * blocks // threads, (chunk + 1) * blocks // threads):
-                packed_product(p.G, H, ly.in_size, <int>p.N, <const floating *>p.packed,
-                               block, x, gates, True)
-    else:
-        for block in range(blocks):
-            packed_product(p.G, H, ly.in_size, <int>p.N, <const floating *>p.packed, block,
-                           x, gates, True)
-    pack_weights(p.G, H, Hout, <const floating *>dr.w_hh, Hout, 1, <floating *>p.packed)
+    # W_hh, and W_ih after it, packed by unit blocks for this direction.
+    pack_weights(p.G, H, Hout, <const floating *>dr.w_hh, Hout, 1, packed_hh)
+    pack_weights(p.G, H, ly.in_size, <const floating *>dr.w_ih, ly.in_size, 1, packed_ih)
+    # Input projections in chunks of steps taken just before they are used:
+    # a chunk (about 128 rows) is still in cache when the cell reads it, where
+    # one projection of all steps would go to memory and back (measured).
+    chunk_steps = max(1, 128 // <int>p.B)
 
     for s in range(p.T):
+        if s % chunk_steps == 0:
+            end = min(s + chunk_steps, p.T)
+            first_row = p.offsets[s] if d == 0 else p.offsets[p.T - end]
+            end_row = p.offsets[end] if d == 0 else p.offsets[p.T - s]
+            _input_projection(p, dr, ly.in_size, packed_ih, x + first_row * ly.in_size,
+                              gates + first_row * GH, <int>(end_row - first_row))
         t = s if d == 0 else p.T - 1 - s
         n = <int>p.batch_sizes[t]
         off = p.offsets[t]
@@ -282,10 +301,10 @@ cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
         threads = min(p.num_threads, blocks) if <double>n * GH * Hout >= 1e6 else 1
         if threads > 1:
             for chunk in prange(threads, num_threads=threads, schedule="static"):
-                _step_units(p, dr, chunk * blocks // threads,
+                _step_units(p, dr, packed_hh, chunk * blocks // threads,
                             (chunk + 1) * blocks // threads, n, g, h_in, out, extra)
         else:
-            _step_units(p, dr, 0, blocks, n, g, h_in, out, extra)
+            _step_units(p, dr, packed_hh, 0, blocks, n, g, h_in, out, extra)
         if w_hr != NULL:
             gemm(False, True, n, Hout, H, <floating>1, out, H, w_hr, H,
                  <floating>0, h, Hout)

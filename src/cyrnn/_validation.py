@@ -86,3 +86,26 @@ def check_shape(name, array, expected, meaning):
         raise ValueError(
             f"{name} must have shape {meaning} = {tuple(expected)}, got {array.shape}")
     return array
+
+
+def check_state_dict(owner, state_dict, expected, dtype, strict):
+    """The entries of a state_dict-like mapping, checked against `expected`
+    (name -> shape) and converted to dtype, before anything is copied: a
+    missing or unexpected name (with strict) or a wrong shape is a
+    ValueError naming it. `owner` names the model in messages."""
+    if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
+        raise TypeError(f"state_dict must be a mapping of names to arrays, "
+                        f"got {type(state_dict).__name__}")
+    strict = check_bool("strict", strict)
+    missing = [name for name in expected if name not in state_dict]
+    unexpected = [name for name in state_dict.keys() if name not in expected]
+    if strict and (missing or unexpected):
+        raise ValueError(f"state_dict does not match {owner}'s parameters: "
+                         f"missing {missing}, unexpected {unexpected}")
+    converted = {}
+    for name, shape in expected.items():
+        if name in state_dict:
+            value = as_real_array(f"state_dict[{name!r}]", state_dict[name], dtype)
+            check_shape(f"state_dict[{name!r}]", value, shape, str(shape))
+            converted[name] = value
+    return converted

@@ -4,10 +4,9 @@ torch.nn.Linear's parameter names, shapes and default initialisation.
 It is plain numpy: one BLAS matmul on a 2-D (rows, features) view of the
 input, so it runs on (T, B, F) sequences, (N, F) batches or any other
 number of leading axes alike."""
-import threading
-
 import numpy as np
 
+from cyrnn._parameters import ParameterOwner
 from cyrnn._tape import Gradients
 from cyrnn._validation import (
     as_real_array, check_bool, check_dtype, check_int, check_seed, check_shape)
@@ -38,7 +37,7 @@ def _frozen_copy(array, source):
     return array
 
 
-class Linear:
+class Linear(ParameterOwner):
     """y = x @ weight.T + bias applied to the last axis of x.
 
     ``x`` has shape ``(..., in_features)`` with at least one leading axis:
@@ -69,14 +68,11 @@ class Linear:
         self._bias = check_bool("bias", bias)
         self._dtype = check_dtype(dtype)
         self._rng = np.random.default_rng(check_seed(seed))
-        self._version_lock = threading.Lock()
-        self._weights_version = 0
         bound = 1.0 / np.sqrt(self._in_features)
-        self._params = {"weight": self._rng.uniform(
-            -bound, bound, size=(self._out_features, self._in_features)).astype(self._dtype)}
-        if self._bias:
-            self._params["bias"] = self._rng.uniform(
-                -bound, bound, size=(self._out_features,)).astype(self._dtype)
+        # torch's default for both: U(-1/sqrt(in), 1/sqrt(in)), weight first
+        self._init_parameter_state({
+            name: self._rng.uniform(-bound, bound, size=shape).astype(self._dtype)
+            for name, shape in self._parameter_shapes().items()})
 
     # -- configuration, read-only once built -------------------------------
     in_features = property(lambda self: self._in_features)
@@ -84,6 +80,7 @@ class Linear:
     bias = property(lambda self: self._bias, doc="Whether the layer has a bias (a bool, "
                     "as for the recurrent layers; the array is parameters()['bias']).")
     dtype = property(lambda self: self._dtype)
+    _owner_name = "Linear"
 
     def __repr__(self):
         options = [f"{self._in_features}", f"{self._out_features}"]
@@ -98,43 +95,6 @@ class Linear:
         if self._bias:
             shapes["bias"] = (self._out_features,)
         return shapes
-
-    def parameters(self):
-        """name -> the layer's own parameter array, for optimizers that update
-        in place (state_dict() returns copies instead). Write into these
-        arrays, never rebind them; shapes and dtype must not change."""
-        return dict(self._params)
-
-    def state_dict(self):
-        """A copy of every parameter: 'weight' (out, in) and 'bias' (out,)."""
-        return {name: value.copy() for name, value in self._params.items()}
-
-    def load_state_dict(self, state_dict, strict=True):
-        """Copies parameters in from a mapping of array-likes (a torch
-        state_dict through np.asarray included), converting to the layer's
-        dtype. With strict, a missing or unexpected name is a ValueError; a
-        wrong shape always is. Nothing is changed unless everything fits.
-        Tapes made before this call become stale."""
-        if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
-            raise TypeError(f"state_dict must be a mapping of names to arrays, "
-                            f"got {type(state_dict).__name__}")
-        strict = check_bool("strict", strict)
-        expected = self._parameter_shapes()
-        missing = [name for name in expected if name not in state_dict]
-        unexpected = [name for name in state_dict.keys() if name not in expected]
-        if strict and (missing or unexpected):
-            raise ValueError(f"state_dict does not match Linear's parameters: "
-                             f"missing {missing}, unexpected {unexpected}")
-        converted = {}
-        for name, shape in expected.items():
-            if name in state_dict:
-                value = as_real_array(f"state_dict[{name!r}]", state_dict[name], self._dtype)
-                check_shape(f"state_dict[{name!r}]", value, shape, str(shape))
-                converted[name] = value
-        with self._version_lock:
-            for name, value in converted.items():
-                np.copyto(self._params[name], value)
-            self._weights_version += 1
 
     # -- forward -----------------------------------------------------------
     def _check_input(self, x):

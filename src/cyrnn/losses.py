@@ -33,7 +33,7 @@ propagates into the loss and its gradient.
 import numpy as np
 from scipy.special import expit
 
-from cyrnn._validation import check_bool, check_shape
+from cyrnn._validation import check_bool, check_shape, real_array
 
 __all__ = ["softmax_cross_entropy", "binary_cross_entropy_with_logits", "mse"]
 
@@ -43,12 +43,7 @@ _REDUCTIONS = ("mean", "sum")
 def _as_float(name, value):
     """value as a float32 or float64 ndarray (float32/float64 kept, every
     other real dtype -> float64)."""
-    try:
-        array = np.asarray(value)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be a real numeric array: {exc}") from None
-    if array.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a real numeric array, got dtype {array.dtype}")
+    array = real_array(name, value)
     if array.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
         array = array.astype(np.float64)
     return array

@@ -1,0 +1,41 @@
+"""Parameter ownership shared by every layer: the live arrays, copies out,
+checked copies in, and the version that makes older tapes stale."""
+import threading
+
+import numpy as np
+
+from cyrnn._validation import check_state_dict
+
+
+class ParameterOwner:
+    """Mixin over `self._params` (name -> array, created once and only ever
+    written in place), `self._parameter_shapes()`, `self._dtype` and
+    `self._owner_name`."""
+
+    def _init_parameter_state(self, params):
+        self._params = params
+        self._weights_version = 0
+        self._version_lock = threading.Lock()
+
+    def parameters(self):
+        """name -> the layer's own parameter array, for optimizers that update
+        in place (state_dict() returns copies instead). Write into these
+        arrays, never rebind them; shapes and dtype must not change."""
+        return dict(self._params)
+
+    def state_dict(self):
+        """A copy of every parameter, in torch's names, shapes and order."""
+        return {name: value.copy() for name, value in self._params.items()}
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copies parameters in from a mapping of array-likes (a torch
+        state_dict through np.asarray included), converting to the layer's
+        dtype. With strict, a missing or unexpected name is a ValueError; a
+        wrong shape always is. Nothing is changed unless everything fits.
+        Tapes made before this call become stale."""
+        converted = check_state_dict(self._owner_name, state_dict, self._parameter_shapes(),
+                                     self._dtype, strict)
+        with self._version_lock:
+            for name, value in converted.items():
+                np.copyto(self._params[name], value)
+            self._weights_version += 1
