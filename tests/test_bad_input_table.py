@@ -265,7 +265,7 @@ def test_table_covers_every_class_and_is_unique():
     assert {p.values[0] for p in table()} == set(CLASSES.values())
 
 
-@pytest.mark.parametrize("cls,call,error,words", table())
+@pytest.mark.parametrize("cls,call,error,words", list(table()))
 def test_bad_input_is_refused(cls, call, error, words):
     try:
         result = call(cls)
