@@ -101,17 +101,21 @@ def test_rss_probe_sees_fresh_memory():
     del kept
 
 
-def tape_buffers(tape, model):
-    """Weak references to every array the tape owns (not the model's own
-    parameters, which it borrows)."""
-    params = list(model.parameters().values())
-    refs = [weakref.ref(tape.layout)]
+def tape_arrays(tape):
     arrays = []
     for layer in tape.layers:
         arrays += [layer[key] for key in ("x", "y", "mask") if layer.get(key) is not None]
         for direction in layer["dirs"]:
             arrays += [v for v in direction.values() if isinstance(v, np.ndarray)]
-    for array in arrays:
+    return arrays
+
+
+def tape_buffers(tape, model):
+    """Weak references to every array the tape owns (not the model's own
+    parameters, which it borrows)."""
+    params = list(model.parameters().values())
+    refs = [weakref.ref(tape.layout)]
+    for array in tape_arrays(tape):
         if not any(np.shares_memory(array, p) for p in params):
             refs.append(weakref.ref(array))
     return refs
@@ -120,10 +124,11 @@ def tape_buffers(tape, model):
 @pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN_TANH"])
 def test_dropped_tape_frees_its_buffers_at_once(cell):
     """Tape has __slots__ without __weakref__, so the check holds weak
-    references to what it owns (the layout and every buffer) instead. They
-    must die by reference counting alone, without gc.collect(): a reference
-    cycle through the tape would keep megabytes alive until the next cycle
-    collection."""
+    references to what it owns (the layout and every buffer) instead. By
+    reference counting alone, without gc.collect() (a reference cycle through
+    the tape would keep megabytes alive until the next cycle collection),
+    each must die or be back in the model's workspace for the next pass, and
+    they all die with the model."""
     model = make_model(cell, 4, 8, num_layers=2, bidirectional=True, dropout=0.3, seed=0)
     x = np.random.default_rng(0).standard_normal((7, 3, 4))
     gc.disable()
@@ -133,10 +138,34 @@ def test_dropped_tape_frees_its_buffers_at_once(cell):
         refs = tape_buffers(tape, model)
         assert len(refs) > 10
         del y, hn, tape, grads
+        cached = [id(a) for a in model._workspace._free.values()]
         alive = [r() for r in refs if r() is not None]
-        assert not alive, f"{len(alive)} tape buffers outlived the tape"
+        assert all(id(a) in cached for a in alive), "a tape buffer outlived the tape"
+        del alive, model
+        alive = [r() for r in refs if r() is not None]
+        assert not alive, f"{len(alive)} tape buffers outlived the model"
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_live_tapes_never_share_a_buffer(cell):
+    """Recycled buffers go only to a pass whose tape is gone: two tapes alive
+    at once, or a tape and a later one, never share memory."""
+    model = make_model(cell, 4, 8, num_layers=2, bidirectional=True, seed=0)
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.standard_normal((2, 7, 3, 4))
+    _, _, old = model.forward(x1)  # dropped below, so its buffers are recycled
+    del old
+    y1, _, tape1 = model.forward(x1)
+    y2, _, tape2 = model.forward(x2)
+    first = [a for a in tape_arrays(tape1)]
+    for array in tape_arrays(tape2):
+        assert not any(np.shares_memory(array, other) for other in first)
+    g1 = model.backward(tape1, np.ones_like(y1))
+    model.backward(tape2, np.ones_like(y2))
+    fresh = model.backward(model.forward(x1)[2], np.ones_like(y1))
+    np.testing.assert_array_equal(g1.input, fresh.input)
 
 
 def test_dropped_tape_returns_its_memory():
@@ -145,20 +174,26 @@ def test_dropped_tape_returns_its_memory():
     are kept."""
     model = make_model("LSTM", 16, 64, num_layers=2, seed=0)
     x = np.random.default_rng(0).standard_normal((200, 8, 16)).astype(np.float32)
-    model.forward(x)  # warm up
+    # warm up, which also fills the model's cache of BPTT scratch (kept on
+    # purpose between calls, see _workspace.py)
+    y, _, tape = model.forward(x)
+    model.backward(tape, np.ones_like(y))
+    del y, tape
     gc.collect()
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
         y, hn, tape = model.forward(x)
-        with_tape = tracemalloc.get_traced_memory()[0]
         grads = model.backward(tape, np.ones_like(y))
-        del tape
+        # a second tape while the first lives cannot reuse its buffers: the
+        # tape holds gates (N, 4H) and more per layer, several times y
+        before_second = tracemalloc.get_traced_memory()[0]
+        second = model.forward(x)[2]
+        assert tracemalloc.get_traced_memory()[0] - before_second > 4 * y.nbytes
+        del second, tape
         without_tape = tracemalloc.get_traced_memory()[0]
         kept = y.nbytes + sum(s.nbytes for s in hn) + grads.input.nbytes \
             + sum(g.nbytes for g in grads.hx) + sum(g.nbytes for g in grads.params.values())
-        # the tape holds gates (N, 4H) and more per layer: several times y
-        assert with_tape - base > 4 * y.nbytes
         # y may still share the last layer's output buffer; allow it and 64 kB slack
         assert without_tape - base < kept + y.nbytes + 64 * 1024, \
             (without_tape - base, kept)

@@ -2,11 +2,13 @@
 validation, packing, buffer allocation and the calls into the time loops.
 A cell kind only contributes its CellSpec (see _cells.py)."""
 import threading
+from functools import partial
 
 import numpy as np
 
 from cyrnn import _recurrence
 from cyrnn._packing import SequenceLayout
+from cyrnn._workspace import Workspace
 from cyrnn._parameters import ParameterOwner
 from cyrnn._threads import get_num_threads
 from cyrnn._tape import Gradients, Tape
@@ -36,6 +38,7 @@ class RecurrentLayer(ParameterOwner):
         self._dtype = check_dtype(dtype)
         self._rng = np.random.default_rng(check_seed(seed))
         self._rng_lock = threading.Lock()
+        self._workspace = Workspace()
         self._init_parameter_state(self._initial_parameters())
 
     # -- configuration, read-only once built -------------------------------
@@ -238,10 +241,23 @@ class RecurrentLayer(ParameterOwner):
                                                   [self._input_size, D * Hout]), self._dtype)
         masks = self._dropout_masks(N) if training else [None] * self._num_layers
 
+        ws = self._workspace
+        scratch = []  # (name, array) of the tape's internal buffers
+
+        def tape_buffer(name, shape):
+            if not training:
+                return np.empty(shape, self._dtype)
+            array = ws.take(name, shape, self._dtype)
+            scratch.append((name, array))
+            return array
+
         layers = []
         layer_input = x_packed
         for layer in range(self._num_layers):
-            y = np.empty((N, D * Hout), self._dtype)
+            # The last layer's y is returned to the caller; the others are internal.
+            last = layer == self._num_layers - 1
+            y = np.empty((N, D * Hout), self._dtype) if last else \
+                tape_buffer(f"y{layer}", (N, D * Hout))
             dirs = []
             for direction in range(D):
                 params, _ = self._direction_parameters(layer, direction)
@@ -252,11 +268,14 @@ class RecurrentLayer(ParameterOwner):
                     params.update((name, params[name].copy())
                                   for name in ("w_ih", "w_hh", "w_hr") if params[name] is not None)
                 k = layer * D + direction
+                key = f"{layer}.{direction}"
                 params.update(
-                    gates=np.empty((N, GH), self._dtype) if training else scratch_gates,
-                    extra=(np.empty((rows, E), self._dtype) if training else scratch_extra) if E else None,
-                    hprev=np.empty((N, Hout), self._dtype) if training else None,
-                    m=(np.empty((N, H), self._dtype) if training else scratch_m) if self._proj_size else None,
+                    gates=tape_buffer("gates" + key, (N, GH)) if training else scratch_gates,
+                    extra=(tape_buffer("extra" + key, (rows, E)) if training else scratch_extra)
+                    if E else None,
+                    hprev=tape_buffer("hprev" + key, (N, Hout)) if training else None,
+                    m=(tape_buffer("m" + key, (N, H)) if training else scratch_m)
+                    if self._proj_size else None,
                     h=h_state[k], c=None if c_state is None else c_state[k], hg=hg,
                     hnext=hnext)
                 dirs.append(params)
@@ -276,7 +295,8 @@ class RecurrentLayer(ParameterOwner):
             return y, states, None
         tape = Tape(model=self, weights_version=self._weights_version, layout=layout,
                     layers=layers, x_shape=x.shape, y_shape=y.shape, hn_shape=hn.shape,
-                    cn_shape=None if cn is None else cn.shape, unbatched=unbatched)
+                    cn_shape=None if cn is None else cn.shape, unbatched=unbatched,
+                    scratch=scratch)
         return y, states, tape
 
     # -- backward ----------------------------------------------------------
@@ -326,9 +346,11 @@ class RecurrentLayer(ParameterOwner):
 
         H, Hout, D, N, B = self._hidden_size, self._out_size, self._directions, layout.N, layout.B
         GH = self._cell.gates * H
-        dgx = np.empty((N, GH), self._dtype)
-        dgh = np.empty((N, GH), self._dtype) if self._cell.kind == _recurrence.CellKind.GRU else dgx
-        dhall = np.empty((N, Hout), self._dtype) if self._proj_size else None
+        ws = self._workspace
+        dgx = ws.take("dgx", (N, GH), self._dtype)
+        dgh = ws.take("dgh", (N, GH), self._dtype) if self._cell.kind == _recurrence.CellKind.GRU \
+            else dgx
+        dhall = ws.take("dhall", (N, Hout), self._dtype) if self._proj_size else None
         dm = np.empty((B, H), self._dtype) if self._proj_size else None
         grads = {name: np.empty(shape, self._dtype)
                  for name, shape in self._parameter_shapes().items()}
@@ -345,15 +367,22 @@ class RecurrentLayer(ParameterOwner):
                     dw_ih=grads["weight_ih" + sfx], dw_hh=grads["weight_hh" + sfx],
                     db_ih=grads.get("bias_ih" + sfx), db_hh=grads.get("bias_hh" + sfx),
                     dw_hr=grads.get("weight_hr" + sfx)))
-            dx = np.empty((N, fwd["x"].shape[1]), self._dtype)
+            # Only the first layer's dx reaches the caller; the others are scratch.
+            dx = (np.empty if layer == 0 else partial(ws.take, f"dx{layer}"))(
+                (N, fwd["x"].shape[1]), self._dtype)
             layers.append(dict(fwd, dirs=dirs, dx=dx))
         for layer in range(self._num_layers):
             upper = layers[layer + 1]["dx"] if layer + 1 < self._num_layers else dy_packed
             layers[layer]["dy"] = upper
-        packed = np.empty(_recurrence.packed_size(self._cell.kind, H, Hout, self._dtype,
-                                                  True), self._dtype)
+        packed = ws.take("packed_backward", (_recurrence.packed_size(
+            self._cell.kind, H, Hout, self._dtype, True,
+            [layer["x"].shape[1] for layer in tape.layers]),), self._dtype)
         _recurrence.run(self._cell.kind, True, True, layout.batch_sizes, layout.offsets,
                         H, Hout, layers, self._dtype, packed, get_num_threads())
+        for name, array in [("dgx", dgx), ("dhall", dhall), ("packed_backward", packed)] + \
+                [(f"dx{layer}", layers[layer]["dx"]) for layer in range(1, self._num_layers)] + \
+                ([("dgh", dgh)] if dgh is not dgx else []):
+            ws.give(name, array)
 
         dx = layout.unpack(layers[0]["dx"], self._batch_first and not tape.unbatched)
         dh0 = layout.unsort_states(dh)

@@ -10,11 +10,19 @@ class Tape:
     while that model's weights are the ones it was made with."""
 
     __slots__ = ("model", "weights_version", "layout", "layers", "x_shape",
-                 "y_shape", "hn_shape", "cn_shape", "unbatched")
+                 "y_shape", "hn_shape", "cn_shape", "unbatched", "scratch")
 
     def __init__(self, **fields):
         for name in self.__slots__:
             setattr(self, name, fields[name])
+
+    def __del__(self):
+        # The internal buffers (never handed to the caller) go back to the
+        # model's workspace for the next forward pass.
+        workspace = getattr(self.model, "_workspace", None)
+        if workspace is not None:
+            for name, array in self.scratch:
+                workspace.give(name, array)
 
     def __repr__(self):
         return (f"<cyrnn Tape of {type(self.model).__name__}, "
