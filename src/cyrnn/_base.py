@@ -20,6 +20,8 @@ from cyrnn._validation import (
 class RecurrentLayer(ParameterOwner):
     """Base of LSTM, GRU and RNN; not meant to be built directly."""
 
+    _tape_class = Tape
+
     def _configure(self, cell, input_size, hidden_size, num_layers, *, bias,
                    batch_first, dropout, bidirectional, proj_size, dtype, seed):
         self._cell = cell
@@ -300,17 +302,6 @@ class RecurrentLayer(ParameterOwner):
         return y, states, tape
 
     # -- backward ----------------------------------------------------------
-    def _check_tape(self, tape):
-        if not isinstance(tape, Tape):
-            raise TypeError(f"tape must be the Tape returned by {self._cell.name}.forward, "
-                            f"got {type(tape).__name__}")
-        if tape.model is not self:
-            raise ValueError("tape was made by another model; pass the tape from this "
-                             "model's forward()")
-        if tape.weights_version != self._weights_version:
-            raise ValueError("tape is stale: load_state_dict changed the weights after the "
-                             "forward pass that made it; run forward() again")
-
     def _gradient_state(self, name, value, shape, layout, unbatched, meaning):
         if value is None:
             full = shape if not unbatched else (shape[0], 1, shape[1])

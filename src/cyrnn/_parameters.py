@@ -9,8 +9,8 @@ from cyrnn._validation import check_state_dict
 
 class ParameterOwner:
     """Mixin over `self._params` (name -> array, created once and only ever
-    written in place), `self._parameter_shapes()`, `self._dtype` and
-    `self._owner_name`."""
+    written in place), `self._parameter_shapes()`, `self._dtype`,
+    `self._owner_name` and `self._tape_class`."""
 
     def _init_parameter_state(self, params):
         self._params = params
@@ -39,3 +39,16 @@ class ParameterOwner:
             for name, value in converted.items():
                 np.copyto(self._params[name], value)
             self._weights_version += 1
+
+    def _check_tape(self, tape):
+        """A tape is valid only with the layer that made it, and only while
+        that layer's weights are the ones it was made with."""
+        if not isinstance(tape, self._tape_class):
+            raise TypeError(f"tape must be the tape returned by {self._owner_name}.forward, "
+                            f"got {type(tape).__name__}")
+        if tape.model is not self:
+            raise ValueError(f"tape was made by another {self._owner_name} model; pass the "
+                             f"tape from this model's forward()")
+        if tape.weights_version != self._weights_version:
+            raise ValueError("tape is stale: load_state_dict changed the weights after the "
+                             "forward pass that made it; run forward() again")

@@ -81,6 +81,7 @@ class Linear(ParameterOwner):
                     "as for the recurrent layers; the array is parameters()['bias']).")
     dtype = property(lambda self: self._dtype)
     _owner_name = "Linear"
+    _tape_class = LinearTape
 
     def __repr__(self):
         options = [f"{self._in_features}", f"{self._out_features}"]
@@ -139,17 +140,6 @@ class Linear(ParameterOwner):
         return y, tape
 
     # -- backward ----------------------------------------------------------
-    def _check_tape(self, tape):
-        if not isinstance(tape, LinearTape):
-            raise TypeError(f"tape must be the tape returned by Linear.forward, "
-                            f"got {type(tape).__name__}")
-        if tape.model is not self:
-            raise ValueError("tape was made by another Linear layer; pass the tape from this "
-                             "layer's forward()")
-        if tape.weights_version != self._weights_version:
-            raise ValueError("tape is stale: load_state_dict changed the weights after the "
-                             "forward pass that made it; run forward() again")
-
     def backward(self, tape, dy):
         """Gradients of a scalar loss L from dy = dL/dy (the shape of y):
         Gradients(input=dL/dx (shape of x), hx=None, params={'weight': ...,

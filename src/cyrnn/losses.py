@@ -166,14 +166,20 @@ def softmax_cross_entropy(logits, targets, *, lengths=None, batch_first=False,
 
 
 def _check_same_shape_targets(targets, reference, dtype):
-    try:
-        array = np.asarray(targets)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"targets must be a real numeric array: {exc}") from None
-    if array.dtype.kind not in "biuf":
-        raise TypeError(f"targets must be a real numeric array, got dtype {array.dtype}")
+    array = real_array("targets", targets)
     check_shape("targets", array, reference.shape, "the shape of the input")
     return array.astype(dtype, copy=False)
+
+
+def _elementwise_arguments(name, values, targets, lengths, batch_first, reduction):
+    """The checked arguments of a loss whose targets match its input element
+    for element: (values, targets, mask, count, reduction)."""
+    reduction = _check_reduction(reduction)
+    values = _as_float(name, values)
+    targets = _check_same_shape_targets(targets, values, values.dtype)
+    mask, count = _sequence_mask(name, values.shape, lengths, batch_first, 2,
+                                 "(B, T, ...)" if batch_first else "(T, B, ...)")
+    return values, targets, mask, count, reduction
 
 
 def binary_cross_entropy_with_logits(logits, targets, *, lengths=None, batch_first=False,
@@ -188,11 +194,8 @@ def binary_cross_entropy_with_logits(logits, targets, *, lengths=None, batch_fir
 
     Returns (loss, dlogits).
     """
-    reduction = _check_reduction(reduction)
-    logits = _as_float("logits", logits)
-    targets = _check_same_shape_targets(targets, logits, logits.dtype)
-    mask, count = _sequence_mask("logits", logits.shape, lengths, batch_first, 2,
-                                 "(B, T, ...)" if batch_first else "(T, B, ...)")
+    logits, targets, mask, count, reduction = _elementwise_arguments(
+        "logits", logits, targets, lengths, batch_first, reduction)
     counted = targets if mask is None else targets[np.broadcast_to(mask, targets.shape)]
     if counted.size and (np.any(counted < 0) or np.any(counted > 1)):
         raise ValueError(f"targets must lie in [0, 1], got values from "
@@ -213,11 +216,8 @@ def mse(predictions, targets, *, lengths=None, batch_first=False, reduction="mea
 
     Returns (loss, dpredictions).
     """
-    reduction = _check_reduction(reduction)
-    predictions = _as_float("predictions", predictions)
-    targets = _check_same_shape_targets(targets, predictions, predictions.dtype)
-    mask, count = _sequence_mask("predictions", predictions.shape, lengths, batch_first, 2,
-                                 "(B, T, ...)" if batch_first else "(T, B, ...)")
+    predictions, targets, mask, count, reduction = _elementwise_arguments(
+        "predictions", predictions, targets, lengths, batch_first, reduction)
     with np.errstate(invalid="ignore", over="ignore"):
         diff = predictions - targets
         per_element = diff * diff
