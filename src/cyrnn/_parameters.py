@@ -10,7 +10,9 @@ from cyrnn._validation import check_state_dict
 class ParameterOwner:
     """Mixin over `self._params` (name -> array, created once and only ever
     written in place), `self._parameter_shapes()`, `self._dtype`,
-    `self._owner_name` and `self._tape_class`."""
+    `self._owner_name`, `self._owner_noun` and `self._tape_class`."""
+
+    _owner_noun = "model"
 
     def _init_parameter_state(self, params):
         self._params = params
@@ -47,8 +49,8 @@ class ParameterOwner:
             raise TypeError(f"tape must be the tape returned by {self._owner_name}.forward, "
                             f"got {type(tape).__name__}")
         if tape.model is not self:
-            raise ValueError(f"tape was made by another {self._owner_name} model; pass the "
-                             f"tape from this model's forward()")
+            raise ValueError(f"tape was made by another {self._owner_noun}; pass the tape "
+                             f"from this {self._owner_noun}'s forward()")
         if tape.weights_version != self._weights_version:
             raise ValueError("tape is stale: load_state_dict changed the weights after the "
                              "forward pass that made it; run forward() again")

@@ -82,6 +82,7 @@ class Linear(ParameterOwner):
     dtype = property(lambda self: self._dtype)
     _owner_name = "Linear"
     _tape_class = LinearTape
+    _owner_noun = "Linear layer"
 
     def __repr__(self):
         options = [f"{self._in_features}", f"{self._out_features}"]
