@@ -389,7 +389,10 @@ cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
                   Hout, <floating>0, <floating *>dr.dw_hh, Hout)
     if dr.db_ih != NULL:
         column_sums(p.N, GH, <const floating *>dgx, <floating *>dr.db_ih)
-        column_sums(p.N, GH, <const floating *>dgh, <floating *>dr.db_hh)
+        if dgh == dgx:  # both biases sit in the same pre-activations
+            memcpy(dr.db_hh, dr.db_ih, GH * sizeof(floating))
+        else:
+            column_sums(p.N, GH, <const floating *>dgh, <floating *>dr.db_hh)
     if w_hr != NULL:
         gemm(True, False, Hout, H, N, <floating>1, dhall, Hout,
              <const floating *>dr.m, H, <floating>0, <floating *>dr.dw_hr, H)
