@@ -11,6 +11,10 @@ CYRNN_KERNEL void FN(cyrnn_fill_rows)(ptrdiff_t n, int w, const REAL *restrict r
 void FN(cyrnn_copy_rows)(int n, int w, const REAL *restrict src, ptrdiff_t lds,
                          REAL *restrict dst, ptrdiff_t ldd)
 {
+    if (lds == w && ldd == w) { /* both contiguous: one copy */
+        memcpy(dst, src, (size_t)n * (size_t)w * sizeof(REAL));
+        return;
+    }
     for (int b = 0; b < n; ++b)
         memcpy(dst + b * ldd, src + b * lds, (size_t)w * sizeof(REAL));
 }
