@@ -231,7 +231,7 @@ class RecurrentLayer(ParameterOwner):
 
         H, Hout, D = self._hidden_size, self._out_size, self._directions
         GH = self._cell.gates * H
-        E = {_recurrence.CellKind.LSTM: 2 * H, _recurrence.CellKind.GRU: H}.get(self._cell.kind, 0)
+        E = _recurrence.extra_width(self._cell.kind, H)
         N = layout.N
         rows = N if training else B
         scratch_gates = None if training else np.empty((N, GH), self._dtype)

@@ -1,12 +1,12 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""Row-major gemm and gemv on top of scipy's Fortran (column-major) BLAS.
+"""Row-major gemm on top of scipy's Fortran (column-major) BLAS.
 
 A row-major matrix is the transpose of the same memory read column-major, so
 C = op(A) op(B) in row-major order is C^T = op(B)^T op(A)^T in column-major
 order: the operands swap places and keep their transpose flags.
 """
 from cython.parallel cimport prange
-from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv
+from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 
 cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
@@ -24,22 +24,6 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
     else:
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double *>b, &ldb,
               <double *>a, &lda, &beta, c, &ldc)
-
-
-cdef void gemv(bint trans_a, int m, int n, floating alpha,
-               const floating *a, int lda, const floating *x,
-               floating beta, floating *y) noexcept nogil:
-    """y = alpha op(A) x + beta y for a row-major A of m x n."""
-    cdef char ta = b'N' if trans_a else b'T'
-    cdef int one = 1
-    if m <= 0 or n <= 0:
-        return
-    if floating is float:
-        sgemv(&ta, &n, &m, &alpha, <float *>a, &lda, <float *>x, &one,
-              &beta, y, &one)
-    else:
-        dgemv(&ta, &n, &m, &alpha, <double *>a, &lda, <double *>x, &one,
-              &beta, y, &one)
 
 
 cdef void gemm_parallel(int threads, bint trans_a, bint trans_b, int m, int n, int k,

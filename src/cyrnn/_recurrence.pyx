@@ -104,6 +104,12 @@ cdef int _extra_width(int kind, int H) noexcept:
     return 2 * H if kind == LSTM else (H if kind == GRU else 0)
 
 
+def extra_width(int kind, int hidden_size):
+    """Columns per packed row of a cell's extra tape (LSTM: c_{t-1} and
+    tanh c_t; GRU: W_hn h + b_hn; RNN: none)."""
+    return _extra_width(kind, hidden_size)
+
+
 cdef Py_ssize_t _packed_size(int G, int H, int K, object dtype):
     return cyrnn_packed_size_f(G, H, K) if dtype == np.float32 else cyrnn_packed_size_d(G, H, K)
 
@@ -239,21 +245,28 @@ cdef inline void _step_units(const Plan *p, const Direction *dr, const floating 
         rnn_forward(p.kind == RNN_RELU, n, H, units, g + j0, hg + j0, out + j0)
 
 
-cdef void _input_projection(const Plan *p, const Direction *dr, int in_size,
-                            const floating *packed_ih, const floating *x, floating *gates,
-                            int rows) noexcept nogil:
-    """gates (rows, G*H) = x (rows, in_size) W_ih^T + the folded biases, with
-    the unit blocks shared among the threads."""
-    cdef int blocks = packed_blocks(p.H, <floating *>NULL), chunk, block
-    cdef int threads = min(p.num_threads, blocks) if <double>rows * p.G * p.H * in_size >= 1e6 else 1
-    fill_rows(rows, p.G * p.H, <const floating *>dr.bias_x, gates)
+cdef void _packed_products(int max_threads, int G, int H, int K, int n,
+                           const floating *packed, const floating *x, floating *out,
+                           bint accumulate) noexcept nogil:
+    """out (n, G*H) = (or +=) x (n, K) W^T over every unit block of W packed
+    by pack_weights; threads share the blocks when there is enough work."""
+    cdef int blocks = packed_blocks(H, <floating *>NULL), chunk, block
+    cdef int threads = min(max_threads, blocks) if <double>n * G * H * K >= 1e6 else 1
     if threads > 1:
         for chunk in prange(threads, num_threads=threads, schedule="static"):
             for block in range(chunk * blocks // threads, (chunk + 1) * blocks // threads):
-                packed_product(p.G, p.H, in_size, rows, packed_ih, block, x, gates, True)
+                packed_product(G, H, K, n, packed, block, x, out, accumulate)
     else:
         for block in range(blocks):
-            packed_product(p.G, p.H, in_size, rows, packed_ih, block, x, gates, True)
+            packed_product(G, H, K, n, packed, block, x, out, accumulate)
+
+
+cdef void _input_projection(const Plan *p, const Direction *dr, int in_size,
+                            const floating *packed_ih, const floating *x, floating *gates,
+                            int rows) noexcept nogil:
+    """gates (rows, G*H) = x (rows, in_size) W_ih^T + the folded biases."""
+    fill_rows(rows, p.G * p.H, <const floating *>dr.bias_x, gates)
+    _packed_products(p.num_threads, p.G, p.H, in_size, rows, packed_ih, x, gates, True)
 
 
 cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
@@ -318,28 +331,9 @@ cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
         copy_rows(n, Hout, h, Hout, y + off * DH, DH)
 
 
-cdef void _recurrent_gradient(const Plan *p, int n, const floating *dg, floating *dh,
-                              bint accumulate) noexcept nogil:
-    """dh (n, Hout) = (or +=) dg (n, G*H) W_hh, with W_hh packed by Hout
-    blocks; threads share the blocks when the step has enough work."""
-    cdef int GH = p.G * p.H, blocks = packed_blocks(p.Hout, <floating *>NULL)
-    cdef int threads = min(p.num_threads, blocks) if <double>n * GH * p.Hout >= 1e6 else 1
-    cdef int chunk, block
-    if threads > 1:
-        for chunk in prange(threads, num_threads=threads, schedule="static"):
-            for block in range(chunk * blocks // threads, (chunk + 1) * blocks // threads):
-                packed_product(1, p.Hout, GH, n, <const floating *>p.packed, block, dg, dh,
-                               accumulate)
-    else:
-        for block in range(blocks):
-            packed_product(1, p.Hout, GH, n, <const floating *>p.packed, block, dg, dh,
-                           accumulate)
-
-
 cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
                               const floating *x) noexcept nogil:
     cdef const Direction *dr = &ly.dirs[d]
-    cdef int blocks, threads, chunk, block
     cdef floating *packed_w
     cdef int H = p.H, Hout = p.Hout, GH = p.G * p.H, DH = p.D * p.Hout, n, s, t
     cdef int in_size = ly.in_size, N = <int>p.N
@@ -381,7 +375,9 @@ cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
                          hprev + off * Hout, dh, dgx + off * GH, dgh + off * GH)
         else:
             rnn_backward(relu, n, H, gates + off * GH, dh, dgx + off * GH)
-        _recurrent_gradient(p, n, dgh + off * GH, dh, p.kind == GRU)
+        # dh (n, Hout) = (GRU: +=) dgh W_hh, with W_hh packed by Hout blocks
+        _packed_products(p.num_threads, 1, Hout, GH, n, <const floating *>p.packed,
+                         dgh + off * GH, dh, p.kind == GRU)
 
     gemm_parallel(p.num_threads, True, False, GH, in_size, N, <floating>1, dgx, GH, x,
                   in_size, <floating>0, <floating *>dr.dw_ih, in_size)
@@ -401,15 +397,7 @@ cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
     # input, so the second one accumulates.
     packed_w = <floating *>p.packed + packed_elements(1, Hout, GH, <floating *>NULL)
     pack_weights(1, in_size, GH, <const floating *>dr.w_ih, 1, in_size, packed_w)
-    blocks = packed_blocks(in_size, <floating *>NULL)
-    threads = min(p.num_threads, blocks)
-    if threads > 1:
-        for chunk in prange(threads, num_threads=threads, schedule="static"):
-            for block in range(chunk * blocks // threads, (chunk + 1) * blocks // threads):
-                packed_product(1, in_size, GH, N, packed_w, block, dgx, <floating *>ly.dx, d)
-    else:
-        for block in range(blocks):
-            packed_product(1, in_size, GH, N, packed_w, block, dgx, <floating *>ly.dx, d)
+    _packed_products(p.num_threads, 1, in_size, GH, N, packed_w, dgx, <floating *>ly.dx, d)
 
 
 cdef void _run_forward(const Plan *p, const floating *first_x) noexcept nogil:
