@@ -12,6 +12,9 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 C_SOURCES = sorted(glob.glob("csrc/*.c"))
+# The kernels live in headers included by the .c files: a change to one must
+# rebuild the extensions, which setuptools only knows if it is told.
+C_HEADERS = sorted(glob.glob("csrc/*.h"))
 COMPILE_ARGS = ["-O3", "-std=gnu99", "-fno-math-errno", "-Wno-unused-function", "-fopenmp"]
 LINK_ARGS = ["-fopenmp"]
 if os.environ.get("CYRNN_NATIVE") == "1":
@@ -23,6 +26,7 @@ extensions = [
     Extension(
         "cyrnn." + os.path.splitext(os.path.basename(pyx))[0],
         sources=[pyx] + C_SOURCES,
+        depends=C_HEADERS + glob.glob("src/cyrnn/*.pxd"),
         include_dirs=["csrc", numpy.get_include()],
         extra_compile_args=COMPILE_ARGS,
         extra_link_args=LINK_ARGS + (["-fsanitize=address,undefined"]

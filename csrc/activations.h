@@ -1,4 +1,5 @@
-/* Branch-free sigmoid and tanh that gcc vectorizes (libm's are scalar calls).
+/* Branch-free sigmoid and tanh that gcc vectorizes (libm's are scalar calls),
+ * relu, and the vector type of the packed kernels.
  * Part of a template: see instantiate.h for the macros it expects.
  *
  * Clamping is written as `x > c ? c : x` so that NaN passes through unchanged
@@ -40,3 +41,10 @@ static inline REAL FN(tanh)(REAL x)
     REAL t = e / (e + (REAL)2);
     return x < 0 ? -t : t;
 }
+
+/* One select, so it vectorizes; NaN (x < 0 false) passes through. */
+static inline REAL FN(relu)(REAL x) { return x < 0 ? (REAL)0 : x; }
+
+/* The vector the packed kernels work in: one 64-byte panel row of units
+ * (GCC vector extensions compile it to whatever the target has). */
+typedef REAL FN(panel_vec) __attribute__((vector_size(CYRNN_PANEL_BYTES), aligned(sizeof(REAL)), may_alias));

@@ -1,48 +1,38 @@
-/* Fused per-step kernels of the recurrent cells, for float (_f) and double (_d).
+/* The C kernels of the recurrent cells, for float (_f) and double (_d).
  *
- * Plain C99 that knows nothing of Python. Every kernel works on one time step
- * of `n` batch rows; all row blocks are contiguous, row-major, with the widths
- * given in the comments. The gate blocks are updated in place: they hold the
- * pre-activations (input projection plus biases) on entry and the activated
- * gates, which the backward pass reads, on exit.
+ * Plain C99 that knows nothing of Python. A step kernel works on one time
+ * step of `n` batch rows, row-major, with the widths given in the comments.
+ * Forward, one fused kernel per cell kind computes the pre-activations in
+ * registers and applies the cell (step_template.h); it stores the activated
+ * gates, which the backward kernels read.
  */
 #ifndef CYRNN_KERNELS_H
 #define CYRNN_KERNELS_H
 
 #include <stddef.h>
 
+/* Cell kinds, numbered as the Cython layer's CellKind. */
+enum { CYRNN_CELL_LSTM = 0, CYRNN_CELL_GRU = 1, CYRNN_CELL_RNN_TANH = 2, CYRNN_CELL_RNN_RELU = 3 };
+
 #define CYRNN_DECLARE_KERNELS(REAL, SFX)                                        \
-    /* LSTM, gates i,f,g,o (4H); extra = (c_{t-1}, tanh c_t) (2H). The      \
-       forward kernels handle `units` units from where the pointers start;    \
-       H stays the row stride (in blocks of H). */                            \
-    void cyrnn_lstm_forward_##SFX(int n, int H, int units, REAL *gates,       \
-                                  const REAL *hg, REAL *c, REAL *h,            \
-                                  REAL *extra);                                \
-    /* dh (H) -> dgates (4H); dc: dL/dc_t in, dL/dc_{t-1} out. */             \
+    /* Backward steps. LSTM, gates i,f,g,o (4H); extra = (c_{t-1},        \
+       tanh c_t) (2H); dh (H) -> dgates (4H); dc: dL/dc_t in, dL/dc_{t-1}     \
+       out. */                                                                 \
     void cyrnn_lstm_backward_##SFX(int n, int H, const REAL *gates,            \
                                    const REAL *extra, const REAL *dh,          \
                                    REAL *dc, REAL *dgates);                    \
-    /* GRU, gates r,z,n (3H); hg = W_hh h without bias; extra = W_hn h + b_hn \
-       (H); hprev = h_{t-1}, h = h_t. */                                       \
-    void cyrnn_gru_forward_##SFX(int n, int H, int units, REAL *gates,        \
-                                 const REAL *hg, const REAL *b_hn,             \
-                                 const REAL *hprev, REAL *h, REAL *extra);     \
-    /* dh: dL/dh_t in, its direct part z * dh out (the rest arrives through   \
+    /* GRU, gates r,z,n (3H); extra = W_hn h + b_hn (H); hprev = h_{t-1};  \
+       dh: dL/dh_t in, its direct part z * dh out (the rest arrives through   \
        dgh @ W_hh); dgx, dgh (3H) differ only in the n block. */              \
     void cyrnn_gru_backward_##SFX(int n, int H, const REAL *gates,             \
                                   const REAL *extra, const REAL *hprev,        \
                                   REAL *dh, REAL *dgx, REAL *dgh);             \
-    /* Elman RNN: gates (H) become h_t, which is also written to h. */        \
-    void cyrnn_rnn_tanh_forward_##SFX(int n, int H, int units, REAL *gates,   \
-                                      const REAL *hg, REAL *h);                \
+    /* Elman RNN: gates (H) hold h_t. */                                      \
     void cyrnn_rnn_tanh_backward_##SFX(int n, int H, const REAL *gates,        \
                                        const REAL *dh, REAL *dgates);          \
-    void cyrnn_rnn_relu_forward_##SFX(int n, int H, int units, REAL *gates,   \
-                                      const REAL *hg, REAL *h);                \
     void cyrnn_rnn_relu_backward_##SFX(int n, int H, const REAL *gates,        \
                                        const REAL *dh, REAL *dgates);          \
     /* Row helpers; ld* are leading dimensions in elements. */                 \
-    void cyrnn_fill_rows_##SFX(ptrdiff_t n, int w, const REAL *row, REAL *out);\
     void cyrnn_copy_rows_##SFX(int n, int w, const REAL *src, ptrdiff_t lds,   \
                                REAL *dst, ptrdiff_t ldd);                      \
     void cyrnn_add_rows_##SFX(int n, int w, const REAL *src, ptrdiff_t lds,    \
@@ -58,6 +48,21 @@
     void cyrnn_packed_product_##SFX(int G, int H, int K, int n,                \
                                     const REAL *packed, int block,             \
                                     const REAL *x, REAL *out, int accumulate); \
+    /* One fused step (pre-activations in registers, then the cell) for unit \
+       blocks [first_block, end_block) of rows 0..n-1: see step_template.h.  \
+       x (ldx), h = h_{t-1} (ldh), out = the new h, or m for an LSTM with a   \
+       projection (ldo); c (H) the LSTM's cell state, in place; gates (G*H)  \
+       and extra (LSTM 2H, GRU H) the tape, or scratch for inference. */     \
+    ptrdiff_t cyrnn_packed_bias_size_##SFX(int cell, int H);                   \
+    void cyrnn_pack_bias_##SFX(int cell, int H, const REAL *bias,              \
+                               const REAL *bias_hn, REAL *packed_bias);        \
+    void cyrnn_cell_step_##SFX(int cell, int H, int in_size, int Hout,          \
+                               int first_block, int end_block, int n,          \
+                               const REAL *packed_ih, const REAL *packed_hh,   \
+                               const REAL *packed_bias, const REAL *x,         \
+                               ptrdiff_t ldx, const REAL *h, ptrdiff_t ldh,    \
+                               REAL *c, REAL *out, ptrdiff_t ldo,              \
+                               REAL *gates, REAL *extra);                      \
     /* Scalar activations, exported for testing their accuracy. */             \
     void cyrnn_sigmoid_##SFX(ptrdiff_t n, const REAL *x, REAL *y);            \
     void cyrnn_tanh_##SFX(ptrdiff_t n, const REAL *x, REAL *y);

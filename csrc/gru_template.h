@@ -1,33 +1,8 @@
-/* GRU step kernels (template, see instantiate.h), torch's formulation:
+/* GRU backward step kernel (template, see instantiate.h; the forward step is
+ * in step_template.h), for torch's formulation:
  *   r = s(x_r + h_r), z = s(x_z + h_z), n = tanh(x_n + r * (W_hn h + b_hn)),
  *   h' = (1 - z) n + z h,
  * where the x_* blocks already hold b_ir + b_hr, b_iz + b_hz and b_in. */
-
-CYRNN_KERNEL void FN(cyrnn_gru_forward)(int n, int H, int units,
-                                         REAL *restrict gates,
-                                         const REAL *restrict hg,
-                                         const REAL *restrict b_hn,
-                                         const REAL *restrict hprev,
-                                         REAL *restrict h, REAL *restrict extra)
-{
-    for (int b = 0; b < n; ++b) {
-        REAL *gr = gates + (ptrdiff_t)b * 3 * H, *gz = gr + H, *gn = gz + H;
-        const REAL *hr = hg + (ptrdiff_t)b * 3 * H, *hz = hr + H, *hn = hz + H;
-        const REAL *hp = hprev + (ptrdiff_t)b * H;
-        REAL *hb = h + (ptrdiff_t)b * H, *hnb = extra + (ptrdiff_t)b * H;
-        for (int j = 0; j < units; ++j) {
-            REAL r = FN(sigmoid)(gr[j] + hr[j]);
-            REAL z = FN(sigmoid)(gz[j] + hz[j]);
-            REAL hnj = hn[j] + b_hn[j];
-            REAL nj = FN(tanh)(gn[j] + r * hnj);
-            gr[j] = r;
-            gz[j] = z;
-            gn[j] = nj;
-            hnb[j] = hnj;
-            hb[j] = nj + z * (hp[j] - nj);
-        }
-    }
-}
 
 CYRNN_KERNEL void FN(cyrnn_gru_backward)(int n, int H, const REAL *restrict gates,
                                           const REAL *restrict extra,

@@ -16,8 +16,6 @@
 
 #define V ((int)(CYRNN_PANEL_BYTES / sizeof(REAL)))
 
-typedef REAL FN(panel_vec) __attribute__((vector_size(CYRNN_PANEL_BYTES), aligned(sizeof(REAL)), may_alias));
-
 ptrdiff_t FN(cyrnn_packed_size)(int G, int H, int K)
 {
     ptrdiff_t blocks = (H + V - 1) / V;

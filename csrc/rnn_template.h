@@ -1,22 +1,8 @@
-/* Elman RNN step kernels (template, see instantiate.h). The activated output
- * is kept in the gate block: both derivatives are functions of it. */
+/* Elman RNN backward step kernels (template, see instantiate.h; the forward
+ * step is in step_template.h). The tape keeps the activated output: both
+ * derivatives are functions of it. */
 
-static inline REAL FN(relu)(REAL x) { return x > 0 ? x : (x != x ? x : 0); }
-
-#define CYRNN_RNN_KERNELS(NAME, ACT, DACT)                                      \
-    CYRNN_KERNEL void FN(cyrnn_rnn_##NAME##_forward)(                           \
-        int n, int H, int units, REAL *restrict gates,                          \
-        const REAL *restrict hg, REAL *restrict h)                              \
-    {                                                                           \
-        for (int b = 0; b < n; ++b) {                                           \
-            ptrdiff_t row = (ptrdiff_t)b * H;                                   \
-            for (int j = 0; j < units; ++j) {                                   \
-                REAL y = ACT(gates[row + j] + hg[row + j]);                     \
-                gates[row + j] = y;                                             \
-                h[row + j] = y;                                                 \
-            }                                                                   \
-        }                                                                       \
-    }                                                                           \
+#define CYRNN_RNN_KERNELS(NAME, DACT)                                           \
     CYRNN_KERNEL void FN(cyrnn_rnn_##NAME##_backward)(                          \
         int n, int H, const REAL *restrict gates, const REAL *restrict dh,      \
         REAL *restrict dgates)                                                  \
@@ -28,7 +14,7 @@ static inline REAL FN(relu)(REAL x) { return x > 0 ? x : (x != x ? x : 0); }
         }                                                                       \
     }
 
-CYRNN_RNN_KERNELS(tanh, FN(tanh), ((REAL)1 - y * y))
-CYRNN_RNN_KERNELS(relu, FN(relu), (y > 0 ? (REAL)1 : (REAL)0))
+CYRNN_RNN_KERNELS(tanh, ((REAL)1 - y * y))
+CYRNN_RNN_KERNELS(relu, (y > 0 ? (REAL)1 : (REAL)0))
 
 #undef CYRNN_RNN_KERNELS

@@ -1,13 +1,6 @@
 /* Row helpers the time loops need around the BLAS calls (template, see
  * instantiate.h), and the activations exported for tests. */
 
-CYRNN_KERNEL void FN(cyrnn_fill_rows)(ptrdiff_t n, int w, const REAL *restrict row,
-                                       REAL *restrict out)
-{
-    for (ptrdiff_t b = 0; b < n; ++b)
-        memcpy(out + b * w, row, (size_t)w * sizeof(REAL));
-}
-
 void FN(cyrnn_copy_rows)(int n, int w, const REAL *restrict src, ptrdiff_t lds,
                          REAL *restrict dst, ptrdiff_t ldd)
 {

@@ -233,12 +233,9 @@ class RecurrentLayer(ParameterOwner):
         GH = self._cell.gates * H
         E = _recurrence.extra_width(self._cell.kind, H)
         N = layout.N
-        rows = N if training else B
-        scratch_gates = None if training else np.empty((N, GH), self._dtype)
+        scratch_gates = None if training else np.empty((B, GH), self._dtype)
         scratch_extra = None if training or not E else np.empty((B, E), self._dtype)
         scratch_m = None if training or not self._proj_size else np.empty((B, H), self._dtype)
-        hg = np.empty((B, GH), self._dtype)
-        hnext = np.empty((B, H), self._dtype)
         packed = np.empty(_recurrence.packed_size(self._cell.kind, H, Hout, self._dtype, False,
                                                   [self._input_size, D * Hout]), self._dtype)
         masks = self._dropout_masks(N) if training else [None] * self._num_layers
@@ -273,13 +270,12 @@ class RecurrentLayer(ParameterOwner):
                 key = f"{layer}.{direction}"
                 params.update(
                     gates=tape_buffer("gates" + key, (N, GH)) if training else scratch_gates,
-                    extra=(tape_buffer("extra" + key, (rows, E)) if training else scratch_extra)
+                    extra=(tape_buffer("extra" + key, (N, E)) if training else scratch_extra)
                     if E else None,
                     hprev=tape_buffer("hprev" + key, (N, Hout)) if training else None,
                     m=(tape_buffer("m" + key, (N, H)) if training else scratch_m)
                     if self._proj_size else None,
-                    h=h_state[k], c=None if c_state is None else c_state[k], hg=hg,
-                    hnext=hnext)
+                    h=h_state[k], c=None if c_state is None else c_state[k])
                 dirs.append(params)
             layers.append(dict(x=layer_input, y=y, mask=masks[layer], dirs=dirs))
             layer_input = y

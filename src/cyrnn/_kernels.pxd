@@ -3,24 +3,14 @@
 from cython cimport floating
 
 cdef extern from "cyrnn_kernels.h" nogil:
-    void cyrnn_lstm_forward_f(int n, int H, int units, float *gates, const float *hg, float *c, float *h, float *extra)
-    void cyrnn_lstm_forward_d(int n, int H, int units, double *gates, const double *hg, double *c, double *h, double *extra)
     void cyrnn_lstm_backward_f(int n, int H, const float *gates, const float *extra, const float *dh, float *dc, float *dgates)
     void cyrnn_lstm_backward_d(int n, int H, const double *gates, const double *extra, const double *dh, double *dc, double *dgates)
-    void cyrnn_gru_forward_f(int n, int H, int units, float *gates, const float *hg, const float *b_hn, const float *hprev, float *h, float *extra)
-    void cyrnn_gru_forward_d(int n, int H, int units, double *gates, const double *hg, const double *b_hn, const double *hprev, double *h, double *extra)
     void cyrnn_gru_backward_f(int n, int H, const float *gates, const float *extra, const float *hprev, float *dh, float *dgx, float *dgh)
     void cyrnn_gru_backward_d(int n, int H, const double *gates, const double *extra, const double *hprev, double *dh, double *dgx, double *dgh)
-    void cyrnn_rnn_tanh_forward_f(int n, int H, int units, float *gates, const float *hg, float *h)
-    void cyrnn_rnn_tanh_forward_d(int n, int H, int units, double *gates, const double *hg, double *h)
     void cyrnn_rnn_tanh_backward_f(int n, int H, const float *gates, const float *dh, float *dgates)
     void cyrnn_rnn_tanh_backward_d(int n, int H, const double *gates, const double *dh, double *dgates)
-    void cyrnn_rnn_relu_forward_f(int n, int H, int units, float *gates, const float *hg, float *h)
-    void cyrnn_rnn_relu_forward_d(int n, int H, int units, double *gates, const double *hg, double *h)
     void cyrnn_rnn_relu_backward_f(int n, int H, const float *gates, const float *dh, float *dgates)
     void cyrnn_rnn_relu_backward_d(int n, int H, const double *gates, const double *dh, double *dgates)
-    void cyrnn_fill_rows_f(Py_ssize_t n, int w, const float *row, float *out)
-    void cyrnn_fill_rows_d(Py_ssize_t n, int w, const double *row, double *out)
     void cyrnn_copy_rows_f(int n, int w, const float *src, Py_ssize_t lds, float *dst, Py_ssize_t ldd)
     void cyrnn_copy_rows_d(int n, int w, const double *src, Py_ssize_t lds, double *dst, Py_ssize_t ldd)
     void cyrnn_add_rows_f(int n, int w, const float *src, Py_ssize_t lds, float *dst, Py_ssize_t ldd)
@@ -37,18 +27,17 @@ cdef extern from "cyrnn_kernels.h" nogil:
     void cyrnn_pack_weights_d(int G, int H, int K, const double *w, Py_ssize_t row_stride, Py_ssize_t col_stride, double *packed)
     void cyrnn_packed_product_f(int G, int H, int K, int n, const float *packed, int block, const float *x, float *out, int accumulate)
     void cyrnn_packed_product_d(int G, int H, int K, int n, const double *packed, int block, const double *x, double *out, int accumulate)
+    Py_ssize_t cyrnn_packed_bias_size_f(int cell, int H)
+    Py_ssize_t cyrnn_packed_bias_size_d(int cell, int H)
+    void cyrnn_pack_bias_f(int cell, int H, const float *bias, const float *bias_hn, float *packed_bias)
+    void cyrnn_pack_bias_d(int cell, int H, const double *bias, const double *bias_hn, double *packed_bias)
+    void cyrnn_cell_step_f(int cell, int H, int I, int Hout, int first_block, int end_block, int n, const float *packed_ih, const float *packed_hh, const float *packed_bias, const float *x, Py_ssize_t ldx, const float *h, Py_ssize_t ldh, float *c, float *out, Py_ssize_t ldo, float *gates, float *extra)
+    void cyrnn_cell_step_d(int cell, int H, int I, int Hout, int first_block, int end_block, int n, const double *packed_ih, const double *packed_hh, const double *packed_bias, const double *x, Py_ssize_t ldx, const double *h, Py_ssize_t ldh, double *c, double *out, Py_ssize_t ldo, double *gates, double *extra)
     void cyrnn_sigmoid_f(Py_ssize_t n, const float *x, float *y)
     void cyrnn_sigmoid_d(Py_ssize_t n, const double *x, double *y)
     void cyrnn_tanh_f(Py_ssize_t n, const float *x, float *y)
     void cyrnn_tanh_d(Py_ssize_t n, const double *x, double *y)
 
-
-cdef inline void lstm_forward(int n, int H, int units, floating *gates, const floating *hg,
-                              floating *c, floating *h, floating *extra) noexcept nogil:
-    if floating is float:
-        cyrnn_lstm_forward_f(n, H, units, gates, hg, c, h, extra)
-    else:
-        cyrnn_lstm_forward_d(n, H, units, gates, hg, c, h, extra)
 
 cdef inline void lstm_backward(int n, int H, const floating *gates, const floating *extra,
                                const floating *dh, floating *dc, floating *dgates) noexcept nogil:
@@ -57,14 +46,6 @@ cdef inline void lstm_backward(int n, int H, const floating *gates, const floati
     else:
         cyrnn_lstm_backward_d(n, H, gates, extra, dh, dc, dgates)
 
-cdef inline void gru_forward(int n, int H, int units, floating *gates, const floating *hg,
-                             const floating *b_hn, const floating *hprev, floating *h,
-                             floating *extra) noexcept nogil:
-    if floating is float:
-        cyrnn_gru_forward_f(n, H, units, gates, hg, b_hn, hprev, h, extra)
-    else:
-        cyrnn_gru_forward_d(n, H, units, gates, hg, b_hn, hprev, h, extra)
-
 cdef inline void gru_backward(int n, int H, const floating *gates, const floating *extra,
                               const floating *hprev, floating *dh, floating *dgx,
                               floating *dgh) noexcept nogil:
@@ -72,19 +53,6 @@ cdef inline void gru_backward(int n, int H, const floating *gates, const floatin
         cyrnn_gru_backward_f(n, H, gates, extra, hprev, dh, dgx, dgh)
     else:
         cyrnn_gru_backward_d(n, H, gates, extra, hprev, dh, dgx, dgh)
-
-cdef inline void rnn_forward(bint relu, int n, int H, int units, floating *gates,
-                             const floating *hg, floating *h) noexcept nogil:
-    if floating is float:
-        if relu:
-            cyrnn_rnn_relu_forward_f(n, H, units, gates, hg, h)
-        else:
-            cyrnn_rnn_tanh_forward_f(n, H, units, gates, hg, h)
-    else:
-        if relu:
-            cyrnn_rnn_relu_forward_d(n, H, units, gates, hg, h)
-        else:
-            cyrnn_rnn_tanh_forward_d(n, H, units, gates, hg, h)
 
 cdef inline void rnn_backward(bint relu, int n, int H, const floating *gates,
                               const floating *dh, floating *dgates) noexcept nogil:
@@ -98,12 +66,6 @@ cdef inline void rnn_backward(bint relu, int n, int H, const floating *gates,
             cyrnn_rnn_relu_backward_d(n, H, gates, dh, dgates)
         else:
             cyrnn_rnn_tanh_backward_d(n, H, gates, dh, dgates)
-
-cdef inline void fill_rows(Py_ssize_t n, int w, const floating *row, floating *out) noexcept nogil:
-    if floating is float:
-        cyrnn_fill_rows_f(n, w, row, out)
-    else:
-        cyrnn_fill_rows_d(n, w, row, out)
 
 cdef inline void copy_rows(int n, int w, const floating *src, Py_ssize_t lds,
                            floating *dst, Py_ssize_t ldd) noexcept nogil:
@@ -156,3 +118,22 @@ cdef inline Py_ssize_t packed_elements(int G, int H, int K, floating *kind) noex
         return cyrnn_packed_size_f(G, H, K)
     else:
         return cyrnn_packed_size_d(G, H, K)
+
+cdef inline void pack_bias(int cell, int H, const floating *bias, const floating *bias_hn,
+                           floating *packed_bias) noexcept nogil:
+    if floating is float:
+        cyrnn_pack_bias_f(cell, H, bias, bias_hn, packed_bias)
+    else:
+        cyrnn_pack_bias_d(cell, H, bias, bias_hn, packed_bias)
+
+cdef inline void cell_step(int cell, int H, int I, int Hout, int first_block, int end_block,
+                           int n, const floating *packed_ih, const floating *packed_hh,
+                           const floating *packed_bias, const floating *x, Py_ssize_t ldx,
+                           const floating *h, Py_ssize_t ldh, floating *c, floating *out,
+                           Py_ssize_t ldo, floating *gates, floating *extra) noexcept nogil:
+    if floating is float:
+        cyrnn_cell_step_f(cell, H, I, Hout, first_block, end_block, n, packed_ih, packed_hh,
+                          packed_bias, x, ldx, h, ldh, c, out, ldo, gates, extra)
+    else:
+        cyrnn_cell_step_d(cell, H, I, Hout, first_block, end_block, n, packed_ih, packed_hh,
+                          packed_bias, x, ldx, h, ldh, c, out, ldo, gates, extra)

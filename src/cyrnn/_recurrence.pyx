@@ -6,8 +6,10 @@ The Python layer validates, packs the batch and allocates every buffer; this
 module only reads pointers out of them and loops. Sequences are packed as
 torch's PackedSequence: rows sorted by length, step t owning the first
 batch_sizes[t] rows, stored at rows offsets[t] ... of every (N, width) buffer.
-One GEMM projects the inputs of all steps, one GEMM per step gives the
-recurrent product, and the weight gradients are GEMMs over all steps.
+Forward, each step is one fused kernel call per range of unit blocks (input
+and recurrent products in registers, then the cell); backward, one packed
+product per step gives dL/dh_{t-1}, and the weight gradients are GEMMs over
+all steps.
 """
 import numpy as np
 cimport numpy as cnp
@@ -18,9 +20,9 @@ from libc.string cimport memcpy
 from cyrnn._blas cimport gemm, gemm_parallel
 from cython.parallel cimport prange
 from cyrnn._kernels cimport (
-    lstm_forward, lstm_backward, gru_forward, gru_backward, rnn_forward,
-    rnn_backward, fill_rows, copy_rows, add_rows, column_sums, multiply,
-    packed_blocks, packed_elements, pack_weights, packed_product,
+    lstm_backward, gru_backward, rnn_backward, copy_rows, add_rows, column_sums,
+    multiply, packed_blocks, packed_elements, pack_weights, packed_product,
+    pack_bias, cell_step, cyrnn_packed_bias_size_f, cyrnn_packed_bias_size_d,
     cyrnn_sigmoid_f, cyrnn_sigmoid_d, cyrnn_tanh_f, cyrnn_tanh_d,
     cyrnn_packed_size_f, cyrnn_packed_size_d)
 
@@ -40,15 +42,13 @@ cdef struct Direction:
     void *w_hr          # LSTM projection, or NULL
     void *bias_x        # biases folded into the input projection (G*H)
     void *bias_hn       # GRU: b_hn, which stays inside r * (...)
-    # forward buffers; the tape when training
-    void *gates         # (N, G*H): projections in, activated gates out
-    void *extra         # (N, E) tape, or (B, E) scratch at inference
+    # forward buffers: the tape when training, else (B, width) scratch
+    void *gates         # (N, G*H) activated gates
+    void *extra         # (N, E) the cell's extra values
+    void *m             # LSTM with projection: (N, H) cell outputs
     void *hprev         # (N, Hout) state before each step, training only
-    void *m             # LSTM with projection: (N, H) tape or (B, H) scratch
     void *h             # (B, Hout) state: h0 in, h_n out
     void *c             # (B, H) LSTM cell state: c0 in, c_n out
-    void *hg            # (B, G*H) scratch for the recurrent product
-    void *hnext         # (B, H) scratch: the new state while the old is read
     # backward buffers
     void *dgx           # (N, G*H) gradients of the input-side pre-activations
     void *dgh           # (N, G*H) recurrent side; the same as dgx but for GRU
@@ -125,8 +125,8 @@ cdef Py_ssize_t _packed_size_for(int kind, int H, int Hout, object dtype, bint b
 def packed_size(int kind, int hidden_size, int out_size, object dtype, bint backward,
                 list in_sizes):
     """Elements of the scratch buffer for weights packed by unit blocks: W_hh,
-    and after it W_ih (forward: by gate units; backward: transposed, by input
-    units), for the widest of the layers' in_sizes."""
+    and after it W_ih (forward: by gate units, then the biases; backward:
+    transposed, by input units), for the widest of the layers' in_sizes."""
     dtype = np.dtype(dtype)
     size = _packed_size_for(kind, hidden_size, out_size, dtype, backward)
     return size + max([_packed_w_ih_size(kind, hidden_size, k, dtype, backward)
@@ -136,7 +136,10 @@ def packed_size(int kind, int hidden_size, int out_size, object dtype, bint back
 cdef Py_ssize_t _packed_w_ih_size(int kind, int H, int in_size, object dtype, bint backward):
     if backward:
         return _packed_size(1, in_size, _gate_count(kind) * H, dtype)
-    return _packed_size(_gate_count(kind), H, in_size, dtype)
+    # forward: W_ih by gate units, then the biases the step kernel starts from
+    return _packed_size(_gate_count(kind), H, in_size, dtype) + (
+        cyrnn_packed_bias_size_f(kind, H) if dtype == np.float32
+        else cyrnn_packed_bias_size_d(kind, H))
 
 
 cdef void _fill_plan(Plan *p, int kind, bint training, Py_ssize_t[::1] batch_sizes,
@@ -184,27 +187,24 @@ cdef void _fill_plan(Plan *p, int kind, bint training, Py_ssize_t[::1] batch_siz
         for d in range(n_dirs):
             ds = spec["dirs"][d]
             dr = &ly.dirs[d]
-            rows = N if training else B
             dr.w_ih = _data(ds["w_ih"], dtype, GH * ly.in_size, "w_ih")
             dr.w_hh = _data(ds["w_hh"], dtype, GH * Hout, "w_hh")
             dr.w_hr = _data(ds.get("w_hr"), dtype, Hout * H, "w_hr")
             dr.bias_x = _data(ds["bias_x"], dtype, GH, "bias_x")
             dr.bias_hn = _data(ds.get("bias_hn"), dtype, H, "bias_hn")
-            dr.gates = _data(ds["gates"], dtype, N * GH, "gates")
+            rows = N if training else B
+            dr.gates = _data(ds["gates"], dtype, rows * GH, "gates")
             dr.extra = _data(ds.get("extra"), dtype, rows * E, "extra")
-            dr.hprev = _data(ds.get("hprev"), dtype, N * Hout, "hprev")
             dr.m = _data(ds.get("m"), dtype, rows * H, "m")
+            dr.hprev = _data(ds.get("hprev"), dtype, N * Hout, "hprev")
             dr.h = _data(ds["h"], dtype, B * Hout, "h")
             dr.c = _data(ds.get("c"), dtype, B * H, "c")
-            dr.hg = _data(ds.get("hg"), dtype, B * GH, "hg")
-            dr.hnext = _data(ds.get("hnext"), dtype, B * H, "hnext")
-            if (training and dr.hprev == NULL) or (kind == LSTM and dr.c == NULL) \
+            if (training and dr.hprev == NULL) or (E > 0 and dr.extra == NULL) \
+                    or (kind == LSTM and dr.c == NULL) \
                     or (kind == GRU and dr.bias_hn == NULL) \
-                    or (E > 0 and dr.extra == NULL) or (dr.w_hr != NULL and dr.m == NULL):
+                    or (dr.w_hr != NULL and dr.m == NULL) or p.packed == NULL:
                 raise RuntimeError("cyrnn internal error: missing buffer")
             if not backward:
-                if dr.hg == NULL or dr.hnext == NULL or p.packed == NULL:
-                    raise RuntimeError("cyrnn internal error: missing buffer")
                 continue
             dr.dgx = _data(ds["dgx"], dtype, N * GH, "dgx")
             dr.dgh = _data(ds["dgh"], dtype, N * GH, "dgh")
@@ -217,32 +217,9 @@ cdef void _fill_plan(Plan *p, int kind, bint training, Py_ssize_t[::1] batch_siz
             dr.db_ih = _data(ds.get("db_ih"), dtype, GH, "db_ih")
             dr.db_hh = _data(ds.get("db_hh"), dtype, GH, "db_hh")
             dr.dw_hr = _data(ds.get("dw_hr"), dtype, Hout * H, "dw_hr")
-            if (not training) or (kind == LSTM and dr.dc == NULL) or p.packed == NULL or \
+            if (not training) or (kind == LSTM and dr.dc == NULL) or \
                     (dr.w_hr != NULL and (dr.dhall == NULL or dr.dm == NULL or dr.dw_hr == NULL)):
                 raise RuntimeError("cyrnn internal error: missing buffer")
-
-
-cdef inline void _step_units(const Plan *p, const Direction *dr, const floating *packed_hh,
-                             int first_block, int end_block, int n, floating *g,
-                             const floating *h_in, floating *out,
-                             floating *extra) noexcept nogil:
-    """Recurrent product and cell of one step for a range of unit blocks: the
-    products first, then one pass of the cell over the whole range, whose
-    vector loops run long enough to be efficient."""
-    cdef int H = p.H, V = <int>(64 // sizeof(floating)), block
-    cdef int j0 = first_block * V
-    cdef int units = min(end_block * V, H) - j0
-    cdef floating *hg = <floating *>dr.hg
-    for block in range(first_block, end_block):
-        packed_product(p.G, H, p.Hout, n, packed_hh, block, h_in, hg, False)
-    if p.kind == LSTM:
-        lstm_forward(n, H, units, g + j0, hg + j0, <floating *>dr.c + j0, out + j0,
-                     extra + j0)
-    elif p.kind == GRU:
-        gru_forward(n, H, units, g + j0, hg + j0, <const floating *>dr.bias_hn + j0,
-                    h_in + j0, out + j0, extra + j0)
-    else:
-        rnn_forward(p.kind == RNN_RELU, n, H, units, g + j0, hg + j0, out + j0)
 
 
 cdef void _packed_products(int max_threads, int G, int H, int K, int n,
@@ -261,74 +238,104 @@ cdef void _packed_products(int max_threads, int G, int H, int K, int n,
             packed_product(G, H, K, n, packed, block, x, out, accumulate)
 
 
-cdef void _input_projection(const Plan *p, const Direction *dr, int in_size,
-                            const floating *packed_ih, const floating *x, floating *gates,
-                            int rows) noexcept nogil:
-    """gates (rows, G*H) = x (rows, in_size) W_ih^T + the folded biases."""
-    fill_rows(rows, p.G * p.H, <const floating *>dr.bias_x, gates)
-    _packed_products(p.num_threads, p.G, p.H, in_size, rows, packed_ih, x, gates, True)
+cdef inline void _step_blocks(const Plan *p, const Direction *dr, const floating *packed_ih,
+                              const floating *packed_hh, const floating *packed_bias,
+                              int first_block, int end_block, int in_size, int n, int carried,
+                              const floating *x, const floating *prev, Py_ssize_t ld_prev,
+                              floating *out, Py_ssize_t ldo, floating *gates,
+                              floating *extra) noexcept nogil:
+    """One step for a range of unit blocks. Rows below `carried` continue from
+    `prev` (the previous step's output); the others start from the state h."""
+    cdef floating *c = <floating *>dr.c
+    cdef Py_ssize_t GH = p.G * p.H
+    if carried > 0:
+        cell_step(p.kind, p.H, in_size, p.Hout, first_block, end_block, carried, packed_ih,
+                  packed_hh, packed_bias, x, in_size, prev, ld_prev, c, out, ldo, gates,
+                  extra)
+    if n > carried:
+        cell_step(p.kind, p.H, in_size, p.Hout, first_block, end_block, n - carried,
+                  packed_ih, packed_hh, packed_bias, x + carried * in_size, in_size,
+                  <const floating *>dr.h + carried * p.Hout, p.Hout,
+                  c + carried * p.H if c != NULL else NULL, out + carried * ldo, ldo,
+                  gates + carried * GH, extra + carried * p.E if extra != NULL else NULL)
 
 
 cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
                              const floating *x) noexcept nogil:
     cdef const Direction *dr = &ly.dirs[d]
-    cdef int H = p.H, Hout = p.Hout, GH = p.G * p.H, DH = p.D * p.Hout, n, s, t
-    cdef int chunk, blocks = packed_blocks(H, <floating *>NULL), threads, chunk_steps, end
-    cdef Py_ssize_t off, first_row, end_row
+    cdef int H = p.H, Hout = p.Hout, GH = p.G * p.H, DH = p.D * p.Hout, I = ly.in_size
+    cdef int n, s, t, prev_t, carried, finished, chunk, threads
+    cdef int blocks = packed_blocks(H, <floating *>NULL)
+    cdef Py_ssize_t off, ld_prev, ldo
     cdef floating *packed_hh = <floating *>p.packed
     cdef floating *packed_ih = packed_hh + packed_elements(p.G, H, Hout, <floating *>NULL)
-    cdef floating *gates = <floating *>dr.gates
+    cdef floating *packed_bias = packed_ih + packed_elements(p.G, H, I, <floating *>NULL)
     cdef floating *h = <floating *>dr.h
     cdef const floating *w_hr = <const floating *>dr.w_hr
     cdef floating *y = <floating *>ly.y + d * Hout
-    cdef floating *g
-    cdef floating *extra
+    cdef const floating *prev
     cdef floating *out
-    cdef floating *h_in
+    cdef floating *gates
+    cdef floating *extra
 
-    # W_hh, and W_ih after it, packed by unit blocks for this direction.
     pack_weights(p.G, H, Hout, <const floating *>dr.w_hh, Hout, 1, packed_hh)
-    pack_weights(p.G, H, ly.in_size, <const floating *>dr.w_ih, ly.in_size, 1, packed_ih)
-    # Input projections in chunks of steps taken just before they are used:
-    # a chunk (about 128 rows) is still in cache when the cell reads it, where
-    # one projection of all steps would go to memory and back (measured).
-    chunk_steps = max(1, 128 // <int>p.B)
-
+    pack_weights(p.G, H, I, <const floating *>dr.w_ih, I, 1, packed_ih)
+    pack_bias(p.kind, H, <const floating *>dr.bias_x, <const floating *>dr.bias_hn,
+              packed_bias)
     for s in range(p.T):
-        if s % chunk_steps == 0:
-            end = min(s + chunk_steps, p.T)
-            first_row = p.offsets[s] if d == 0 else p.offsets[p.T - end]
-            end_row = p.offsets[end] if d == 0 else p.offsets[p.T - s]
-            _input_projection(p, dr, ly.in_size, packed_ih, x + first_row * ly.in_size,
-                              gates + first_row * GH, <int>(end_row - first_row))
         t = s if d == 0 else p.T - 1 - s
         n = <int>p.batch_sizes[t]
         off = p.offsets[t]
-        g = gates + off * GH
-        # Training keeps per-step rows for backward; inference reuses scratch.
-        extra = <floating *>dr.extra + (off * p.E if p.training else 0)
-        # The cell writes the new state elsewhere: other blocks still read h.
-        out = (<floating *>dr.m + (off * H if p.training else 0)) if w_hr != NULL \
-            else <floating *>dr.hnext
-        h_in = h
+        # The state lives in y: each step reads the previous step's rows of y
+        # (rows are sorted by length, so they are the first ones) and writes
+        # its own, with no copy in between.
+        carried = 0
+        prev = NULL
+        ld_prev = DH
+        if s > 0:
+            prev_t = t - 1 if d == 0 else t + 1
+            carried = min(n, <int>p.batch_sizes[prev_t])
+            prev = y + p.offsets[prev_t] * DH
+        # Inference writes the tape's values to one step of scratch: the
+        # kernel then runs the same code path, and agrees to the bit.
+        gates = <floating *>dr.gates + (off * GH if p.training else 0)
+        extra = <floating *>dr.extra + (off * p.E if p.training else 0) if p.E else NULL
         if p.training:
-            h_in = <floating *>dr.hprev + off * Hout
-            memcpy(h_in, h, n * Hout * sizeof(floating))
-        # Threads pay off only when a step has enough work to share.
-        # Each thread takes a contiguous range of unit blocks.
-        threads = min(p.num_threads, blocks) if <double>n * GH * Hout >= 1e6 else 1
+            # The tape keeps h_{t-1} for the weight gradients.
+            if carried > 0:
+                copy_rows(carried, Hout, prev, DH, <floating *>dr.hprev + off * Hout, Hout)
+            copy_rows(n - carried, Hout, h + carried * Hout, Hout,
+                      <floating *>dr.hprev + (off + carried) * Hout, Hout)
+            prev = <floating *>dr.hprev + off * Hout
+            ld_prev = Hout
+            carried = n
+        if w_hr != NULL:  # the cell's output m is projected into y below
+            out = <floating *>dr.m + (off * H if p.training else 0)
+            ldo = H
+        else:
+            out = y + off * DH
+            ldo = DH
+        # Threads pay off only when a step has enough work to share; each
+        # takes a contiguous range of unit blocks.
+        threads = min(p.num_threads, blocks) if <double>n * GH * (Hout + I) >= 1e6 else 1
         if threads > 1:
             for chunk in prange(threads, num_threads=threads, schedule="static"):
-                _step_units(p, dr, packed_hh, chunk * blocks // threads,
-                            (chunk + 1) * blocks // threads, n, g, h_in, out, extra)
+                _step_blocks(p, dr, packed_ih, packed_hh, packed_bias,
+                             chunk * blocks // threads, (chunk + 1) * blocks // threads,
+                             I, n, carried, x + off * I, prev, ld_prev, out, ldo, gates,
+                             extra)
         else:
-            _step_units(p, dr, packed_hh, 0, blocks, n, g, h_in, out, extra)
+            _step_blocks(p, dr, packed_ih, packed_hh, packed_bias, 0, blocks, I, n, carried,
+                         x + off * I, prev, ld_prev, out, ldo, gates, extra)
         if w_hr != NULL:
             gemm(False, True, n, Hout, H, <floating>1, out, H, w_hr, H,
-                 <floating>0, h, Hout)
+                 <floating>0, y + off * DH, DH)
+        # Rows whose sequence ends at this step hand their state to h_n.
+        if d == 0:
+            finished = <int>p.batch_sizes[t + 1] if t + 1 < p.T else 0
         else:
-            copy_rows(n, H, out, H, h, Hout)
-        copy_rows(n, Hout, h, Hout, y + off * DH, DH)
+            finished = 0 if t == 0 else n
+        copy_rows(n - finished, Hout, y + (off + finished) * DH, DH, h + finished * Hout, Hout)
 
 
 cdef void _backward_direction(const Plan *p, const Layer *ly, int d,

@@ -1,0 +1,263 @@
+/* One fused time step of a cell (template, see instantiate.h): for a range
+ * of unit blocks, the pre-activations
+ *
+ *   bias + x_t W_ih^T + h_{t-1} W_hh^T
+ *
+ * are accumulated in registers, both weights packed by pack_weights, and the
+ * cell is applied to each register tile before it leaves L1. Nothing of the
+ * pre-activations goes to memory: no input-projection pass, no recurrent
+ * product buffer, no bias fill. The activated gates and the cell's extra
+ * values go to the tape (training) or to one step of scratch (inference).
+ *
+ * The GRU keeps W_hn h + b_hn apart from x W_in^T + b_in (r multiplies only
+ * the former), so its tile has a fourth accumulator: cell_accumulators(). */
+
+#define V ((int)(CYRNN_PANEL_BYTES / sizeof(REAL)))
+
+/* Gate blocks of W (G) and register accumulators per row (A) of a cell. */
+static inline int FN(cell_gates)(int cell)
+{
+    return cell == CYRNN_CELL_LSTM ? 4 : (cell == CYRNN_CELL_GRU ? 3 : 1);
+}
+
+static inline int FN(cell_accumulators)(int cell)
+{
+    return cell == CYRNN_CELL_GRU ? 4 : FN(cell_gates)(cell);
+}
+
+ptrdiff_t FN(cyrnn_packed_bias_size)(int cell, int H)
+{
+    return (ptrdiff_t)((H + V - 1) / V) * FN(cell_accumulators)(cell) * V;
+}
+
+/* packed_bias[(block * A + a) * V + v]: the folded biases of gate a of the
+ * units of `block` (zero past H); for the GRU, a = 3 holds b_hn. */
+void FN(cyrnn_pack_bias)(int cell, int H, const REAL *restrict bias,
+                         const REAL *restrict bias_hn, REAL *restrict packed_bias)
+{
+    int blocks = (H + V - 1) / V, G = FN(cell_gates)(cell), A = FN(cell_accumulators)(cell);
+    for (int block = 0; block < blocks; ++block)
+        for (int a = 0; a < A; ++a)
+            for (int v = 0; v < V; ++v) {
+                int unit = block * V + v;
+                REAL value = 0;
+                if (unit < H)
+                    value = a < G ? bias[a * H + unit] : bias_hn[unit];
+                packed_bias[((ptrdiff_t)block * A + a) * V + v] = value;
+            }
+}
+
+/* The cells on one row of one block: pre holds A vectors of V lanes; the
+ * row pointers start at the block's first unit. What the tape needs goes to
+ * `keep` (V lanes per value) whether or not there is a tape, so that
+ * inference and training run the very same arithmetic and agree to the bit. */
+static inline __attribute__((always_inline)) void
+FN(lstm_lanes)(int units, const REAL *restrict pre, REAL *restrict c,
+               REAL *restrict out, REAL *restrict keep)
+{
+    for (int j = 0; j < units; ++j) {
+        REAL i = FN(sigmoid)(pre[j]);
+        REAL f = FN(sigmoid)(pre[V + j]);
+        REAL g = FN(tanh)(pre[2 * V + j]);
+        REAL o = FN(sigmoid)(pre[3 * V + j]);
+        REAL cp = c[j];
+        REAL cn = f * cp + i * g;
+        REAL tc = FN(tanh)(cn);
+        c[j] = cn;
+        out[j] = o * tc;
+        keep[j] = i;
+        keep[V + j] = f;
+        keep[2 * V + j] = g;
+        keep[3 * V + j] = o;
+        keep[4 * V + j] = cp;
+        keep[5 * V + j] = tc;
+    }
+}
+
+static inline __attribute__((always_inline)) void
+FN(gru_lanes)(int units, const REAL *restrict pre, const REAL *restrict hprev,
+              REAL *restrict out, REAL *restrict keep)
+{
+    for (int j = 0; j < units; ++j) {
+        REAL r = FN(sigmoid)(pre[j]);
+        REAL z = FN(sigmoid)(pre[V + j]);
+        REAL hn = pre[3 * V + j];
+        REAL n = FN(tanh)(pre[2 * V + j] + r * hn);
+        out[j] = n + z * (hprev[j] - n);
+        keep[j] = r;
+        keep[V + j] = z;
+        keep[2 * V + j] = n;
+        keep[3 * V + j] = hn;
+    }
+}
+
+static inline __attribute__((always_inline)) void
+FN(rnn_lanes)(const int relu, int units, const REAL *restrict pre, REAL *restrict out)
+{
+    for (int j = 0; j < units; ++j)
+        out[j] = relu ? FN(relu)(pre[j]) : FN(tanh)(pre[j]);
+}
+
+/* Copies `count` kept vectors to rows of the tape `stride` apart: whole
+ * vectors for a full block (a memcpy of a variable size is a library call). */
+static inline __attribute__((always_inline)) void
+FN(store_kept)(int count, int units, const REAL *keep, REAL *tape, ptrdiff_t stride)
+{
+    for (int q = 0; q < count; ++q) {
+        if (units == V)
+            *(FN(panel_vec) *)(tape + q * stride) = *(const FN(panel_vec) *)(keep + q * V);
+        else
+            for (int j = 0; j < units; ++j)
+                tape[q * stride + j] = keep[q * V + j];
+    }
+}
+
+/* Rows r0 ... r0 + R - 1 of one unit block. c has rows of H, gates of G*H,
+ * extra of E; c is NULL for all but LSTM, extra for the RNN. */
+static inline __attribute__((always_inline)) void
+FN(step_tile)(const int cell, const int R, int H, int I, int Hout,
+              const REAL *restrict pih, const REAL *restrict phh,
+              const REAL *restrict pbias, int r0, const REAL *restrict x,
+              ptrdiff_t ldx, const REAL *restrict h, ptrdiff_t ldh, REAL *restrict c,
+              REAL *restrict out, ptrdiff_t ldo, REAL *restrict gates,
+              REAL *restrict extra, int j0, int units)
+{
+    const int G = FN(cell_gates)(cell), A = FN(cell_accumulators)(cell);
+    const int split = cell == CYRNN_CELL_GRU; /* W_hn h goes to accumulator 3 */
+    const ptrdiff_t GH = (ptrdiff_t)G * H, E = cell == CYRNN_CELL_LSTM ? 2 * H : H;
+    const REAL *xt = x + r0 * ldx, *ht = h + r0 * ldh;
+    FN(panel_vec) acc[R][A];
+    const FN(panel_vec) *b = (const FN(panel_vec) *)pbias;
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+        for (int a = 0; a < A; ++a)
+            acc[r][a] = b[a];
+    for (int k = 0; k < I; ++k) {
+        const FN(panel_vec) *w = (const FN(panel_vec) *)(pih + (ptrdiff_t)k * G * V);
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) {
+            REAL xr = xt[r * ldx + k];
+#pragma GCC unroll 4
+            for (int g = 0; g < G; ++g)
+                acc[r][g] += xr * w[g];
+        }
+    }
+    for (int k = 0; k < Hout; ++k) {
+        const FN(panel_vec) *w = (const FN(panel_vec) *)(phh + (ptrdiff_t)k * G * V);
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) {
+            REAL hr = ht[r * ldh + k];
+#pragma GCC unroll 4
+            for (int g = 0; g < G; ++g)
+                acc[r][split && g == 2 ? 3 : g] += hr * w[g];
+        }
+    }
+    for (int r = 0; r < R; ++r) {
+        ptrdiff_t row = r0 + r;
+        REAL pre[4 * V] __attribute__((aligned(CYRNN_PANEL_BYTES)));
+        REAL keep[6 * V] __attribute__((aligned(CYRNN_PANEL_BYTES)));
+        memcpy(pre, acc[r], (size_t)A * sizeof(FN(panel_vec)));
+        REAL *o = out + row * ldo + j0;
+        /* A constant trip count lets the full blocks vectorize completely. */
+        if (cell == CYRNN_CELL_LSTM) {
+            REAL *cr = c + row * H + j0;
+            if (units == V)
+                FN(lstm_lanes)(V, pre, cr, o, keep);
+            else
+                FN(lstm_lanes)(units, pre, cr, o, keep);
+            FN(store_kept)(4, units, keep, gates + row * GH + j0, H);
+            FN(store_kept)(2, units, keep + 4 * V, extra + row * E + j0, H);
+        } else if (cell == CYRNN_CELL_GRU) {
+            const REAL *hp = h + row * ldh + j0;
+            if (units == V)
+                FN(gru_lanes)(V, pre, hp, o, keep);
+            else
+                FN(gru_lanes)(units, pre, hp, o, keep);
+            FN(store_kept)(3, units, keep, gates + row * GH + j0, H);
+            FN(store_kept)(1, units, keep + 3 * V, extra + row * E + j0, H);
+        } else {
+            const int relu = cell == CYRNN_CELL_RNN_RELU;
+            if (units == V)
+                FN(rnn_lanes)(relu, V, pre, o);
+            else
+                FN(rnn_lanes)(relu, units, pre, o);
+            FN(store_kept)(1, units, o, gates + row * GH + j0, H);
+        }
+    }
+}
+
+/* Every row of one block: tiles of R_ rows, then single rows. */
+#define CYRNN_STEP_CELL(CELL, R_)                                              \
+    do {                                                                       \
+        int r0 = 0;                                                            \
+        for (; r0 + (R_) <= n; r0 += (R_))                                     \
+            FN(step_tile)(CELL, R_, H, I, Hout, pih, phh, pb, r0, x, ldx, h,   \
+                          ldh, c, out, ldo, gates, extra, j0, units);          \
+        for (; r0 < n; ++r0)                                                   \
+            FN(step_tile)(CELL, 1, H, I, Hout, pih, phh, pb, r0, x, ldx, h,    \
+                          ldh, c, out, ldo, gates, extra, j0, units);          \
+    } while (0)
+
+/* R4: rows per tile for the four-accumulator cells, R1 for the RNN. */
+#define CYRNN_DEFINE_STEP(ISA, TARGET, R4, R1)                                 \
+    TARGET static void FN(cell_step_##ISA)(                                    \
+        int cell, int H, int I, int Hout, int first_block, int end_block,     \
+        int n, const REAL *packed_ih, const REAL *packed_hh,                   \
+        const REAL *packed_bias, const REAL *x, ptrdiff_t ldx,                 \
+        const REAL *h, ptrdiff_t ldh, REAL *c, REAL *out, ptrdiff_t ldo,      \
+        REAL *gates, REAL *extra)                                              \
+    {                                                                          \
+        const int G = FN(cell_gates)(cell), A = FN(cell_accumulators)(cell);  \
+        for (int block = first_block; block < end_block; ++block) {           \
+            const REAL *pih = packed_ih + (ptrdiff_t)block * I * G * V;       \
+            const REAL *phh = packed_hh + (ptrdiff_t)block * Hout * G * V;    \
+            const REAL *pb = packed_bias + (ptrdiff_t)block * A * V;          \
+            int j0 = block * V, units = H - j0 < V ? H - j0 : V;              \
+            if (cell == CYRNN_CELL_LSTM)                                       \
+                CYRNN_STEP_CELL(CYRNN_CELL_LSTM, R4);                          \
+            else if (cell == CYRNN_CELL_GRU)                                   \
+                CYRNN_STEP_CELL(CYRNN_CELL_GRU, R4);                           \
+            else if (cell == CYRNN_CELL_RNN_TANH)                              \
+                CYRNN_STEP_CELL(CYRNN_CELL_RNN_TANH, R1);                      \
+            else                                                               \
+                CYRNN_STEP_CELL(CYRNN_CELL_RNN_RELU, R1);                      \
+        }                                                                      \
+    }
+
+#if CYRNN_X86_DISPATCH
+CYRNN_DEFINE_STEP(avx512, __attribute__((target("arch=x86-64-v4"))), 4, 8)
+CYRNN_DEFINE_STEP(avx2, __attribute__((target("arch=x86-64-v3"))), 1, 4)
+#endif
+CYRNN_DEFINE_STEP(generic, , 1, 2)
+
+void FN(cyrnn_cell_step)(int cell, int H, int I, int Hout, int first_block,
+                         int end_block, int n, const REAL *packed_ih,
+                         const REAL *packed_hh, const REAL *packed_bias,
+                         const REAL *x, ptrdiff_t ldx, const REAL *h,
+                         ptrdiff_t ldh, REAL *c, REAL *out, ptrdiff_t ldo,
+                         REAL *gates, REAL *extra)
+{
+#if CYRNN_X86_DISPATCH
+    static int isa = -1; /* benign race: every thread computes the same value */
+    if (isa < 0)
+        isa = cyrnn_cpu_level();
+    if (isa == 2) {
+        FN(cell_step_avx512)(cell, H, I, Hout, first_block, end_block, n, packed_ih,
+                             packed_hh, packed_bias, x, ldx, h, ldh, c, out, ldo,
+                             gates, extra);
+        return;
+    }
+    if (isa == 1) {
+        FN(cell_step_avx2)(cell, H, I, Hout, first_block, end_block, n, packed_ih,
+                           packed_hh, packed_bias, x, ldx, h, ldh, c, out, ldo,
+                           gates, extra);
+        return;
+    }
+#endif
+    FN(cell_step_generic)(cell, H, I, Hout, first_block, end_block, n, packed_ih,
+                          packed_hh, packed_bias, x, ldx, h, ldh, c, out, ldo, gates,
+                          extra);
+}
+
+#undef V
