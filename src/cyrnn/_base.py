@@ -16,6 +16,8 @@ from cyrnn._validation import (
     BLAS_INT_MAX, as_real_array, check_bool, check_dtype, check_int, check_probability,
     check_seed, check_shape, real_array)
 
+_MAX_ELEMENTS = np.iinfo(np.intp).max // 8  # bound on T * B * widest, per call
+
 
 class RecurrentLayer(ParameterOwner):
     """Base of LSTM, GRU and RNN; not meant to be built directly."""
@@ -42,6 +44,28 @@ class RecurrentLayer(ParameterOwner):
         self._rng_lock = threading.Lock()
         self._workspace = Workspace()
         self._init_parameter_state(self._initial_parameters())
+        self._init_call_constants()
+
+    def _init_call_constants(self):
+        """What every call would otherwise work out again from the
+        configuration, which never changes once built."""
+        G, H, Hout, D = self._cell.gates, self._hidden_size, self._out_size, self._directions
+        self._widest = max(self._input_size, D * Hout, G * H)
+        self._is_gru = self._cell.kind == _recurrence.CellKind.GRU
+        self._extra_width = _recurrence.extra_width(self._cell.kind, H)
+        self._packed_forward_size = _recurrence.packed_size(
+            self._cell.kind, H, Hout, self._dtype, False, [self._input_size, D * Hout])
+        # (layer, direction) -> (its parameter names, a dict of its weights).
+        # _params arrays are only written in place, never rebound: these stay live.
+        p = self._params
+        self._direction_names, self._direction_weights = {}, {}
+        for layer in range(self._num_layers):
+            for direction in range(D):
+                sfx = f"_l{layer}" + ("_reverse" if direction else "")
+                self._direction_names[layer, direction] = ("bias_ih" + sfx, "bias_hh" + sfx, sfx)
+                self._direction_weights[layer, direction] = dict(
+                    w_ih=p["weight_ih" + sfx], w_hh=p["weight_hh" + sfx],
+                    w_hr=p.get("weight_hr" + sfx))
 
     # -- configuration, read-only once built -------------------------------
     input_size = property(lambda self: self._input_size)
@@ -106,16 +130,16 @@ class RecurrentLayer(ParameterOwner):
                 for name, shape in self._parameter_shapes().items()}
 
     def _direction_parameters(self, layer, direction):
-        sfx = f"_l{layer}" + ("_reverse" if direction else "")
+        b_ih, b_hh, sfx = self._direction_names[layer, direction]
         p = self._params
         H, GH = self._hidden_size, self._cell.gates * self._hidden_size
-        if self._bias:
-            bias_x, bias_hn = self._cell.folded_biases(p["bias_ih" + sfx], p["bias_hh" + sfx], H)
-        else:
+        if not self._bias:
             bias_x = np.zeros(GH, dtype=self._dtype)
-            bias_hn = np.zeros(H, dtype=self._dtype) if self._cell.kind == _recurrence.CellKind.GRU else None
-        return dict(w_ih=p["weight_ih" + sfx], w_hh=p["weight_hh" + sfx],
-                    w_hr=p.get("weight_hr" + sfx), bias_x=bias_x, bias_hn=bias_hn), sfx
+            bias_hn = np.zeros(H, dtype=self._dtype) if self._is_gru else None
+        else:
+            bias_x, bias_hn = self._cell.folded_biases(p[b_ih], p[b_hh], H)
+        return dict(self._direction_weights[layer, direction], bias_x=bias_x,
+                    bias_hn=bias_hn), sfx
 
     # -- inputs ------------------------------------------------------------
     def _time_major(self, name, array, unbatched):
@@ -138,9 +162,7 @@ class RecurrentLayer(ParameterOwner):
         if T == 0 or B == 0:
             raise ValueError(f"x must have at least one time step and one sequence; "
                              f"got shape {x.shape}")
-        widest = max(self._input_size, self._directions * self._out_size,
-                     self._cell.gates * self._hidden_size)
-        if T * B > BLAS_INT_MAX or T * B * widest > np.iinfo(np.intp).max // 8:
+        if T * B > BLAS_INT_MAX or T * B * self._widest > _MAX_ELEMENTS:
             raise ValueError(f"x has too many rows for BLAS's 32-bit ints: T*B = {T * B}")
         return x, x_tm.astype(self._dtype, copy=False), unbatched
 
@@ -165,13 +187,15 @@ class RecurrentLayer(ParameterOwner):
         c = (K, self._hidden_size) if unbatched else (K, B, self._hidden_size)
         return h, c
 
-    def _check_state(self, name, value, shape, meaning, layout):
+    def _check_state(self, name, value, shape, width, unbatched, layout):
         """One state array -> (K, B, F) sorted in packed order, fresh."""
         if value is None:
             return np.zeros(shape if len(shape) == 3 else (shape[0], 1, shape[1]),
                             dtype=self._dtype)
         array = as_real_array(name, value, self._dtype)
-        check_shape(name, array, shape, meaning)
+        if array.shape != shape:  # the message is built only for a wrong shape
+            check_shape(name, array, shape, "(num_layers*num_directions, {}{})".format(
+                "" if unbatched else "B, ", width))
         if array.ndim == 2:
             array = array[:, None, :]
         return layout.sort_states(array)
@@ -193,14 +217,18 @@ class RecurrentLayer(ParameterOwner):
             raise TypeError(f"{name} must be one array for {self._cell.name}, not a pair")
 
     def _check_states(self, name, value, layout, B, unbatched, what):
+        if value is None:  # what _check_state makes of None, without the rest
+            K = self._num_layers * self._directions
+            return (np.zeros((K, B, self._out_size), self._dtype),
+                    np.zeros((K, B, self._hidden_size), self._dtype)
+                    if self._cell.has_cell_state else None)
         h_shape, c_shape = self._state_shapes(B, unbatched)
-        sym = "(num_layers*num_directions, {}H)".format("" if unbatched else "B, ")
         if self._cell.has_cell_state:
             h, c = self._split_pair(name, value, what)
-            return (self._check_state(f"{name}[0]", h, h_shape, sym.replace("H", "H_out"), layout),
-                    self._check_state(f"{name}[1]", c, c_shape, sym.replace("H", "hidden_size"), layout))
+            return (self._check_state(f"{name}[0]", h, h_shape, "H_out", unbatched, layout),
+                    self._check_state(f"{name}[1]", c, c_shape, "hidden_size", unbatched, layout))
         self._reject_pair(name, value)
-        return self._check_state(name, value, h_shape, sym.replace("H", "H_out"), layout), None
+        return self._check_state(name, value, h_shape, "H_out", unbatched, layout), None
 
     # -- forward -----------------------------------------------------------
     def __call__(self, x, hx=None, *, lengths=None):
@@ -225,19 +253,18 @@ class RecurrentLayer(ParameterOwner):
         x, x_tm, unbatched = self._check_input(x)
         T, B = x_tm.shape[:2]
         lengths = self._check_lengths(lengths, T, B, unbatched)
-        layout = SequenceLayout(T, B, lengths)
+        layout = SequenceLayout.full(T, B) if lengths is None else SequenceLayout(T, B, lengths)
         h_state, c_state = self._check_states("hx", hx, layout, B, unbatched, "(h0, c0)")
         x_packed = layout.pack(x_tm, self._dtype, copy=training)
 
         H, Hout, D = self._hidden_size, self._out_size, self._directions
         GH = self._cell.gates * H
-        E = _recurrence.extra_width(self._cell.kind, H)
+        E = self._extra_width
         N = layout.N
         scratch_gates = None if training else np.empty((B, GH), self._dtype)
         scratch_extra = None if training or not E else np.empty((B, E), self._dtype)
         scratch_m = None if training or not self._proj_size else np.empty((B, H), self._dtype)
-        packed = np.empty(_recurrence.packed_size(self._cell.kind, H, Hout, self._dtype, False,
-                                                  [self._input_size, D * Hout]), self._dtype)
+        packed = np.empty(self._packed_forward_size, self._dtype)
         masks = self._dropout_masks(N) if training else [None] * self._num_layers
 
         ws = self._workspace

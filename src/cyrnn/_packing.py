@@ -5,6 +5,8 @@ Rows are packed as torch's PackedSequence does: the batch sorted by length
 after another. A full-length batch needs no sorting and its packed form is the
 time-major (T * B, F) array itself; a ragged one costs only its real steps.
 """
+from functools import lru_cache
+
 import numpy as np
 
 
@@ -30,6 +32,13 @@ class SequenceLayout:
         self.offsets = np.zeros(T + 1, dtype=np.intp)
         np.cumsum(self.batch_sizes, out=self.offsets[1:])
         self.N = int(self.offsets[-1])
+
+    @staticmethod
+    def full(T, B):
+        """SequenceLayout(T, B): the layout of a batch without lengths. Short
+        ones (whose construction costs more than their steps) are shared
+        between calls, since a layout never changes once built."""
+        return _full_layout(T, B) if T <= 4096 else SequenceLayout(T, B)
 
     def pack(self, x_tm, dtype, copy=False):
         """(T, B, F) of any layout -> a fresh or borrowed (N, F) C array."""
@@ -58,7 +67,7 @@ class SequenceLayout:
         """(K, B, F) in the caller's batch order -> a fresh C array in packed
         (sorted) order, which the time loops update in place."""
         if self.order is None:
-            return np.array(states, order="C", copy=True)
+            return states.copy(order="C")
         return np.ascontiguousarray(states[:, self.order])
 
     def unsort_states(self, states):
@@ -68,3 +77,12 @@ class SequenceLayout:
         out = np.empty_like(states)
         out[:, self.order] = states
         return out
+
+
+@lru_cache(maxsize=32)
+def _full_layout(T, B):
+    # at most 32 * 64 kB of index arrays, made read-only to keep them shared
+    layout = SequenceLayout(T, B)
+    layout.batch_sizes.flags.writeable = False
+    layout.offsets.flags.writeable = False
+    return layout
