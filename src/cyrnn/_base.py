@@ -8,6 +8,7 @@ import numpy as np
 
 from cyrnn import _recurrence
 from cyrnn._packing import SequenceLayout
+from cyrnn._packed_cache import PackedWeightCache
 from cyrnn._workspace import Workspace
 from cyrnn._parameters import ParameterOwner
 from cyrnn._threads import get_num_threads
@@ -43,6 +44,7 @@ class RecurrentLayer(ParameterOwner):
         self._rng = np.random.default_rng(check_seed(seed))
         self._rng_lock = threading.Lock()
         self._workspace = Workspace()
+        self._packed_cache = PackedWeightCache()
         self._init_parameter_state(self._initial_parameters())
         self._init_call_constants()
 
@@ -53,8 +55,9 @@ class RecurrentLayer(ParameterOwner):
         self._widest = max(self._input_size, D * Hout, G * H)
         self._is_gru = self._cell.kind == _recurrence.CellKind.GRU
         self._extra_width = _recurrence.extra_width(self._cell.kind, H)
-        self._packed_forward_size = _recurrence.packed_size(
-            self._cell.kind, H, Hout, self._dtype, False, [self._input_size, D * Hout])
+        self._packed_forward_sizes = [
+            _recurrence.packed_size(self._cell.kind, H, Hout, self._dtype, False, [in_size])
+            for in_size in [self._input_size] + [D * Hout] * (self._num_layers - 1)]
         # (layer, direction) -> (its parameter names, a dict of its weights).
         # _params arrays are only written in place, never rebound: these stay live.
         p = self._params
@@ -264,11 +267,12 @@ class RecurrentLayer(ParameterOwner):
         scratch_gates = None if training else np.empty((B, GH), self._dtype)
         scratch_extra = None if training or not E else np.empty((B, E), self._dtype)
         scratch_m = None if training or not self._proj_size else np.empty((B, H), self._dtype)
-        packed = np.empty(self._packed_forward_size, self._dtype)
         masks = self._dropout_masks(N) if training else [None] * self._num_layers
 
         ws = self._workspace
         scratch = []  # (name, array) of the tape's internal buffers
+        packings = []  # training: (params, workspace name) of the packed weights
+        new_packings = []  # inference: cache entries made by this pass
 
         def tape_buffer(name, shape):
             if not training:
@@ -295,6 +299,13 @@ class RecurrentLayer(ParameterOwner):
                                   for name in ("w_ih", "w_hh", "w_hr") if params[name] is not None)
                 k = layer * D + direction
                 key = f"{layer}.{direction}"
+                size = self._packed_forward_sizes[layer]
+                if training:
+                    params.update(packed=ws.take("packed" + key, (size,), self._dtype))
+                    packings.append((params, "packed" + key))
+                else:
+                    new_packings.append(self._packed_cache.prepare(
+                        (layer, direction), params, size, self._dtype))
                 params.update(
                     gates=tape_buffer("gates" + key, (N, GH)) if training else scratch_gates,
                     extra=(tape_buffer("extra" + key, (N, E)) if training else scratch_extra)
@@ -307,7 +318,10 @@ class RecurrentLayer(ParameterOwner):
             layers.append(dict(x=layer_input, y=y, mask=masks[layer], dirs=dirs))
             layer_input = y
         _recurrence.run(self._cell.kind, training, False, layout.batch_sizes, layout.offsets,
-                        H, Hout, layers, self._dtype, packed, get_num_threads())
+                        H, Hout, layers, self._dtype, None, get_num_threads())
+        self._packed_cache.store(entry for entry in new_packings if entry is not None)
+        for params, name in packings:  # the tape keeps no packed weights
+            ws.give(name, params.pop("packed"))
 
         y = layout.unpack(layers[-1]["y"], self._batch_first and not unbatched)
         hn = layout.unsort_states(h_state)

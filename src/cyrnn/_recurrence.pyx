@@ -15,7 +15,7 @@ import numpy as np
 cimport numpy as cnp
 from cython cimport floating
 from libc.stdlib cimport calloc, free
-from libc.string cimport memcpy
+from libc.string cimport memcmp, memcpy
 
 from cyrnn._blas cimport gemm, gemm_parallel
 from cython.parallel cimport prange
@@ -42,6 +42,8 @@ cdef struct Direction:
     void *w_hr          # LSTM projection, or NULL
     void *bias_x        # biases folded into the input projection (G*H)
     void *bias_hn       # GRU: b_hn, which stays inside r * (...)
+    void *packed        # forward: W_hh, W_ih and the biases packed for cell_step
+    bint packed_ready   # packed already holds them (a cached packing)
     # forward buffers: the tape when training, else (B, width) scratch
     void *gates         # (N, G*H) activated gates
     void *extra         # (N, E) the cell's extra values
@@ -78,7 +80,7 @@ cdef struct Plan:
     bint training
     int num_threads     # OpenMP threads sharing each step's unit blocks
     int T, H, Hout, G, E, D, L
-    void *packed        # scratch for W_hh packed by unit blocks
+    void *packed        # backward: scratch for W_hh, then W_ih, packed
     Py_ssize_t B, N
     const Py_ssize_t *batch_sizes
     const Py_ssize_t *offsets
@@ -139,9 +141,9 @@ cdef Py_ssize_t _packed_size_for(int kind, int H, int Hout, object dtype, bint b
 
 def packed_size(int kind, int hidden_size, int out_size, object dtype, bint backward,
                 list in_sizes):
-    """Elements of the scratch buffer for weights packed by unit blocks: W_hh,
-    and after it W_ih (forward: by gate units, then the biases; backward:
-    transposed, by input units), for the widest of the layers' in_sizes."""
+    """Elements of a buffer for weights packed by unit blocks: W_hh, and after
+    it W_ih (forward: by gate units, then the biases; backward: transposed, by
+    input units), for the widest of the layers' in_sizes."""
     dtype = np.dtype(dtype)
     size = _packed_size_for(kind, hidden_size, out_size, dtype, backward)
     return size + max([_packed_w_ih_size(kind, hidden_size, k, dtype, backward)
@@ -180,9 +182,9 @@ cdef void _fill_plan(Plan *p, int kind, bint training, const Py_ssize_t[::1] bat
     GH = p.G * H
     E = p.E
     p.num_threads = max(1, num_threads)
-    p.packed = _data(packed, dtype, packed.size, "packed")
-    if packed.size < _packed_size_for(kind, H, Hout, dtype, backward):
-        raise RuntimeError("cyrnn internal error: packed buffer too small")
+    p.packed = NULL
+    if backward:
+        p.packed = _data(packed, dtype, packed.size, "packed")
     for l in range(p.L):
         spec = layers[l]
         n_dirs = len(spec["dirs"])
@@ -190,8 +192,8 @@ cdef void _fill_plan(Plan *p, int kind, bint training, const Py_ssize_t[::1] bat
         DH = n_dirs * Hout
         ly = &p.layers[l]
         ly.in_size = spec["x"].shape[1]
-        if packed.size < (_packed_w_ih_size(kind, H, ly.in_size, dtype, backward)
-                          + _packed_size_for(kind, H, Hout, dtype, backward)):
+        if backward and packed.size < (_packed_w_ih_size(kind, H, ly.in_size, dtype, True)
+                                       + _packed_size_for(kind, H, Hout, dtype, True)):
             raise RuntimeError("cyrnn internal error: packed buffer too small")
         ly.x = _data(spec["x"], dtype, N * ly.in_size, "x")
         ly.y = _data(spec["y"], dtype, N * DH, "y")
@@ -217,9 +219,14 @@ cdef void _fill_plan(Plan *p, int kind, bint training, const Py_ssize_t[::1] bat
             if (training and dr.hprev == NULL) or (E > 0 and dr.extra == NULL) \
                     or (kind == LSTM and dr.c == NULL) \
                     or (kind == GRU and dr.bias_hn == NULL) \
-                    or (dr.w_hr != NULL and dr.m == NULL) or p.packed == NULL:
+                    or (dr.w_hr != NULL and dr.m == NULL):
                 raise RuntimeError("cyrnn internal error: missing buffer")
             if not backward:
+                dr.packed = _data(ds["packed"], dtype,
+                                  _packed_size_for(kind, H, Hout, dtype, False)
+                                  + _packed_w_ih_size(kind, H, ly.in_size, dtype, False),
+                                  "packed")
+                dr.packed_ready = ds.get("packed_ready", False)
                 continue
             dr.dgx = _data(ds["dgx"], dtype, N * GH, "dgx")
             dr.dgh = _data(ds["dgh"], dtype, N * GH, "dgh")
@@ -282,7 +289,7 @@ cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
     cdef int n, s, t, prev_t, carried, finished, chunk, threads
     cdef int blocks = packed_blocks(H, <floating *>NULL)
     cdef Py_ssize_t off, ld_prev, ldo
-    cdef floating *packed_hh = <floating *>p.packed
+    cdef floating *packed_hh = <floating *>dr.packed
     cdef floating *packed_ih = packed_hh + packed_elements(p.G, H, Hout, <floating *>NULL)
     cdef floating *packed_bias = packed_ih + packed_elements(p.G, H, I, <floating *>NULL)
     cdef floating *h = <floating *>dr.h
@@ -293,10 +300,11 @@ cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
     cdef floating *gates
     cdef floating *extra
 
-    pack_weights(p.G, H, Hout, <const floating *>dr.w_hh, Hout, 1, packed_hh)
-    pack_weights(p.G, H, I, <const floating *>dr.w_ih, I, 1, packed_ih)
-    pack_bias(p.kind, H, <const floating *>dr.bias_x, <const floating *>dr.bias_hn,
-              packed_bias)
+    if not dr.packed_ready:
+        pack_weights(p.G, H, Hout, <const floating *>dr.w_hh, Hout, 1, packed_hh)
+        pack_weights(p.G, H, I, <const floating *>dr.w_ih, I, 1, packed_ih)
+        pack_bias(p.kind, H, <const floating *>dr.bias_x, <const floating *>dr.bias_hn,
+                  packed_bias)
     for s in range(p.T):
         t = s if d == 0 else p.T - 1 - s
         n = <int>p.batch_sizes[t]
@@ -444,11 +452,20 @@ cdef void _run_backward(const Plan *p, const floating *first_x) noexcept nogil:
             _backward_direction(p, ly, d, <const floating *>ly.x)
 
 
+def same_bytes(cnp.ndarray a, cnp.ndarray b):
+    """Whether two C-contiguous arrays hold the very same bytes."""
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_IS_C_CONTIGUOUS(b)):
+        raise RuntimeError("cyrnn internal error: same_bytes needs C arrays")
+    return a.nbytes == b.nbytes and memcmp(cnp.PyArray_DATA(a), cnp.PyArray_DATA(b),
+                                           a.nbytes) == 0
+
+
 def run(int kind, bint training, bint backward, const Py_ssize_t[::1] batch_sizes,
         const Py_ssize_t[::1] offsets, int hidden_size, int out_size, list layers,
         object dtype, object packed=None, int num_threads=1):
     """Runs the forward pass (backward=False) or BPTT over buffers prepared by
-    the Python layer; see Plan, Layer and Direction for what each holds."""
+    the Python layer; see Plan, Layer and Direction for what each holds.
+    `packed` is BPTT's scratch; forward takes a packed buffer per direction."""
     cdef Plan p
     dtype = np.dtype(dtype)
     if batch_sizes.shape[0] < 1 or offsets.shape[0] != batch_sizes.shape[0] + 1 \
