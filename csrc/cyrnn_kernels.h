@@ -63,6 +63,13 @@ enum { CYRNN_CELL_LSTM = 0, CYRNN_CELL_GRU = 1, CYRNN_CELL_RNN_TANH = 2, CYRNN_C
                                ptrdiff_t ldx, const REAL *h, ptrdiff_t ldh,    \
                                REAL *c, REAL *out, ptrdiff_t ldo,              \
                                REAL *gates, REAL *extra);                      \
+    /* Weight gradient out (M, K) = dg^T X over N rows, for the unit blocks \
+       [first_block, end_block) of K; see packed_template.h. */               \
+    ptrdiff_t cyrnn_weight_gradient_scratch_##SFX(int K);                      \
+    void cyrnn_weight_gradient_##SFX(int M, int K, int N, const REAL *dg,     \
+                                     ptrdiff_t ld_dg, const REAL *X,           \
+                                     ptrdiff_t ld_x, int first_block,          \
+                                     int end_block, REAL *scratch, REAL *out); \
     /* Scalar activations, exported for testing their accuracy. */             \
     void cyrnn_sigmoid_##SFX(ptrdiff_t n, const REAL *x, REAL *y);            \
     void cyrnn_tanh_##SFX(ptrdiff_t n, const REAL *x, REAL *y);

@@ -3,6 +3,8 @@ parameter, the input and the initial states, over the options grid."""
 import numpy as np
 import pytest
 
+import cyrnn
+
 from helpers import finite_difference, make_model, random_like_states, weighted_loss
 
 T, B, I, H = 4, 3, 2, 3
@@ -149,3 +151,39 @@ def test_dy_none_means_a_loss_on_the_final_state_only():
     zeros = model.backward(tape, np.zeros_like(y), dhn)
     np.testing.assert_array_equal(without.input, zeros.input)
     assert np.abs(without.input).max() > 0
+
+
+@pytest.mark.parametrize("cell,hidden_size", [
+    ("LSTM", 96),      # gate rows of 3 kB: the packed weight-gradient kernel
+    ("LSTM", 128),     # 4 kB: BLAS
+    ("GRU", 176),      # 4.1 kB: BLAS
+    ("RNN_TANH", 520),  # 4.1 kB: BLAS
+])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_weight_gradients_of_wide_layers(cell, hidden_size, threads):
+    """Both ways of forming dW = dG^T X (chosen by the width of a gate row)
+    agree with central differences along a random direction; two layers, so
+    that both the input and the recurrent weights of each are checked."""
+    model = make_model(cell, 5, hidden_size, num_layers=2, dtype=np.float64, seed=7)
+    rng = np.random.default_rng(7)
+    x = 0.5 * rng.standard_normal((70, 2, 5))  # 140 rows: more than one chunk of them
+    y, hn, tape = model.forward(x)
+    dy = rng.standard_normal(y.shape)
+    previous = cyrnn.get_num_threads()
+    cyrnn.set_num_threads(threads)
+    try:
+        grads = model.backward(tape, dy)
+    finally:
+        cyrnn.set_num_threads(previous)
+    params = model.parameters()
+    for name in ("weight_ih_l0", "weight_hh_l0", "weight_ih_l1", "weight_hh_l1"):
+        direction = rng.standard_normal(params[name].shape)
+        saved = params[name].copy()
+        losses = []
+        for sign in (1, -1):
+            params[name][...] = saved + sign * 1e-6 * direction
+            losses.append(np.sum(model(x)[0] * dy))
+        params[name][...] = saved
+        numeric = (losses[0] - losses[1]) / 2e-6
+        analytic = np.sum(grads.params[name] * direction)
+        assert abs(numeric - analytic) <= 1e-6 * max(1.0, abs(analytic)), name

@@ -33,6 +33,10 @@ cdef extern from "cyrnn_kernels.h" nogil:
     void cyrnn_pack_bias_d(int cell, int H, const double *bias, const double *bias_hn, double *packed_bias)
     void cyrnn_cell_step_f(int cell, int H, int I, int Hout, int first_block, int end_block, int n, const float *packed_ih, const float *packed_hh, const float *packed_bias, const float *x, Py_ssize_t ldx, const float *h, Py_ssize_t ldh, float *c, float *out, Py_ssize_t ldo, float *gates, float *extra)
     void cyrnn_cell_step_d(int cell, int H, int I, int Hout, int first_block, int end_block, int n, const double *packed_ih, const double *packed_hh, const double *packed_bias, const double *x, Py_ssize_t ldx, const double *h, Py_ssize_t ldh, double *c, double *out, Py_ssize_t ldo, double *gates, double *extra)
+    Py_ssize_t cyrnn_weight_gradient_scratch_f(int K)
+    Py_ssize_t cyrnn_weight_gradient_scratch_d(int K)
+    void cyrnn_weight_gradient_f(int M, int K, int N, const float *dg, Py_ssize_t ld_dg, const float *X, Py_ssize_t ld_x, int first_block, int end_block, float *scratch, float *out)
+    void cyrnn_weight_gradient_d(int M, int K, int N, const double *dg, Py_ssize_t ld_dg, const double *X, Py_ssize_t ld_x, int first_block, int end_block, double *scratch, double *out)
     void cyrnn_sigmoid_f(Py_ssize_t n, const float *x, float *y)
     void cyrnn_sigmoid_d(Py_ssize_t n, const double *x, double *y)
     void cyrnn_tanh_f(Py_ssize_t n, const float *x, float *y)
@@ -137,3 +141,14 @@ cdef inline void cell_step(int cell, int H, int I, int Hout, int first_block, in
     else:
         cyrnn_cell_step_d(cell, H, I, Hout, first_block, end_block, n, packed_ih, packed_hh,
                           packed_bias, x, ldx, h, ldh, c, out, ldo, gates, extra)
+
+cdef inline void weight_gradient(int M, int K, int N, const floating *dg, Py_ssize_t ld_dg,
+                                 const floating *X, Py_ssize_t ld_x, int first_block,
+                                 int end_block, floating *scratch,
+                                 floating *out) noexcept nogil:
+    if floating is float:
+        cyrnn_weight_gradient_f(M, K, N, dg, ld_dg, X, ld_x, first_block, end_block,
+                                scratch, out)
+    else:
+        cyrnn_weight_gradient_d(M, K, N, dg, ld_dg, X, ld_x, first_block, end_block,
+                                scratch, out)
