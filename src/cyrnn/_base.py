@@ -264,8 +264,6 @@ class RecurrentLayer(ParameterOwner):
         GH = self._cell.gates * H
         E = self._extra_width
         N = layout.N
-        scratch_gates = None if training else np.empty((B, GH), self._dtype)
-        scratch_extra = None if training or not E else np.empty((B, E), self._dtype)
         scratch_m = None if training or not self._proj_size else np.empty((B, H), self._dtype)
         masks = self._dropout_masks(N) if training else [None] * self._num_layers
 
@@ -307,9 +305,8 @@ class RecurrentLayer(ParameterOwner):
                     new_packings.append(self._packed_cache.prepare(
                         (layer, direction), params, size, self._dtype))
                 params.update(
-                    gates=tape_buffer("gates" + key, (N, GH)) if training else scratch_gates,
-                    extra=(tape_buffer("extra" + key, (N, E)) if training else scratch_extra)
-                    if E else None,
+                    gates=tape_buffer("gates" + key, (N, GH)) if training else None,
+                    extra=tape_buffer("extra" + key, (N, E)) if training and E else None,
                     hprev=tape_buffer("hprev" + key, (N, Hout)) if training else None,
                     m=(tape_buffer("m" + key, (N, H)) if training else scratch_m)
                     if self._proj_size else None,

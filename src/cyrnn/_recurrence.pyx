@@ -45,11 +45,12 @@ cdef struct Direction:
     void *bias_hn       # GRU: b_hn, which stays inside r * (...)
     void *packed        # forward: W_hh, W_ih and the biases packed for cell_step
     bint packed_ready   # packed already holds them (a cached packing)
-    # forward buffers: the tape when training, else (B, width) scratch
+    # forward buffers: the tape (training only)
     void *gates         # (N, G*H) activated gates
     void *extra         # (N, E) the cell's extra values
-    void *m             # LSTM with projection: (N, H) cell outputs
-    void *hprev         # (N, Hout) state before each step, training only
+    void *hprev         # (N, Hout) state before each step
+    # forward buffers, always
+    void *m             # LSTM with projection: (N, H) tape or (B, H) scratch
     void *h             # (B, Hout) state: h0 in, h_n out
     void *c             # (B, H) LSTM cell state: c0 in, c_n out
     # backward buffers
@@ -216,14 +217,14 @@ cdef void _fill_plan(Plan *p, int kind, bint training, const Py_ssize_t[::1] bat
             dr.w_hr = _data(ds.get("w_hr"), dtype, Hout * H, "w_hr")
             dr.bias_x = _data(ds["bias_x"], dtype, GH, "bias_x")
             dr.bias_hn = _data(ds.get("bias_hn"), dtype, H, "bias_hn")
-            rows = N if training else B
-            dr.gates = _data(ds["gates"], dtype, rows * GH, "gates")
-            dr.extra = _data(ds.get("extra"), dtype, rows * E, "extra")
-            dr.m = _data(ds.get("m"), dtype, rows * H, "m")
+            dr.gates = _data(ds.get("gates"), dtype, N * GH, "gates")
+            dr.extra = _data(ds.get("extra"), dtype, N * E, "extra")
+            dr.m = _data(ds.get("m"), dtype, (N if training else B) * H, "m")
             dr.hprev = _data(ds.get("hprev"), dtype, N * Hout, "hprev")
             dr.h = _data(ds["h"], dtype, B * Hout, "h")
             dr.c = _data(ds.get("c"), dtype, B * H, "c")
-            if (training and dr.hprev == NULL) or (E > 0 and dr.extra == NULL) \
+            if (training and (dr.gates == NULL or dr.hprev == NULL
+                              or (E > 0 and dr.extra == NULL))) \
                     or (kind == LSTM and dr.c == NULL) \
                     or (kind == GRU and dr.bias_hn == NULL) \
                     or (dr.w_hr != NULL and dr.m == NULL):
@@ -307,7 +308,8 @@ cdef inline void _step_blocks(const Plan *p, const Direction *dr, const floating
                   packed_ih, packed_hh, packed_bias, x + carried * in_size, in_size,
                   <const floating *>dr.h + carried * p.Hout, p.Hout,
                   c + carried * p.H if c != NULL else NULL, out + carried * ldo, ldo,
-                  gates + carried * GH, extra + carried * p.E if extra != NULL else NULL)
+                  gates + carried * GH if gates != NULL else NULL,
+                  extra + carried * p.E if extra != NULL else NULL)
 
 
 cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
@@ -347,11 +349,11 @@ cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
             prev_t = t - 1 if d == 0 else t + 1
             carried = min(n, <int>p.batch_sizes[prev_t])
             prev = y + p.offsets[prev_t] * DH
-        # Inference writes the tape's values to one step of scratch: the
-        # kernel then runs the same code path, and agrees to the bit.
-        gates = <floating *>dr.gates + (off * GH if p.training else 0)
-        extra = <floating *>dr.extra + (off * p.E if p.training else 0) if p.E else NULL
+        gates = extra = NULL
         if p.training:
+            gates = <floating *>dr.gates + off * GH
+            if p.E:
+                extra = <floating *>dr.extra + off * p.E
             # The tape keeps h_{t-1} for the weight gradients.
             if carried > 0:
                 copy_rows(carried, Hout, prev, DH, <floating *>dr.hprev + off * Hout, Hout)
