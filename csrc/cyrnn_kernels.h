@@ -45,9 +45,9 @@ enum { CYRNN_CELL_LSTM = 0, CYRNN_CELL_GRU = 1, CYRNN_CELL_RNN_TANH = 2, CYRNN_C
     void cyrnn_pack_weights_##SFX(int G, int H, int K, const REAL *w,          \
                                   ptrdiff_t row_stride, ptrdiff_t col_stride,  \
                                   REAL *packed);                               \
-    void cyrnn_packed_product_##SFX(int G, int H, int K, int n,                \
-                                    const REAL *packed, int block,             \
-                                    const REAL *x, REAL *out, int accumulate); \
+    void cyrnn_packed_product_##SFX(int H, int K, int n, const REAL *packed,   \
+                                    int block, const REAL *x, REAL *out,       \
+                                    int accumulate);                           \
     /* One fused step (pre-activations in registers, then the cell) for unit \
        blocks [first_block, end_block) of rows 0..n-1: see step_template.h.  \
        x (ldx), h = h_{t-1} (ldh), out = the new h, or m for an LSTM with a   \

@@ -1,18 +1,19 @@
-/* The recurrent product h W_hh^T with weights packed once per pass (template,
- * see instantiate.h).
+/* Weights packed once per pass, and the products of BPTT with them
+ * (template, see instantiate.h).
  *
  * BLAS repacks its right operand on every call; a recurrence multiplies by
  * the same W_hh at every step, so packing it once and streaming it from
  * cache pays. The packed layout serves one block of V units at a time with
  * all G gates of those units together, so a block's output is exactly what
- * the cell kernel needs for those units:
+ * a cell needs for those units:
  *
  *   packed[((block * K + k) * G + g) * V + v] = W[g * H + block * V + v][k]
  *
- * (zero past H). The micro-kernel keeps an R x G tile of V-wide vectors in
- * registers; R is chosen per instruction set so the tile fits its register
- * file. Written with GCC vector extensions, it compiles to AVX-512, AVX2 or
- * SSE from one source. */
+ * (zero past H). The forward step multiplies by it in step_template.h; the
+ * single-gate (G = 1) product here serves BPTT (dL/dh, dx and the weight
+ * gradients). Its micro-kernel keeps R V-wide vectors in registers, R chosen
+ * per instruction set. Written with GCC vector extensions, it compiles to
+ * AVX-512, AVX2 or SSE from one source. */
 
 #define V ((int)(CYRNN_PANEL_BYTES / sizeof(REAL)))
 
@@ -41,93 +42,75 @@ void FN(cyrnn_pack_weights)(int G, int H, int K, const REAL *restrict w,
             }
 }
 
-/* out[r, g * H + u] = sum_k x[r, k] W[g * H + block * V + u, k] for R rows,
- * with x[r, k] at x[r * xr + k * xk] (xk = 1 for a row-major x; xr = 1 for
- * the transpose of a row-major array, as in a weight gradient); G and R are
- * compile-time constants once inlined. */
+/* out[r, u] = sum_k x[r, k] W[block * V + u, k] for R rows, with x[r, k] at
+ * x[r * xr + k * xk] (xk = 1 for a row-major x; xr = 1 for the transpose of a
+ * row-major array, as in a weight gradient); R is a compile-time constant
+ * once inlined. */
 static inline __attribute__((always_inline)) void
-FN(packed_tile)(const int G, const int R, int H, int K, const REAL *restrict panel,
-                const REAL *restrict x, ptrdiff_t xr, ptrdiff_t xk, REAL *restrict out,
-                ptrdiff_t ldo, int units, int accumulate)
+FN(packed_tile)(const int R, int K, const REAL *restrict panel, const REAL *restrict x,
+                ptrdiff_t xr, ptrdiff_t xk, REAL *restrict out, ptrdiff_t ldo, int units,
+                int accumulate)
 {
-    FN(panel_vec) acc[R][G];
+    FN(panel_vec) acc[R];
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-        for (int g = 0; g < G; ++g)
-            acc[r][g] = (FN(panel_vec)){0};
+        acc[r] = (FN(panel_vec)){0};
     for (int k = 0; k < K; ++k) {
-        const FN(panel_vec) *w = (const FN(panel_vec) *)(panel + (ptrdiff_t)k * G * V);
+        FN(panel_vec) w = *(const FN(panel_vec) *)(panel + (ptrdiff_t)k * V);
 #pragma GCC unroll 16
-        for (int r = 0; r < R; ++r) {
-            REAL xv = x[r * xr + k * xk];
-#pragma GCC unroll 4
-            for (int g = 0; g < G; ++g)
-                acc[r][g] += xv * w[g];
-        }
+        for (int r = 0; r < R; ++r)
+            acc[r] += x[r * xr + k * xk] * w;
     }
     if (units == V) {
 #pragma GCC unroll 16
-        for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-            for (int g = 0; g < G; ++g) {
-                FN(panel_vec) *o = (FN(panel_vec) *)(out + (ptrdiff_t)r * ldo + (ptrdiff_t)g * H);
-                if (accumulate)
-                    *o += acc[r][g];
-                else
-                    *o = acc[r][g];
-            }
+        for (int r = 0; r < R; ++r) {
+            FN(panel_vec) *o = (FN(panel_vec) *)(out + (ptrdiff_t)r * ldo);
+            if (accumulate)
+                *o += acc[r];
+            else
+                *o = acc[r];
+        }
         return;
     }
-    for (int r = 0; r < R; ++r) /* the last, partial block of units */
-        for (int g = 0; g < G; ++g) {
-            REAL *o = out + (ptrdiff_t)r * ldo + (ptrdiff_t)g * H;
-            REAL part[V];
-            memcpy(part, &acc[r][g], sizeof part);
-            for (int u = 0; u < units; ++u)
-                o[u] = accumulate ? o[u] + part[u] : part[u];
-        }
+    for (int r = 0; r < R; ++r) { /* the last, partial block of units */
+        REAL *o = out + (ptrdiff_t)r * ldo;
+        REAL part[V];
+        memcpy(part, &acc[r], sizeof part);
+        for (int u = 0; u < units; ++u)
+            o[u] = accumulate ? o[u] + part[u] : part[u];
+    }
 }
 
-#define CYRNN_PACKED_ROWS(G_, R_)                                              \
-    do {                                                                       \
-        int r0 = 0;                                                            \
-        for (; r0 + (R_) <= n; r0 += (R_))                                     \
-            FN(packed_tile)(G_, R_, H, K, panel, x + r0 * xr, xr, xk,          \
-                            o + (ptrdiff_t)r0 * ld, ld, units, accumulate);    \
-        for (; r0 < n; ++r0)                                                   \
-            FN(packed_tile)(G_, 1, H, K, panel, x + r0 * xr, xr, xk,           \
-                            o + (ptrdiff_t)r0 * ld, ld, units, accumulate);    \
-    } while (0)
-
-/* One instantiation per instruction set, with register tiles sized for it:
- * R4, R3, R1 rows for G = 4, 3, 1. */
-#define CYRNN_DEFINE_PACKED_PRODUCT(ISA, TARGET, R4, R3, R1)                   \
+/* One instantiation per instruction set, with tiles of R rows sized for its
+ * register file. Only single-gate packings (G = 1) come here: the forward
+ * step, which packs G gates together, has its own kernel (step_template.h). */
+#define CYRNN_DEFINE_PACKED_PRODUCT(ISA, TARGET, R)                            \
     TARGET static void FN(packed_product_##ISA)(                               \
-        int G, int H, int K, int n, const REAL *restrict packed, int block,    \
+        int H, int K, int n, const REAL *restrict packed, int block,           \
         const REAL *restrict x, ptrdiff_t xr, ptrdiff_t xk,                    \
         REAL *restrict out, ptrdiff_t ld, int accumulate)                      \
     {                                                                          \
-        const REAL *panel = packed + (ptrdiff_t)block * K * G * V;             \
+        const REAL *panel = packed + (ptrdiff_t)block * K * V;                 \
         int units = H - block * V < V ? H - block * V : V;                     \
         REAL *o = out + (ptrdiff_t)block * V;                                  \
-        if (G == 4)                                                            \
-            CYRNN_PACKED_ROWS(4, R4);                                          \
-        else if (G == 3)                                                       \
-            CYRNN_PACKED_ROWS(3, R3);                                          \
-        else                                                                   \
-            CYRNN_PACKED_ROWS(1, R1);                                          \
+        int r0 = 0;                                                            \
+        for (; r0 + (R) <= n; r0 += (R))                                       \
+            FN(packed_tile)(R, K, panel, x + r0 * xr, xr, xk,            \
+                            o + (ptrdiff_t)r0 * ld, ld, units, accumulate);    \
+        for (; r0 < n; ++r0)                                                   \
+            FN(packed_tile)(1, K, panel, x + r0 * xr, xr, xk,            \
+                            o + (ptrdiff_t)r0 * ld, ld, units, accumulate);    \
     }
 
 #if CYRNN_X86_DISPATCH
-CYRNN_DEFINE_PACKED_PRODUCT(avx512, __attribute__((target("arch=x86-64-v4"))), 4, 6, 8)
-CYRNN_DEFINE_PACKED_PRODUCT(avx2, __attribute__((target("arch=x86-64-v3"))), 1, 2, 4)
+CYRNN_DEFINE_PACKED_PRODUCT(avx512, __attribute__((target("arch=x86-64-v4"))), 8)
+CYRNN_DEFINE_PACKED_PRODUCT(avx2, __attribute__((target("arch=x86-64-v3"))), 4)
 #endif
-CYRNN_DEFINE_PACKED_PRODUCT(generic, , 1, 1, 2)
+CYRNN_DEFINE_PACKED_PRODUCT(generic, , 2)
 
 /* The block's columns of x W^T for x[r, k] at x[r * xr + k * xk], into out
  * with rows ld apart. */
-static void FN(packed_product_strided)(int G, int H, int K, int n, const REAL *packed,
+static void FN(packed_product_strided)(int H, int K, int n, const REAL *packed,
                                        int block, const REAL *x, ptrdiff_t xr,
                                        ptrdiff_t xk, REAL *out, ptrdiff_t ld,
                                        int accumulate)
@@ -137,24 +120,23 @@ static void FN(packed_product_strided)(int G, int H, int K, int n, const REAL *p
     if (isa < 0)
         isa = cyrnn_cpu_level();
     if (isa == 2) {
-        FN(packed_product_avx512)(G, H, K, n, packed, block, x, xr, xk, out, ld, accumulate);
+        FN(packed_product_avx512)(H, K, n, packed, block, x, xr, xk, out, ld, accumulate);
         return;
     }
     if (isa == 1) {
-        FN(packed_product_avx2)(G, H, K, n, packed, block, x, xr, xk, out, ld, accumulate);
+        FN(packed_product_avx2)(H, K, n, packed, block, x, xr, xk, out, ld, accumulate);
         return;
     }
 #endif
-    FN(packed_product_generic)(G, H, K, n, packed, block, x, xr, xk, out, ld, accumulate);
+    FN(packed_product_generic)(H, K, n, packed, block, x, xr, xk, out, ld, accumulate);
 }
 
-/* out (n, G*H) gets (accumulate = 0) or adds (accumulate = 1) the columns of
- * unit block `block` of x (n, K) W^T. */
-void FN(cyrnn_packed_product)(int G, int H, int K, int n, const REAL *packed,
-                              int block, const REAL *x, REAL *out, int accumulate)
+/* out (n, H) gets (accumulate = 0) or adds (accumulate = 1) the columns of
+ * unit block `block` of x (n, K) W^T, for W (H, K) packed with G = 1. */
+void FN(cyrnn_packed_product)(int H, int K, int n, const REAL *packed, int block,
+                              const REAL *x, REAL *out, int accumulate)
 {
-    FN(packed_product_strided)(G, H, K, n, packed, block, x, K, 1, out, (ptrdiff_t)G * H,
-                               accumulate);
+    FN(packed_product_strided)(H, K, n, packed, block, x, K, 1, out, H, accumulate);
 }
 
 /* Columns [first_block * V, end_block * V) of out (M, K) = dg^T X over N
@@ -182,7 +164,7 @@ void FN(cyrnn_weight_gradient)(int M, int K, int N, const REAL *dg, ptrdiff_t ld
         FN(cyrnn_pack_weights)(1, units, rows, X + (ptrdiff_t)n0 * ld_x + first_unit, 1,
                                ld_x, panels);
         for (int block = 0; block < end_block - first_block; ++block)
-            FN(packed_product_strided)(1, units, rows, M, panels, block,
+            FN(packed_product_strided)(units, rows, M, panels, block,
                                        dg + (ptrdiff_t)n0 * ld_dg, 1, ld_dg,
                                        out + first_unit, K, n0 > 0);
     }

@@ -25,8 +25,8 @@ cdef extern from "cyrnn_kernels.h" nogil:
     int cyrnn_packed_blocks_d(int H)
     void cyrnn_pack_weights_f(int G, int H, int K, const float *w, Py_ssize_t row_stride, Py_ssize_t col_stride, float *packed)
     void cyrnn_pack_weights_d(int G, int H, int K, const double *w, Py_ssize_t row_stride, Py_ssize_t col_stride, double *packed)
-    void cyrnn_packed_product_f(int G, int H, int K, int n, const float *packed, int block, const float *x, float *out, int accumulate)
-    void cyrnn_packed_product_d(int G, int H, int K, int n, const double *packed, int block, const double *x, double *out, int accumulate)
+    void cyrnn_packed_product_f(int H, int K, int n, const float *packed, int block, const float *x, float *out, int accumulate)
+    void cyrnn_packed_product_d(int H, int K, int n, const double *packed, int block, const double *x, double *out, int accumulate)
     Py_ssize_t cyrnn_packed_bias_size_f(int cell, int H)
     Py_ssize_t cyrnn_packed_bias_size_d(int cell, int H)
     void cyrnn_pack_bias_f(int cell, int H, const float *bias, const float *bias_hn, float *packed_bias)
@@ -110,12 +110,12 @@ cdef inline void pack_weights(int G, int H, int K, const floating *w, Py_ssize_t
     else:
         cyrnn_pack_weights_d(G, H, K, w, row_stride, col_stride, packed)
 
-cdef inline void packed_product(int G, int H, int K, int n, const floating *packed, int block,
+cdef inline void packed_product(int H, int K, int n, const floating *packed, int block,
                                 const floating *x, floating *out, bint accumulate) noexcept nogil:
     if floating is float:
-        cyrnn_packed_product_f(G, H, K, n, packed, block, x, out, accumulate)
+        cyrnn_packed_product_f(H, K, n, packed, block, x, out, accumulate)
     else:
-        cyrnn_packed_product_d(G, H, K, n, packed, block, x, out, accumulate)
+        cyrnn_packed_product_d(H, K, n, packed, block, x, out, accumulate)
 
 cdef inline Py_ssize_t packed_elements(int G, int H, int K, floating *kind) noexcept nogil:
     if floating is float:

@@ -259,12 +259,12 @@ cdef void _weight_gradient(int max_threads, int M, int K, int N, const floating 
     and BLAS, which repacks dg first, is faster there (measured: LSTM
     H=256 about even, H=512 10% slower; H=128 and the GRU and RNN at H=256
     10-20% faster with the packed kernel)."""
-    cdef int blocks = packed_blocks(K, <floating *>NULL), chunk
-    cdef int threads = min(max_threads, blocks) if <double>M * K * N >= 1e6 else 1
+    cdef int blocks = packed_blocks(K, <floating *>NULL), chunk, threads
     if M * sizeof(floating) >= 4096:
         gemm_parallel(max_threads, True, False, M, K, N, <floating>1, dg, M, X, K,
                       <floating>0, out, K)
         return
+    threads = min(max_threads, blocks) if <double>M * K * N >= 1e6 else 1
     if threads > 1:
         for chunk in prange(threads, num_threads=threads, schedule="static"):
             weight_gradient(M, K, N, dg, M, X, K, chunk * blocks // threads,
@@ -273,20 +273,21 @@ cdef void _weight_gradient(int max_threads, int M, int K, int N, const floating 
         weight_gradient(M, K, N, dg, M, X, K, 0, blocks, scratch, out)
 
 
-cdef void _packed_products(int max_threads, int G, int H, int K, int n,
+cdef void _packed_products(int max_threads, int H, int K, int n,
                            const floating *packed, const floating *x, floating *out,
                            bint accumulate) noexcept nogil:
-    """out (n, G*H) = (or +=) x (n, K) W^T over every unit block of W packed
-    by pack_weights; threads share the blocks when there is enough work."""
+    """out (n, H) = (or +=) x (n, K) W^T over every unit block of W packed by
+    pack_weights with G = 1; threads share the blocks when there is enough
+    work."""
     cdef int blocks = packed_blocks(H, <floating *>NULL), chunk, block
-    cdef int threads = min(max_threads, blocks) if <double>n * G * H * K >= 1e6 else 1
+    cdef int threads = min(max_threads, blocks) if <double>n * H * K >= 1e6 else 1
     if threads > 1:
         for chunk in prange(threads, num_threads=threads, schedule="static"):
             for block in range(chunk * blocks // threads, (chunk + 1) * blocks // threads):
-                packed_product(G, H, K, n, packed, block, x, out, accumulate)
+                packed_product(H, K, n, packed, block, x, out, accumulate)
     else:
         for block in range(blocks):
-            packed_product(G, H, K, n, packed, block, x, out, accumulate)
+            packed_product(H, K, n, packed, block, x, out, accumulate)
 
 
 cdef inline void _step_blocks(const Plan *p, const Direction *dr, const floating *packed_ih,
@@ -436,7 +437,7 @@ cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
         else:
             rnn_backward(relu, n, H, gates + off * GH, dh, dgx + off * GH)
         # dh (n, Hout) = (GRU: +=) dgh W_hh, with W_hh packed by Hout blocks
-        _packed_products(p.num_threads, 1, Hout, GH, n, <const floating *>p.packed,
+        _packed_products(p.num_threads, Hout, GH, n, <const floating *>p.packed,
                          dgh + off * GH, dh, p.kind == GRU)
 
     # W_hh's packing is no longer needed: its scratch serves the products.
@@ -458,7 +459,7 @@ cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
     # input, so the second one accumulates.
     packed_w = <floating *>p.packed + packed_elements(1, Hout, GH, <floating *>NULL)
     pack_weights(1, in_size, GH, <const floating *>dr.w_ih, 1, in_size, packed_w)
-    _packed_products(p.num_threads, 1, in_size, GH, N, packed_w, dgx, <floating *>ly.dx, d)
+    _packed_products(p.num_threads, in_size, GH, N, packed_w, dgx, <floating *>ly.dx, d)
 
 
 cdef void _run_forward(const Plan *p, const floating *first_x) noexcept nogil:
