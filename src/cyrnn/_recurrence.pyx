@@ -252,6 +252,13 @@ cdef void _fill_plan(Plan *p, int kind, bint training, const Py_ssize_t[::1] bat
                 raise RuntimeError("cyrnn internal error: missing buffer")
 
 
+cdef inline int _threads_for(int max_threads, int blocks, double flops) noexcept nogil:
+    """Threads to share `blocks` unit blocks of a product of about `flops`
+    multiply-adds: one below a million, where waking a team costs more than
+    it saves (measured on the per-step products)."""
+    return min(max_threads, blocks) if flops >= 1e6 else 1
+
+
 cdef void _weight_gradient(int max_threads, int M, int K, int N, const floating *dg,
                            const floating *X, floating *scratch, floating *out) noexcept nogil:
     """out (M, K) = dg (N, M)^T X (N, K). The packed kernel reads dg down its
@@ -264,7 +271,7 @@ cdef void _weight_gradient(int max_threads, int M, int K, int N, const floating 
         gemm_parallel(max_threads, True, False, M, K, N, <floating>1, dg, M, X, K,
                       <floating>0, out, K)
         return
-    threads = min(max_threads, blocks) if <double>M * K * N >= 1e6 else 1
+    threads = _threads_for(max_threads, blocks, <double>M * K * N)
     if threads > 1:
         for chunk in prange(threads, num_threads=threads, schedule="static"):
             weight_gradient(M, K, N, dg, M, X, K, chunk * blocks // threads,
@@ -280,7 +287,7 @@ cdef void _packed_products(int max_threads, int H, int K, int n,
     pack_weights with G = 1; threads share the blocks when there is enough
     work."""
     cdef int blocks = packed_blocks(H, <floating *>NULL), chunk, block
-    cdef int threads = min(max_threads, blocks) if <double>n * H * K >= 1e6 else 1
+    cdef int threads = _threads_for(max_threads, blocks, <double>n * H * K)
     if threads > 1:
         for chunk in prange(threads, num_threads=threads, schedule="static"):
             for block in range(chunk * blocks // threads, (chunk + 1) * blocks // threads):
@@ -369,9 +376,8 @@ cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
         else:
             out = y + off * DH
             ldo = DH
-        # Threads pay off only when a step has enough work to share; each
-        # takes a contiguous range of unit blocks.
-        threads = min(p.num_threads, blocks) if <double>n * GH * (Hout + I) >= 1e6 else 1
+        # Each thread takes a contiguous range of unit blocks.
+        threads = _threads_for(p.num_threads, blocks, <double>n * GH * (Hout + I))
         if threads > 1:
             for chunk in prange(threads, num_threads=threads, schedule="static"):
                 _step_blocks(p, dr, packed_ih, packed_hh, packed_bias,
