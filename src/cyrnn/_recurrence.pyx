@@ -301,10 +301,12 @@ cdef inline void _step_blocks(const Plan *p, const Direction *dr, const floating
                               const floating *packed_hh, const floating *packed_bias,
                               int first_block, int end_block, int in_size, int n, int carried,
                               const floating *x, const floating *prev, Py_ssize_t ld_prev,
-                              floating *out, Py_ssize_t ldo, floating *gates,
-                              floating *extra) noexcept nogil:
+                              const floating *rest, floating *out, Py_ssize_t ldo,
+                              floating *gates, floating *extra) noexcept nogil:
     """One step for a range of unit blocks. Rows below `carried` continue from
-    `prev` (the previous step's output); the others start from the state h."""
+    `prev` (the previous step's output, rows ld_prev apart), the others from
+    `rest` (rows Hout apart). The two calls split the rows the same way with
+    or without a tape: a row's bits depend on the tile it falls in."""
     cdef floating *c = <floating *>dr.c
     cdef Py_ssize_t GH = p.G * p.H
     if carried > 0:
@@ -314,7 +316,7 @@ cdef inline void _step_blocks(const Plan *p, const Direction *dr, const floating
     if n > carried:
         cell_step(p.kind, p.H, in_size, p.Hout, first_block, end_block, n - carried,
                   packed_ih, packed_hh, packed_bias, x + carried * in_size, in_size,
-                  <const floating *>dr.h + carried * p.Hout, p.Hout,
+                  rest, p.Hout,
                   c + carried * p.H if c != NULL else NULL, out + carried * ldo, ldo,
                   gates + carried * GH if gates != NULL else NULL,
                   extra + carried * p.E if extra != NULL else NULL)
@@ -334,6 +336,7 @@ cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
     cdef const floating *w_hr = <const floating *>dr.w_hr
     cdef floating *y = <floating *>ly.y + d * Hout
     cdef const floating *prev
+    cdef const floating *rest
     cdef floating *out
     cdef floating *gates
     cdef floating *extra
@@ -357,6 +360,7 @@ cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
             prev_t = t - 1 if d == 0 else t + 1
             carried = min(n, <int>p.batch_sizes[prev_t])
             prev = y + p.offsets[prev_t] * DH
+        rest = h + carried * Hout
         gates = extra = NULL
         if p.training:
             gates = <floating *>dr.gates + off * GH
@@ -369,7 +373,7 @@ cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
                       <floating *>dr.hprev + (off + carried) * Hout, Hout)
             prev = <floating *>dr.hprev + off * Hout
             ld_prev = Hout
-            carried = n
+            rest = prev + carried * Hout
         if w_hr != NULL:  # the cell's output m is projected into y below
             out = <floating *>dr.m + (off * H if p.training else 0)
             ldo = H
@@ -382,11 +386,11 @@ cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
             for chunk in prange(threads, num_threads=threads, schedule="static"):
                 _step_blocks(p, dr, packed_ih, packed_hh, packed_bias,
                              chunk * blocks // threads, (chunk + 1) * blocks // threads,
-                             I, n, carried, x + off * I, prev, ld_prev, out, ldo, gates,
-                             extra)
+                             I, n, carried, x + off * I, prev, ld_prev, rest, out, ldo,
+                             gates, extra)
         else:
             _step_blocks(p, dr, packed_ih, packed_hh, packed_bias, 0, blocks, I, n, carried,
-                         x + off * I, prev, ld_prev, out, ldo, gates, extra)
+                         x + off * I, prev, ld_prev, rest, out, ldo, gates, extra)
         if w_hr != NULL:
             gemm(False, True, n, Hout, H, <floating>1, out, H, w_hr, H,
                  <floating>0, y + off * DH, DH)
