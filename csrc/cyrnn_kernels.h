@@ -63,13 +63,16 @@ enum { CYRNN_CELL_LSTM = 0, CYRNN_CELL_GRU = 1, CYRNN_CELL_RNN_TANH = 2, CYRNN_C
                                ptrdiff_t ldx, const REAL *h, ptrdiff_t ldh,    \
                                REAL *c, REAL *out, ptrdiff_t ldo,              \
                                REAL *gates, REAL *extra);                      \
-    /* Weight gradient out (M, K) = dg^T X over N rows, for the unit blocks \
-       [first_block, end_block) of K; see packed_template.h. */               \
-    ptrdiff_t cyrnn_weight_gradient_scratch_##SFX(int K);                      \
-    void cyrnn_weight_gradient_##SFX(int M, int K, int N, const REAL *dg,     \
-                                     ptrdiff_t ld_dg, const REAL *X,           \
-                                     ptrdiff_t ld_x, int first_block,          \
-                                     int end_block, REAL *scratch, REAL *out); \
+    /* Weight gradients out1 (M, K1) = dg^T X1 and out2 (M, K2) = dg^T X2  \
+       (=, or += if accumulate) over one chunk of rows, for the gate rows of \
+       groups [first_group, end_group); see packed_template.h. */            \
+    void cyrnn_weight_gradient_chunk_##SFX(int M, int first_group,            \
+                                           int end_group, int rows,           \
+                                           const REAL *dg, ptrdiff_t ld_dg,   \
+                                           int K1, const REAL *panels1,       \
+                                           REAL *out1, int K2,                \
+                                           const REAL *panels2, REAL *out2,   \
+                                           int accumulate, REAL *dg_packed);  \
     /* Scalar activations, exported for testing their accuracy. */             \
     void cyrnn_sigmoid_##SFX(ptrdiff_t n, const REAL *x, REAL *y);            \
     void cyrnn_tanh_##SFX(ptrdiff_t n, const REAL *x, REAL *y);

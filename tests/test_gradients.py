@@ -153,28 +153,41 @@ def test_dy_none_means_a_loss_on_the_final_state_only():
     assert np.abs(without.input).max() > 0
 
 
-@pytest.mark.parametrize("cell,hidden_size", [
-    ("LSTM", 96),      # gate rows of 3 kB: the packed weight-gradient kernel
-    ("LSTM", 128),     # 4 kB: BLAS
-    ("GRU", 176),      # 4.1 kB: BLAS
-    ("RNN_TANH", 520),  # 4.1 kB: BLAS
-])
-@pytest.mark.parametrize("threads", [1, 2])
-def test_weight_gradients_of_wide_layers(cell, hidden_size, threads):
-    """Both ways of forming dW = dG^T X (chosen by the width of a gate row)
-    agree with central differences along a random direction; two layers, so
-    that both the input and the recurrent weights of each are checked."""
-    model = make_model(cell, 5, hidden_size, num_layers=2, dtype=np.float64, seed=7)
+WIDE_LAYERS = [
+    ("LSTM", 37),      # 148 gate rows: a partial group of them, in both dtypes
+    ("LSTM", 128),     # gate rows of 4 kB (float32): all in the same L1 sets
+    ("GRU", 176),      # dW_ih and dW_hh from different pre-activation gradients
+    ("RNN_TANH", 520),  # wider than one chunk of rows is long
+]
+
+
+def wide_problem(cell, hidden_size, dtype):
+    """Two layers over 520 rows (more than the weight gradients' chunk of 512),
+    so that the input and recurrent weights of each layer are both checked."""
+    model = make_model(cell, 5, hidden_size, num_layers=2, dtype=dtype, seed=7)
     rng = np.random.default_rng(7)
-    x = 0.5 * rng.standard_normal((70, 2, 5))  # 140 rows: more than one chunk of them
-    y, hn, tape = model.forward(x)
-    dy = rng.standard_normal(y.shape)
+    x = (0.5 * rng.standard_normal((260, 2, 5))).astype(dtype)
+    return model, x, rng
+
+
+def backward_on_threads(model, tape, dy, threads):
     previous = cyrnn.get_num_threads()
     cyrnn.set_num_threads(threads)
     try:
-        grads = model.backward(tape, dy)
+        return model.backward(tape, dy)
     finally:
         cyrnn.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("cell,hidden_size", WIDE_LAYERS)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_weight_gradients_of_wide_layers(cell, hidden_size, threads):
+    """dW = dG^T X, formed a chunk of rows at a time with threads sharing the
+    gate rows, agrees with central differences along a random direction."""
+    model, x, rng = wide_problem(cell, hidden_size, np.float64)
+    y, hn, tape = model.forward(x)
+    dy = rng.standard_normal(y.shape)
+    grads = backward_on_threads(model, tape, dy, threads)
     params = model.parameters()
     for name in ("weight_ih_l0", "weight_hh_l0", "weight_ih_l1", "weight_hh_l1"):
         direction = rng.standard_normal(params[name].shape)
@@ -187,3 +200,23 @@ def test_weight_gradients_of_wide_layers(cell, hidden_size, threads):
         numeric = (losses[0] - losses[1]) / 2e-6
         analytic = np.sum(grads.params[name] * direction)
         assert abs(numeric - analytic) <= 1e-6 * max(1.0, abs(analytic)), name
+
+
+@pytest.mark.parametrize("cell,hidden_size", WIDE_LAYERS)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_float32_weight_gradients_of_wide_layers_match_float64(cell, hidden_size, threads):
+    """The float32 kernels (twice as many units per vector) give the float64
+    gradients of the same weights, to float32's accuracy over 520 rows."""
+    model32, x32, rng = wide_problem(cell, hidden_size, np.float32)
+    model64, x64, _ = wide_problem(cell, hidden_size, np.float64)
+    for name, value in model32.parameters().items():
+        model64.parameters()[name][...] = value
+    x64[...] = x32
+    dy = rng.standard_normal((260, 2, hidden_size))
+    grads32 = backward_on_threads(model32, model32.forward(x32)[2], dy.astype(np.float32),
+                                  threads)
+    grads64 = backward_on_threads(model64, model64.forward(x64)[2], dy, threads)
+    for name, g64 in grads64.params.items():
+        scale = np.abs(g64).max()
+        np.testing.assert_allclose(grads32.params[name], g64, rtol=0, atol=1e-4 * scale,
+                                   err_msg=name)

@@ -5,8 +5,3 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
                floating alpha, const floating *a, int lda,
                const floating *b, int ldb,
                floating beta, floating *c, int ldc) noexcept nogil
-
-cdef void gemm_parallel(int threads, bint trans_a, bint trans_b, int m, int n, int k,
-                        floating alpha, const floating *a, int lda,
-                        const floating *b, int ldb,
-                        floating beta, floating *c, int ldc) noexcept nogil

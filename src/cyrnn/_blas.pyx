@@ -5,7 +5,6 @@ A row-major matrix is the transpose of the same memory read column-major, so
 C = op(A) op(B) in row-major order is C^T = op(B)^T op(A)^T in column-major
 order: the operands swap places and keep their transpose flags.
 """
-from cython.parallel cimport prange
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 
@@ -25,21 +24,3 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double *>b, &ldb,
               <double *>a, &lda, &beta, c, &ldc)
 
-
-cdef void gemm_parallel(int threads, bint trans_a, bint trans_b, int m, int n, int k,
-                        floating alpha, const floating *a, int lda,
-                        const floating *b, int ldb,
-                        floating beta, floating *c, int ldc) noexcept nogil:
-    """gemm with the rows of C split over `threads` OpenMP threads, so the
-    time loops' own threads do the big products too (rather than BLAS's
-    thread pool, whose idle spinning then competes with them)."""
-    cdef int chunk, first, rows
-    if threads <= 1 or m < 2 * threads:
-        gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-        return
-    for chunk in prange(threads, num_threads=threads, schedule="static"):
-        first = chunk * m // threads
-        rows = (chunk + 1) * m // threads - first
-        gemm(trans_a, trans_b, rows, n, k, alpha,
-             a + (first if trans_a else <Py_ssize_t>first * lda), lda, b, ldb,
-             beta, c + <Py_ssize_t>first * ldc, ldc)

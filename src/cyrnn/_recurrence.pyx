@@ -8,8 +8,8 @@ torch's PackedSequence: rows sorted by length, step t owning the first
 batch_sizes[t] rows, stored at rows offsets[t] ... of every (N, width) buffer.
 Forward, each step is one fused kernel call per range of unit blocks (input
 and recurrent products in registers, then the cell); backward, one packed
-product per step gives dL/dh_{t-1}, and the weight gradients are products
-over all steps (packed, or BLAS for wide gate rows).
+product per step gives dL/dh_{t-1}, and the weight gradients are packed
+products over all steps, a chunk of rows at a time.
 """
 import numpy as np
 cimport numpy as cnp
@@ -17,11 +17,11 @@ from cython cimport floating
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcmp, memcpy
 
-from cyrnn._blas cimport gemm, gemm_parallel
+from cyrnn._blas cimport gemm
 from cython.parallel cimport prange
 from cyrnn._kernels cimport (
     lstm_backward, gru_backward, rnn_backward, copy_rows, add_rows, column_sums,
-    weight_gradient, cyrnn_weight_gradient_scratch_f, cyrnn_weight_gradient_scratch_d,
+    weight_gradient_chunk,
     multiply, packed_blocks, packed_elements, pack_weights, packed_product,
     pack_bias, cell_step, cyrnn_packed_bias_size_f, cyrnn_packed_bias_size_d,
     cyrnn_sigmoid_f, cyrnn_sigmoid_d, cyrnn_tanh_f, cyrnn_tanh_d,
@@ -141,6 +141,19 @@ cdef Py_ssize_t _packed_size_for(int kind, int H, int Hout, object dtype, bint b
     return _packed_size(_gate_count(kind), H, Hout, dtype)
 
 
+cdef enum:
+    # Rows of dg and X per pass of the weight gradients: fewer passes over
+    # the gradients (too large for L2) against larger packed copies (measured
+    # 128 to 1024 rows; 512 fastest from small to large).
+    GRADIENT_ROWS = 512
+
+
+cdef Py_ssize_t _gradient_scratch(int M, int K1, int K2, object dtype):
+    # a chunk of X1 and one of X2 packed, then the chunk of dg (M columns)
+    return (_packed_size(1, K1, GRADIENT_ROWS, dtype) + _packed_size(1, K2, GRADIENT_ROWS, dtype)
+            + _packed_size(1, M, GRADIENT_ROWS, dtype))
+
+
 def packed_size(int kind, int hidden_size, int out_size, object dtype, bint backward,
                 list in_sizes):
     """Elements of a buffer for weights packed by unit blocks: W_hh, and after
@@ -152,9 +165,8 @@ def packed_size(int kind, int hidden_size, int out_size, object dtype, bint back
     size += max([_packed_w_ih_size(kind, hidden_size, k, dtype, backward)
                  for k in in_sizes] or [0])
     if backward:  # the weight gradients' scratch reuses the buffer
-        size = max([size] + [cyrnn_weight_gradient_scratch_f(k) if _is_float32(dtype)
-                             else cyrnn_weight_gradient_scratch_d(k)
-                             for k in in_sizes + [out_size]])
+        size = max([size] + [_gradient_scratch(_gate_count(kind) * hidden_size, k, out_size,
+                                               dtype) for k in in_sizes])
     return size
 
 
@@ -200,8 +212,10 @@ cdef void _fill_plan(Plan *p, int kind, bint training, const Py_ssize_t[::1] bat
         DH = n_dirs * Hout
         ly = &p.layers[l]
         ly.in_size = spec["x"].shape[1]
-        if backward and packed.size < (_packed_w_ih_size(kind, H, ly.in_size, dtype, True)
-                                       + _packed_size_for(kind, H, Hout, dtype, True)):
+        if backward and packed.size < max(
+                _packed_w_ih_size(kind, H, ly.in_size, dtype, True)
+                + _packed_size_for(kind, H, Hout, dtype, True),
+                _gradient_scratch(GH, ly.in_size, Hout, dtype)):
             raise RuntimeError("cyrnn internal error: packed buffer too small")
         ly.x = _data(spec["x"], dtype, N * ly.in_size, "x")
         ly.y = _data(spec["y"], dtype, N * DH, "y")
@@ -259,25 +273,37 @@ cdef inline int _threads_for(int max_threads, int blocks, double flops) noexcept
     return min(max_threads, blocks) if flops >= 1e6 else 1
 
 
-cdef void _weight_gradient(int max_threads, int M, int K, int N, const floating *dg,
-                           const floating *X, floating *scratch, floating *out) noexcept nogil:
-    """out (M, K) = dg (N, M)^T X (N, K). The packed kernel reads dg down its
-    columns; with rows of 4 kB or more every read lands in the same L1 sets,
-    and BLAS, which repacks dg first, is faster there (measured: LSTM
-    H=256 about even, H=512 10% slower; H=128 and the GRU and RNN at H=256
-    10-20% faster with the packed kernel)."""
-    cdef int blocks = packed_blocks(K, <floating *>NULL), chunk, threads
-    if M * sizeof(floating) >= 4096:
-        gemm_parallel(max_threads, True, False, M, K, N, <floating>1, dg, M, X, K,
-                      <floating>0, out, K)
-        return
-    threads = _threads_for(max_threads, blocks, <double>M * K * N)
-    if threads > 1:
-        for chunk in prange(threads, num_threads=threads, schedule="static"):
-            weight_gradient(M, K, N, dg, M, X, K, chunk * blocks // threads,
-                            (chunk + 1) * blocks // threads, scratch, out)
-    else:
-        weight_gradient(M, K, N, dg, M, X, K, 0, blocks, scratch, out)
+cdef void _weight_gradients(int max_threads, int M, int N, const floating *dg, int K1,
+                            const floating *X1, floating *out1, int K2, const floating *X2,
+                            floating *out2, floating *scratch) noexcept nogil:
+    """out1 (M, K1) = dg (N, M)^T X1 (N, K1), and out2 (M, K2) = dg^T X2 unless
+    K2 is 0, GRADIENT_ROWS rows at a time: each chunk of X1 and X2 is packed
+    once, then threads share the gate rows. Against scipy's BLAS, which
+    repacks dg for each product, on an LSTM's two products at 1 thread
+    (float32, best of 15): 96 vs 83 GFLOP/s at H=256, 96 vs 89 at H=512,
+    even at H=128; at 2 threads it also keeps BLAS's pool out of the loops'
+    way."""
+    cdef int groups = packed_blocks(M, <floating *>NULL), chunk, rows, n0, threads
+    cdef floating *panels1 = scratch
+    cdef floating *panels2 = panels1 + packed_elements(1, K1, GRADIENT_ROWS, <floating *>NULL)
+    cdef floating *dg_packed = panels2 + packed_elements(1, K2, GRADIENT_ROWS, <floating *>NULL)
+    threads = _threads_for(max_threads, groups, <double>M * (K1 + K2) * N)
+    n0 = 0
+    while n0 < N:
+        rows = min(<int>GRADIENT_ROWS, N - n0)
+        pack_weights(1, K1, rows, X1 + <Py_ssize_t>n0 * K1, 1, K1, panels1)
+        if K2 > 0:
+            pack_weights(1, K2, rows, X2 + <Py_ssize_t>n0 * K2, 1, K2, panels2)
+        if threads > 1:
+            for chunk in prange(threads, num_threads=threads, schedule="static"):
+                weight_gradient_chunk(M, chunk * groups // threads,
+                                      (chunk + 1) * groups // threads, rows,
+                                      dg + <Py_ssize_t>n0 * M, M, K1, panels1, out1, K2,
+                                      panels2, out2, n0 > 0, dg_packed)
+        else:
+            weight_gradient_chunk(M, 0, groups, rows, dg + <Py_ssize_t>n0 * M, M, K1, panels1,
+                                  out1, K2, panels2, out2, n0 > 0, dg_packed)
+        n0 += GRADIENT_ROWS
 
 
 cdef void _packed_products(int max_threads, int H, int K, int n,
@@ -451,10 +477,14 @@ cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
                          dgh + off * GH, dh, p.kind == GRU)
 
     # W_hh's packing is no longer needed: its scratch serves the products.
-    _weight_gradient(p.num_threads, GH, in_size, N, dgx, x, <floating *>p.packed,
-                     <floating *>dr.dw_ih)
-    _weight_gradient(p.num_threads, GH, Hout, N, dgh, hprev, <floating *>p.packed,
-                     <floating *>dr.dw_hh)
+    if dgh == dgx:  # dW_ih and dW_hh share the pre-activations' gradients
+        _weight_gradients(p.num_threads, GH, N, dgx, in_size, x, <floating *>dr.dw_ih, Hout,
+                          hprev, <floating *>dr.dw_hh, <floating *>p.packed)
+    else:
+        _weight_gradients(p.num_threads, GH, N, dgx, in_size, x, <floating *>dr.dw_ih, 0,
+                          NULL, NULL, <floating *>p.packed)
+        _weight_gradients(p.num_threads, GH, N, dgh, Hout, hprev, <floating *>dr.dw_hh, 0,
+                          NULL, NULL, <floating *>p.packed)
     if dr.db_ih != NULL:
         column_sums(p.N, GH, <const floating *>dgx, <floating *>dr.db_ih)
         if dgh == dgx:  # both biases sit in the same pre-activations
