@@ -101,17 +101,52 @@ FN(rnn_lanes)(const int relu, int units, const REAL *restrict pre, REAL *restric
         out[j] = relu ? FN(relu)(pre[j]) : FN(tanh)(pre[j]);
 }
 
+#if CYRNN_X86_DISPATCH && !defined(CYRNN_STREAM_DEFINED)
+#define CYRNN_STREAM_DEFINED
+#include <immintrin.h>
+/* Non-temporal stores of 64 bytes to an aligned dst (src may be unaligned). The tape is read only by BPTT,
+ * long after the forward pass has moved on: stored normally, each line is
+ * first read in (write-allocate) and then evicts the streamed weights. */
+__attribute__((target("avx512f"))) static inline void
+cyrnn_stream_avx512(void *dst, const void *src)
+{
+    _mm512_stream_si512((__m512i *)dst, _mm512_loadu_si512(src));
+}
+
+__attribute__((target("avx"))) static inline void
+cyrnn_stream_avx(void *dst, const void *src)
+{
+    _mm256_stream_si256((__m256i *)dst, _mm256_loadu_si256((const __m256i *)src));
+    _mm256_stream_si256((__m256i *)dst + 1, _mm256_loadu_si256((const __m256i *)src + 1));
+}
+#endif
+
 /* Copies `count` kept vectors to rows of the tape `stride` apart: whole
- * vectors for a full block (a memcpy of a variable size is a library call). */
+ * vectors for a full block (a memcpy of a variable size is a library call),
+ * streamed past the caches (stream: 2 AVX-512, 1 AVX, 0 no) where the row
+ * is 64-byte aligned. */
 static inline __attribute__((always_inline)) void
-FN(store_kept)(int count, int units, const REAL *keep, REAL *tape, ptrdiff_t stride)
+FN(store_kept)(const int stream, int count, int units, const REAL *keep, REAL *tape,
+               ptrdiff_t stride)
 {
     for (int q = 0; q < count; ++q) {
-        if (units == V)
-            *(FN(panel_vec) *)(tape + q * stride) = *(const FN(panel_vec) *)(keep + q * V);
-        else
+        REAL *dst = tape + q * stride;
+        const REAL *src = keep + q * V;
+        if (units == V) {
+#if CYRNN_X86_DISPATCH
+            if (stream && ((uintptr_t)dst & 63) == 0) {
+                if (stream == 2)
+                    cyrnn_stream_avx512(dst, src);
+                else
+                    cyrnn_stream_avx(dst, src);
+                continue;
+            }
+#endif
+            *(FN(panel_vec) *)dst = *(const FN(panel_vec) *)src;
+        } else {
             for (int j = 0; j < units; ++j)
-                tape[q * stride + j] = keep[q * V + j];
+                dst[j] = src[j];
+        }
     }
 }
 
@@ -119,7 +154,7 @@ FN(store_kept)(int count, int units, const REAL *keep, REAL *tape, ptrdiff_t str
  * extra of E; c is NULL for all but LSTM, extra for the RNN, gates and
  * extra without a tape. */
 static inline __attribute__((always_inline)) void
-FN(step_tile)(const int cell, const int R, int H, int I, int Hout,
+FN(step_tile)(const int cell, const int R, const int stream, int H, int I, int Hout,
               const REAL *restrict pih, const REAL *restrict phh,
               const REAL *restrict pbias, int r0, const REAL *restrict x,
               ptrdiff_t ldx, const REAL *restrict h, ptrdiff_t ldh, REAL *restrict c,
@@ -171,8 +206,8 @@ FN(step_tile)(const int cell, const int R, int H, int I, int Hout,
             else
                 FN(lstm_lanes)(units, pre, cr, o, keep);
             if (gates) {
-                FN(store_kept)(4, units, keep, gates + row * GH + j0, H);
-                FN(store_kept)(2, units, keep + 4 * V, extra + row * E + j0, H);
+                FN(store_kept)(stream, 4, units, keep, gates + row * GH + j0, H);
+                FN(store_kept)(stream, 2, units, keep + 4 * V, extra + row * E + j0, H);
             }
         } else if (cell == CYRNN_CELL_GRU) {
             const REAL *hp = h + row * ldh + j0;
@@ -181,8 +216,8 @@ FN(step_tile)(const int cell, const int R, int H, int I, int Hout,
             else
                 FN(gru_lanes)(units, pre, hp, o, keep);
             if (gates) {
-                FN(store_kept)(3, units, keep, gates + row * GH + j0, H);
-                FN(store_kept)(1, units, keep + 3 * V, extra + row * E + j0, H);
+                FN(store_kept)(stream, 3, units, keep, gates + row * GH + j0, H);
+                FN(store_kept)(stream, 1, units, keep + 3 * V, extra + row * E + j0, H);
             }
         } else {
             const int relu = cell == CYRNN_CELL_RNN_RELU;
@@ -191,25 +226,26 @@ FN(step_tile)(const int cell, const int R, int H, int I, int Hout,
             else
                 FN(rnn_lanes)(relu, units, pre, o);
             if (gates)
-                FN(store_kept)(1, units, o, gates + row * GH + j0, H);
+                FN(store_kept)(stream, 1, units, o, gates + row * GH + j0, H);
         }
     }
 }
 
 /* Every row of one block: tiles of R_ rows, then single rows. */
-#define CYRNN_STEP_CELL(CELL, R_)                                              \
+#define CYRNN_STEP_CELL(CELL, R_, STREAM)                                      \
     do {                                                                       \
         int r0 = 0;                                                            \
         for (; r0 + (R_) <= n; r0 += (R_))                                     \
-            FN(step_tile)(CELL, R_, H, I, Hout, pih, phh, pb, r0, x, ldx, h,   \
-                          ldh, c, out, ldo, gates, extra, j0, units);          \
+            FN(step_tile)(CELL, R_, STREAM, H, I, Hout, pih, phh, pb, r0, x,   \
+                          ldx, h, ldh, c, out, ldo, gates, extra, j0, units);  \
         for (; r0 < n; ++r0)                                                   \
-            FN(step_tile)(CELL, 1, H, I, Hout, pih, phh, pb, r0, x, ldx, h,    \
-                          ldh, c, out, ldo, gates, extra, j0, units);          \
+            FN(step_tile)(CELL, 1, STREAM, H, I, Hout, pih, phh, pb, r0, x,    \
+                          ldx, h, ldh, c, out, ldo, gates, extra, j0, units);  \
     } while (0)
 
-/* R4: rows per tile for the four-accumulator cells, R1 for the RNN. */
-#define CYRNN_DEFINE_STEP(ISA, TARGET, R4, R1)                                 \
+/* R4: rows per tile for the four-accumulator cells, R1 for the RNN; STREAM:
+ * the tape's stores (see store_kept), fenced once the step is done. */
+#define CYRNN_DEFINE_STEP(ISA, TARGET, R4, R1, STREAM)                         \
     TARGET static void FN(cell_step_##ISA)(                                    \
         int cell, int H, int I, int Hout, int first_block, int end_block,     \
         int n, const REAL *packed_ih, const REAL *packed_hh,                   \
@@ -224,21 +260,30 @@ FN(step_tile)(const int cell, const int R, int H, int I, int Hout,
             const REAL *pb = packed_bias + (ptrdiff_t)block * A * V;          \
             int j0 = block * V, units = H - j0 < V ? H - j0 : V;              \
             if (cell == CYRNN_CELL_LSTM)                                       \
-                CYRNN_STEP_CELL(CYRNN_CELL_LSTM, R4);                          \
+                CYRNN_STEP_CELL(CYRNN_CELL_LSTM, R4, STREAM);                  \
             else if (cell == CYRNN_CELL_GRU)                                   \
-                CYRNN_STEP_CELL(CYRNN_CELL_GRU, R4);                           \
+                CYRNN_STEP_CELL(CYRNN_CELL_GRU, R4, STREAM);                   \
             else if (cell == CYRNN_CELL_RNN_TANH)                              \
-                CYRNN_STEP_CELL(CYRNN_CELL_RNN_TANH, R1);                      \
+                CYRNN_STEP_CELL(CYRNN_CELL_RNN_TANH, R1, STREAM);              \
             else                                                               \
-                CYRNN_STEP_CELL(CYRNN_CELL_RNN_RELU, R1);                      \
+                CYRNN_STEP_CELL(CYRNN_CELL_RNN_RELU, R1, STREAM);              \
         }                                                                      \
+        CYRNN_STREAM_FENCE(STREAM && gates);                                   \
     }
 
 #if CYRNN_X86_DISPATCH
-CYRNN_DEFINE_STEP(avx512, __attribute__((target("arch=x86-64-v4"))), 4, 8)
-CYRNN_DEFINE_STEP(avx2, __attribute__((target("arch=x86-64-v3"))), 1, 4)
+/* streamed stores are weakly ordered: fence them before another thread
+ * (BPTT, or the next step's) may read the tape */
+#define CYRNN_STREAM_FENCE(cond) do { if (cond) _mm_sfence(); } while (0)
+#else
+#define CYRNN_STREAM_FENCE(cond) do { } while (0)
 #endif
-CYRNN_DEFINE_STEP(generic, , 1, 2)
+
+#if CYRNN_X86_DISPATCH
+CYRNN_DEFINE_STEP(avx512, __attribute__((target("arch=x86-64-v4"))), 4, 8, 2)
+CYRNN_DEFINE_STEP(avx2, __attribute__((target("arch=x86-64-v3"))), 1, 4, 1)
+#endif
+CYRNN_DEFINE_STEP(generic, , 1, 2, 0)
 
 void FN(cyrnn_cell_step)(int cell, int H, int I, int Hout, int first_block,
                          int end_block, int n, const REAL *packed_ih,

@@ -12,6 +12,19 @@ import threading
 import numpy as np
 
 
+ALIGNMENT = 64  # bytes: a cache line, and what the kernels' streamed stores need
+
+
+def aligned_empty(shape, dtype):
+    """np.empty, starting on a cache line (numpy's own large arrays start 16
+    bytes past a page: glibc's header)."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + ALIGNMENT, np.uint8)
+    start = -raw.ctypes.data % ALIGNMENT
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
 class Workspace:
     """One cached array per name; a shape or dtype that no longer matches
     (say, a batch of another size) replaces it, so the cache stays bounded."""
@@ -26,7 +39,7 @@ class Workspace:
         with self._lock:
             array = self._free.pop(name, None)
         if array is None or array.shape != shape or array.dtype != dtype:
-            array = np.empty(shape, dtype)
+            array = aligned_empty(shape, dtype)
         return array
 
     def give(self, name, array):
