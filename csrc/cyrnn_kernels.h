@@ -52,7 +52,8 @@ enum { CYRNN_CELL_LSTM = 0, CYRNN_CELL_GRU = 1, CYRNN_CELL_RNN_TANH = 2, CYRNN_C
        blocks [first_block, end_block) of rows 0..n-1: see step_template.h.  \
        x (ldx), h = h_{t-1} (ldh), out = the new h, or m for an LSTM with a   \
        projection (ldo); c (H) the LSTM's cell state, in place; gates (G*H)  \
-       and extra (LSTM 2H, GRU H) the tape, or NULL for inference. */        \
+       and extra (LSTM 2H, GRU H) the tape, or NULL for inference;           \
+       stream_tape: store the tape past the caches. */                       \
     ptrdiff_t cyrnn_packed_bias_size_##SFX(int cell, int H);                   \
     void cyrnn_pack_bias_##SFX(int cell, int H, const REAL *bias,              \
                                const REAL *bias_hn, REAL *packed_bias);        \
@@ -62,7 +63,7 @@ enum { CYRNN_CELL_LSTM = 0, CYRNN_CELL_GRU = 1, CYRNN_CELL_RNN_TANH = 2, CYRNN_C
                                const REAL *packed_bias, const REAL *x,         \
                                ptrdiff_t ldx, const REAL *h, ptrdiff_t ldh,    \
                                REAL *c, REAL *out, ptrdiff_t ldo,              \
-                               REAL *gates, REAL *extra);                      \
+                               REAL *gates, REAL *extra, int stream_tape);     \
     /* Weight gradients out1 (M, K1) = dg^T X1 and out2 (M, K2) = dg^T X2  \
        (=, or += if accumulate) over one chunk of rows, for the gate rows of \
        groups [first_group, end_group); see packed_template.h. */            \

@@ -126,7 +126,7 @@ cyrnn_stream_avx(void *dst, const void *src)
  * streamed past the caches (stream: 2 AVX-512, 1 AVX, 0 no) where the row
  * is 64-byte aligned. */
 static inline __attribute__((always_inline)) void
-FN(store_kept)(const int stream, int count, int units, const REAL *keep, REAL *tape,
+FN(store_kept)(int stream, int count, int units, const REAL *keep, REAL *tape,
                ptrdiff_t stride)
 {
     for (int q = 0; q < count; ++q) {
@@ -154,7 +154,7 @@ FN(store_kept)(const int stream, int count, int units, const REAL *keep, REAL *t
  * extra of E; c is NULL for all but LSTM, extra for the RNN, gates and
  * extra without a tape. */
 static inline __attribute__((always_inline)) void
-FN(step_tile)(const int cell, const int R, const int stream, int H, int I, int Hout,
+FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
               const REAL *restrict pih, const REAL *restrict phh,
               const REAL *restrict pbias, int r0, const REAL *restrict x,
               ptrdiff_t ldx, const REAL *restrict h, ptrdiff_t ldh, REAL *restrict c,
@@ -244,31 +244,33 @@ FN(step_tile)(const int cell, const int R, const int stream, int H, int I, int H
     } while (0)
 
 /* R4: rows per tile for the four-accumulator cells, R1 for the RNN; STREAM:
- * the tape's stores (see store_kept), fenced once the step is done. */
+ * how this instruction set streams the tape's stores when stream_tape asks
+ * for it (see store_kept), fenced once the step is done. */
 #define CYRNN_DEFINE_STEP(ISA, TARGET, R4, R1, STREAM)                         \
     TARGET static void FN(cell_step_##ISA)(                                    \
         int cell, int H, int I, int Hout, int first_block, int end_block,     \
         int n, const REAL *packed_ih, const REAL *packed_hh,                   \
         const REAL *packed_bias, const REAL *x, ptrdiff_t ldx,                 \
         const REAL *h, ptrdiff_t ldh, REAL *c, REAL *out, ptrdiff_t ldo,      \
-        REAL *gates, REAL *extra)                                              \
+        REAL *gates, REAL *extra, int stream_tape)                             \
     {                                                                          \
         const int G = FN(cell_gates)(cell), A = FN(cell_accumulators)(cell);  \
+        const int stream = stream_tape && gates ? (STREAM) : 0;               \
         for (int block = first_block; block < end_block; ++block) {           \
             const REAL *pih = packed_ih + (ptrdiff_t)block * I * G * V;       \
             const REAL *phh = packed_hh + (ptrdiff_t)block * Hout * G * V;    \
             const REAL *pb = packed_bias + (ptrdiff_t)block * A * V;          \
             int j0 = block * V, units = H - j0 < V ? H - j0 : V;              \
             if (cell == CYRNN_CELL_LSTM)                                       \
-                CYRNN_STEP_CELL(CYRNN_CELL_LSTM, R4, STREAM);                  \
+                CYRNN_STEP_CELL(CYRNN_CELL_LSTM, R4, stream);                  \
             else if (cell == CYRNN_CELL_GRU)                                   \
-                CYRNN_STEP_CELL(CYRNN_CELL_GRU, R4, STREAM);                   \
+                CYRNN_STEP_CELL(CYRNN_CELL_GRU, R4, stream);                   \
             else if (cell == CYRNN_CELL_RNN_TANH)                              \
-                CYRNN_STEP_CELL(CYRNN_CELL_RNN_TANH, R1, STREAM);              \
+                CYRNN_STEP_CELL(CYRNN_CELL_RNN_TANH, R1, stream);              \
             else                                                               \
-                CYRNN_STEP_CELL(CYRNN_CELL_RNN_RELU, R1, STREAM);              \
+                CYRNN_STEP_CELL(CYRNN_CELL_RNN_RELU, R1, stream);              \
         }                                                                      \
-        CYRNN_STREAM_FENCE(STREAM && gates);                                   \
+        CYRNN_STREAM_FENCE(stream);                                            \
     }
 
 #if CYRNN_X86_DISPATCH
@@ -290,7 +292,7 @@ void FN(cyrnn_cell_step)(int cell, int H, int I, int Hout, int first_block,
                          const REAL *packed_hh, const REAL *packed_bias,
                          const REAL *x, ptrdiff_t ldx, const REAL *h,
                          ptrdiff_t ldh, REAL *c, REAL *out, ptrdiff_t ldo,
-                         REAL *gates, REAL *extra)
+                         REAL *gates, REAL *extra, int stream_tape)
 {
 #if CYRNN_X86_DISPATCH
     static int isa = -1; /* benign race: every thread computes the same value */
@@ -299,19 +301,19 @@ void FN(cyrnn_cell_step)(int cell, int H, int I, int Hout, int first_block,
     if (isa == 2) {
         FN(cell_step_avx512)(cell, H, I, Hout, first_block, end_block, n, packed_ih,
                              packed_hh, packed_bias, x, ldx, h, ldh, c, out, ldo,
-                             gates, extra);
+                             gates, extra, stream_tape);
         return;
     }
     if (isa == 1) {
         FN(cell_step_avx2)(cell, H, I, Hout, first_block, end_block, n, packed_ih,
                            packed_hh, packed_bias, x, ldx, h, ldh, c, out, ldo,
-                           gates, extra);
+                           gates, extra, stream_tape);
         return;
     }
 #endif
     FN(cell_step_generic)(cell, H, I, Hout, first_block, end_block, n, packed_ih,
                           packed_hh, packed_bias, x, ldx, h, ldh, c, out, ldo, gates,
-                          extra);
+                          extra, stream_tape);
 }
 
 #undef V

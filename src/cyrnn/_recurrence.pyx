@@ -81,6 +81,7 @@ cdef struct Plan:
     int kind
     bint training
     int num_threads     # OpenMP threads sharing each step's unit blocks
+    bint stream_tape    # store the tape past the caches (see _fill_plan)
     int T, H, Hout, G, E, D, L
     void *packed        # backward: scratch for W_hh, then W_ih, packed
     Py_ssize_t B, N
@@ -139,6 +140,10 @@ cdef Py_ssize_t _packed_size_for(int kind, int H, int Hout, object dtype, bint b
     if backward:
         return _packed_size(1, Hout, _gate_count(kind) * H, dtype)
     return _packed_size(_gate_count(kind), H, Hout, dtype)
+
+
+cdef enum:
+    STREAM_TAPE_BYTES = 1 << 20  # about one core's L2
 
 
 cdef enum:
@@ -202,6 +207,11 @@ cdef void _fill_plan(Plan *p, int kind, bint training, const Py_ssize_t[::1] bat
     GH = p.G * H
     E = p.E
     p.num_threads = max(1, num_threads)
+    # A direction's tape larger than L2 is streamed past the caches: it
+    # would not stay there until BPTT reads it, and on its way through it
+    # evicts the weights (measured: a small LSTM's 2.4 MB tape, 10% faster
+    # forward; a tiny one's 77 kB, 8% slower training step when streamed).
+    p.stream_tape = training and N * (GH + E) * dtype.itemsize >= STREAM_TAPE_BYTES
     p.packed = NULL
     if backward:
         p.packed = _data(packed, dtype, packed.size, "packed")
@@ -338,14 +348,14 @@ cdef inline void _step_blocks(const Plan *p, const Direction *dr, const floating
     if carried > 0:
         cell_step(p.kind, p.H, in_size, p.Hout, first_block, end_block, carried, packed_ih,
                   packed_hh, packed_bias, x, in_size, prev, ld_prev, c, out, ldo, gates,
-                  extra)
+                  extra, p.stream_tape)
     if n > carried:
         cell_step(p.kind, p.H, in_size, p.Hout, first_block, end_block, n - carried,
                   packed_ih, packed_hh, packed_bias, x + carried * in_size, in_size,
                   rest, p.Hout,
                   c + carried * p.H if c != NULL else NULL, out + carried * ldo, ldo,
                   gates + carried * GH if gates != NULL else NULL,
-                  extra + carried * p.E if extra != NULL else NULL)
+                  extra + carried * p.E if extra != NULL else NULL, p.stream_tape)
 
 
 cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
