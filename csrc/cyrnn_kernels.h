@@ -37,7 +37,6 @@ enum { CYRNN_CELL_LSTM = 0, CYRNN_CELL_GRU = 1, CYRNN_CELL_RNN_TANH = 2, CYRNN_C
                                REAL *dst, ptrdiff_t ldd);                      \
     void cyrnn_add_rows_##SFX(int n, int w, const REAL *src, ptrdiff_t lds,    \
                               REAL *dst, ptrdiff_t ldd);                       \
-    void cyrnn_column_sums_##SFX(ptrdiff_t n, int w, const REAL *a, REAL *out);\
     void cyrnn_multiply_##SFX(ptrdiff_t n, REAL *a, const REAL *b);            \
     /* Recurrent product with W (G*H, K) packed once: see packed_template.h */\
     ptrdiff_t cyrnn_packed_size_##SFX(int G, int H, int K);                    \
@@ -65,6 +64,7 @@ enum { CYRNN_CELL_LSTM = 0, CYRNN_CELL_GRU = 1, CYRNN_CELL_RNN_TANH = 2, CYRNN_C
                                REAL *c, REAL *out, ptrdiff_t ldo,              \
                                REAL *gates, REAL *extra, int stream_tape);     \
     /* Weight gradients out1 (M, K1) = dg^T X1 and out2 (M, K2) = dg^T X2  \
+       and the bias gradient db (M) = dg's column sums, unless NULL          \
        (=, or += if accumulate) over one chunk of rows, for the gate rows of \
        groups [first_group, end_group); see packed_template.h. */            \
     void cyrnn_weight_gradient_chunk_##SFX(int M, int first_group,            \
@@ -73,7 +73,8 @@ enum { CYRNN_CELL_LSTM = 0, CYRNN_CELL_GRU = 1, CYRNN_CELL_RNN_TANH = 2, CYRNN_C
                                            int K1, const REAL *panels1,       \
                                            REAL *out1, int K2,                \
                                            const REAL *panels2, REAL *out2,   \
-                                           int accumulate, REAL *dg_packed);  \
+                                           REAL *db, int accumulate,          \
+                                           REAL *dg_packed);                  \
     /* Scalar activations, exported for testing their accuracy. */             \
     void cyrnn_sigmoid_##SFX(ptrdiff_t n, const REAL *x, REAL *y);            \
     void cyrnn_tanh_##SFX(ptrdiff_t n, const REAL *x, REAL *y);

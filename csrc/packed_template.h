@@ -175,12 +175,12 @@ void FN(cyrnn_packed_product)(int H, int K, int n, const REAL *packed, int block
  * alone), so that the micro-kernel reads them contiguously: in place, a
  * column of dg strides by whole rows, and rows 4 kB apart all fall in the
  * same L1 sets. The two products share the copy, as an LSTM's dW_ih and
- * dW_hh share dg. */
+ * dW_hh share dg; so does db (M), the sum of dg over rows, unless NULL. */
 void FN(cyrnn_weight_gradient_chunk)(int M, int first_group, int end_group, int rows,
                                      const REAL *dg, ptrdiff_t ld_dg, int K1,
                                      const REAL *panels1, REAL *out1, int K2,
-                                     const REAL *panels2, REAL *out2, int accumulate,
-                                     REAL *dg_packed)
+                                     const REAL *panels2, REAL *out2, REAL *db,
+                                     int accumulate, REAL *dg_packed)
 {
     int blocks1 = (K1 + V - 1) / V, blocks2 = (K2 + V - 1) / V;
     int first_unit = first_group * V;
@@ -192,6 +192,18 @@ void FN(cyrnn_weight_gradient_chunk)(int M, int first_group, int end_group, int 
     for (int g = first_group; g < end_group; ++g) {
         const REAL *group = dg_packed + (ptrdiff_t)g * rows * V;
         int n = M - g * V < V ? M - g * V : V;
+        if (db) { /* the bias gradient, while the group is in L1 */
+            FN(panel_vec) part[4] = {{0}}, sum; /* four chains: adds have latency */
+            int k = 0;
+            for (; k + 4 <= rows; k += 4)
+                for (int q = 0; q < 4; ++q)
+                    part[q] += *(const FN(panel_vec) *)(group + (ptrdiff_t)(k + q) * V);
+            for (; k < rows; ++k)
+                part[0] += *(const FN(panel_vec) *)(group + (ptrdiff_t)k * V);
+            sum = (part[0] + part[1]) + (part[2] + part[3]);
+            for (int v = 0; v < n; ++v)
+                db[g * V + v] = accumulate ? db[g * V + v] + sum[v] : sum[v];
+        }
         for (int block = 0; block < blocks1; ++block)
             FN(packed_product_strided)(K1, rows, n, panels1, block, group, 1, V,
                                        out1 + (ptrdiff_t)g * V * K1, K1, accumulate);

@@ -24,18 +24,6 @@ CYRNN_KERNEL void FN(cyrnn_add_rows)(int n, int w, const REAL *restrict src,
     }
 }
 
-CYRNN_KERNEL void FN(cyrnn_column_sums)(ptrdiff_t n, int w, const REAL *restrict a,
-                                         REAL *restrict out)
-{
-    for (int j = 0; j < w; ++j)
-        out[j] = 0;
-    for (ptrdiff_t b = 0; b < n; ++b) {
-        const REAL *row = a + b * w;
-        for (int j = 0; j < w; ++j)
-            out[j] += row[j];
-    }
-}
-
 CYRNN_KERNEL void FN(cyrnn_multiply)(ptrdiff_t n, REAL *restrict a, const REAL *restrict b)
 {
     for (ptrdiff_t k = 0; k < n; ++k)

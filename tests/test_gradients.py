@@ -182,14 +182,16 @@ def backward_on_threads(model, tape, dy, threads):
 @pytest.mark.parametrize("cell,hidden_size", WIDE_LAYERS)
 @pytest.mark.parametrize("threads", [1, 2])
 def test_weight_gradients_of_wide_layers(cell, hidden_size, threads):
-    """dW = dG^T X, formed a chunk of rows at a time with threads sharing the
-    gate rows, agrees with central differences along a random direction."""
+    """dW = dG^T X and the bias gradients, formed a chunk of rows at a time
+    with threads sharing the gate rows, agree with central differences along
+    a random direction."""
     model, x, rng = wide_problem(cell, hidden_size, np.float64)
     y, hn, tape = model.forward(x)
     dy = rng.standard_normal(y.shape)
     grads = backward_on_threads(model, tape, dy, threads)
     params = model.parameters()
-    for name in ("weight_ih_l0", "weight_hh_l0", "weight_ih_l1", "weight_hh_l1"):
+    for name in ("weight_ih_l0", "weight_hh_l0", "weight_ih_l1", "weight_hh_l1",
+                 "bias_ih_l0", "bias_hh_l0", "bias_ih_l1", "bias_hh_l1"):
         direction = rng.standard_normal(params[name].shape)
         saved = params[name].copy()
         losses = []

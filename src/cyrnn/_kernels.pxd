@@ -15,8 +15,6 @@ cdef extern from "cyrnn_kernels.h" nogil:
     void cyrnn_copy_rows_d(int n, int w, const double *src, Py_ssize_t lds, double *dst, Py_ssize_t ldd)
     void cyrnn_add_rows_f(int n, int w, const float *src, Py_ssize_t lds, float *dst, Py_ssize_t ldd)
     void cyrnn_add_rows_d(int n, int w, const double *src, Py_ssize_t lds, double *dst, Py_ssize_t ldd)
-    void cyrnn_column_sums_f(Py_ssize_t n, int w, const float *a, float *out)
-    void cyrnn_column_sums_d(Py_ssize_t n, int w, const double *a, double *out)
     void cyrnn_multiply_f(Py_ssize_t n, float *a, const float *b)
     void cyrnn_multiply_d(Py_ssize_t n, double *a, const double *b)
     Py_ssize_t cyrnn_packed_size_f(int G, int H, int K)
@@ -33,8 +31,8 @@ cdef extern from "cyrnn_kernels.h" nogil:
     void cyrnn_pack_bias_d(int cell, int H, const double *bias, const double *bias_hn, double *packed_bias)
     void cyrnn_cell_step_f(int cell, int H, int I, int Hout, int first_block, int end_block, int n, const float *packed_ih, const float *packed_hh, const float *packed_bias, const float *x, Py_ssize_t ldx, const float *h, Py_ssize_t ldh, float *c, float *out, Py_ssize_t ldo, float *gates, float *extra, int stream_tape)
     void cyrnn_cell_step_d(int cell, int H, int I, int Hout, int first_block, int end_block, int n, const double *packed_ih, const double *packed_hh, const double *packed_bias, const double *x, Py_ssize_t ldx, const double *h, Py_ssize_t ldh, double *c, double *out, Py_ssize_t ldo, double *gates, double *extra, int stream_tape)
-    void cyrnn_weight_gradient_chunk_f(int M, int first_group, int end_group, int rows, const float *dg, Py_ssize_t ld_dg, int K1, const float *panels1, float *out1, int K2, const float *panels2, float *out2, int accumulate, float *dg_packed)
-    void cyrnn_weight_gradient_chunk_d(int M, int first_group, int end_group, int rows, const double *dg, Py_ssize_t ld_dg, int K1, const double *panels1, double *out1, int K2, const double *panels2, double *out2, int accumulate, double *dg_packed)
+    void cyrnn_weight_gradient_chunk_f(int M, int first_group, int end_group, int rows, const float *dg, Py_ssize_t ld_dg, int K1, const float *panels1, float *out1, int K2, const float *panels2, float *out2, float *db, int accumulate, float *dg_packed)
+    void cyrnn_weight_gradient_chunk_d(int M, int first_group, int end_group, int rows, const double *dg, Py_ssize_t ld_dg, int K1, const double *panels1, double *out1, int K2, const double *panels2, double *out2, double *db, int accumulate, double *dg_packed)
     void cyrnn_sigmoid_f(Py_ssize_t n, const float *x, float *y)
     void cyrnn_sigmoid_d(Py_ssize_t n, const double *x, double *y)
     void cyrnn_tanh_f(Py_ssize_t n, const float *x, float *y)
@@ -82,12 +80,6 @@ cdef inline void add_rows(int n, int w, const floating *src, Py_ssize_t lds,
         cyrnn_add_rows_f(n, w, src, lds, dst, ldd)
     else:
         cyrnn_add_rows_d(n, w, src, lds, dst, ldd)
-
-cdef inline void column_sums(Py_ssize_t n, int w, const floating *a, floating *out) noexcept nogil:
-    if floating is float:
-        cyrnn_column_sums_f(n, w, a, out)
-    else:
-        cyrnn_column_sums_d(n, w, a, out)
 
 cdef inline void multiply(Py_ssize_t n, floating *a, const floating *b) noexcept nogil:
     if floating is float:
@@ -145,10 +137,13 @@ cdef inline void weight_gradient_chunk(int M, int first_group, int end_group, in
                                        const floating *dg, Py_ssize_t ld_dg, int K1,
                                        const floating *panels1, floating *out1, int K2,
                                        const floating *panels2, floating *out2,
-                                       bint accumulate, floating *dg_packed) noexcept nogil:
+                                       floating *db, bint accumulate,
+                                       floating *dg_packed) noexcept nogil:
     if floating is float:
         cyrnn_weight_gradient_chunk_f(M, first_group, end_group, rows, dg, ld_dg, K1,
-                                      panels1, out1, K2, panels2, out2, accumulate, dg_packed)
+                                      panels1, out1, K2, panels2, out2, db, accumulate,
+                                      dg_packed)
     else:
         cyrnn_weight_gradient_chunk_d(M, first_group, end_group, rows, dg, ld_dg, K1,
-                                      panels1, out1, K2, panels2, out2, accumulate, dg_packed)
+                                      panels1, out1, K2, panels2, out2, db, accumulate,
+                                      dg_packed)
