@@ -27,7 +27,9 @@ reported, never silently ignored.
 Timing: warm-up calls, a calibration giving each library a number of calls
 per sample so that a sample lasts about --sample-time seconds, then --repeat
 rounds in which the libraries run one after another, in an order rotated
-every round. Medians are reported. The machine's GEMM throughput (n=2048
+every round. Medians are reported. With more than one thread, cyrnn also
+runs on one thread as one more participant of the same rounds, and its
+speed-up is reported from those paired samples. The machine's GEMM throughput (n=2048
 through scipy.linalg.blas.sgemm, dgemm for float64 cases, median GFLOP/s) is
 measured in the same run, at the same thread count, as one more participant
 of every round of every pass, so that it sees the same load as the libraries;
@@ -169,6 +171,7 @@ def set_threads(n):
             SAMPLE_SETTINGS["cyrnn"] = lambda: threadpoolctl.threadpool_limits(1, user_api="blas")
         else:
             SAMPLE_SETTINGS.pop("cyrnn", None)
+    SAMPLE_SETTINGS[ONE_THREAD] = _one_thread
     SETTLE_SECONDS = 0.15 if n > 1 else 0.0
     cyrnn.set_num_threads(n)
     if torch is not None:
@@ -471,6 +474,22 @@ def _time_calls(fn, number, setting=None):
             gc.enable()
 
 
+ONE_THREAD = "cyrnn@1"  # cyrnn on one thread, in the rounds of a pass with more
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """cyrnn's one-thread configuration inside a pass with more threads."""
+    previous = cyrnn.get_num_threads()
+    cyrnn.set_num_threads(1)
+    try:
+        with (threadpoolctl.threadpool_limits(1) if threadpoolctl is not None
+              else contextlib.nullcontext()):
+            yield
+    finally:
+        cyrnn.set_num_threads(previous)
+
+
 # Per-library settings around each sample, and a pause before it so that the
 # previous library's idle worker threads (OpenBLAS spins ~0.1 s after a call)
 # have gone to sleep; both matter only with several threads.
@@ -598,6 +617,12 @@ def run_case(case, threads, libs, args, checks):
     # -- timing
     fns_inf = {"cyrnn": lambda: model(x, lengths=lengths)}
     fns_train = {"cyrnn": lambda: model.backward(model.forward(x, lengths=lengths)[2], dy)}
+    if threads > 1:
+        # cyrnn on one thread as one more participant of the same rounds: its
+        # speed-up then compares samples taken seconds apart under the same
+        # load, not two passes minutes apart
+        fns_inf[ONE_THREAD] = fns_inf["cyrnn"]
+        fns_train[ONE_THREAD] = fns_train["cyrnn"]
     if "torch" in runners:
         fns_inf["torch"] = runners["torch"].inference
         fns_train["torch"] = runners["torch"].training_step
@@ -743,8 +768,22 @@ def main(argv=None):
                 f"to {max(per_pass):.1f} (the spread is the machine's noise)")
         out(f"- thread pools: {thread_report()}")
         _ragged_summary(rows, ragged_info, libs, out)
+        _speedup_summary(threads, rows, out)
     _check_summary(all_checks, all_problems, args.tolerance, out)
     return 0 if all(ok for *_, ok in all_checks) else 1
+
+
+def _speedup_summary(threads, rows, out):
+    """cyrnn's speed-up over its own one-thread configuration, both measured
+    in the same rounds of this pass (median over rounds of the ratio)."""
+    rows = [r for r in rows if ONE_THREAD in r["ratios"]]
+    if not rows:
+        return
+    parts = [f"{r['case'].name} {r['mode']} {1 / r['ratios'][ONE_THREAD]:.2f}x "
+             f"({fmt_ms(r['medians'][ONE_THREAD])} -> {fmt_ms(r['medians']['cyrnn'])} ms)"
+             for r in rows]
+    out(f"- cyrnn on {threads} threads against 1 thread, in the same rounds: "
+        + "; ".join(parts))
 
 
 def _ragged_summary(rows, ragged_info, libs, out):
