@@ -104,9 +104,10 @@ FN(rnn_lanes)(const int relu, int units, const REAL *restrict pre, REAL *restric
 #if CYRNN_X86_DISPATCH && !defined(CYRNN_STREAM_DEFINED)
 #define CYRNN_STREAM_DEFINED
 #include <immintrin.h>
-/* Non-temporal stores of 64 bytes to an aligned dst (src may be unaligned). The tape is read only by BPTT,
- * long after the forward pass has moved on: stored normally, each line is
- * first read in (write-allocate) and then evicts the streamed weights. */
+/* Non-temporal stores of 64 bytes to an aligned dst (src may be unaligned).
+ * The tape is read only by BPTT, long after the forward pass has moved on:
+ * stored normally, each line is first read in (write-allocate) and then
+ * evicts the streamed weights. */
 __attribute__((target("avx512f"))) static inline void
 cyrnn_stream_avx512(void *dst, const void *src)
 {
@@ -232,14 +233,14 @@ FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
 }
 
 /* Every row of one block: tiles of R_ rows, then single rows. */
-#define CYRNN_STEP_CELL(CELL, R_, STREAM)                                      \
+#define CYRNN_STEP_CELL(CELL, R_)                                              \
     do {                                                                       \
         int r0 = 0;                                                            \
         for (; r0 + (R_) <= n; r0 += (R_))                                     \
-            FN(step_tile)(CELL, R_, STREAM, H, I, Hout, pih, phh, pb, r0, x,   \
+            FN(step_tile)(CELL, R_, stream, H, I, Hout, pih, phh, pb, r0, x,   \
                           ldx, h, ldh, c, out, ldo, gates, extra, j0, units);  \
         for (; r0 < n; ++r0)                                                   \
-            FN(step_tile)(CELL, 1, STREAM, H, I, Hout, pih, phh, pb, r0, x,    \
+            FN(step_tile)(CELL, 1, stream, H, I, Hout, pih, phh, pb, r0, x,    \
                           ldx, h, ldh, c, out, ldo, gates, extra, j0, units);  \
     } while (0)
 
@@ -262,13 +263,13 @@ FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
             const REAL *pb = packed_bias + (ptrdiff_t)block * A * V;          \
             int j0 = block * V, units = H - j0 < V ? H - j0 : V;              \
             if (cell == CYRNN_CELL_LSTM)                                       \
-                CYRNN_STEP_CELL(CYRNN_CELL_LSTM, R4, stream);                  \
+                CYRNN_STEP_CELL(CYRNN_CELL_LSTM, R4);                          \
             else if (cell == CYRNN_CELL_GRU)                                   \
-                CYRNN_STEP_CELL(CYRNN_CELL_GRU, R4, stream);                   \
+                CYRNN_STEP_CELL(CYRNN_CELL_GRU, R4);                           \
             else if (cell == CYRNN_CELL_RNN_TANH)                              \
-                CYRNN_STEP_CELL(CYRNN_CELL_RNN_TANH, R1, stream);              \
+                CYRNN_STEP_CELL(CYRNN_CELL_RNN_TANH, R1);                      \
             else                                                               \
-                CYRNN_STEP_CELL(CYRNN_CELL_RNN_RELU, R1, stream);              \
+                CYRNN_STEP_CELL(CYRNN_CELL_RNN_RELU, R1);                      \
         }                                                                      \
         CYRNN_STREAM_FENCE(stream);                                            \
     }

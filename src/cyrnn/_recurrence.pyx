@@ -143,10 +143,8 @@ cdef Py_ssize_t _packed_size_for(int kind, int H, int Hout, object dtype, bint b
 
 
 cdef enum:
-    STREAM_TAPE_BYTES = 1 << 20  # about one core's L2
-
-
-cdef enum:
+    # A tape from this size up is streamed past the caches: about one L2.
+    STREAM_TAPE_BYTES = 1 << 20
     # Rows of dg and X per pass of the weight gradients: fewer passes over
     # the gradients (too large for L2) against larger packed copies (measured
     # 128 to 1024 rows; 512 fastest from small to large).
@@ -209,8 +207,9 @@ cdef void _fill_plan(Plan *p, int kind, bint training, const Py_ssize_t[::1] bat
     p.num_threads = max(1, num_threads)
     # A direction's tape larger than L2 is streamed past the caches: it
     # would not stay there until BPTT reads it, and on its way through it
-    # evicts the weights (measured: a small LSTM's 2.4 MB tape, 10% faster
-    # forward; a tiny one's 77 kB, 8% slower training step when streamed).
+    # evicts the weights (measured in one process, paired calls: training
+    # steps of a small and a medium LSTM and a medium GRU 2-2.5% faster
+    # streamed; a tiny LSTM's 77 kB tape, read back from memory, 8% slower).
     p.stream_tape = training and N * (GH + E) * dtype.itemsize >= STREAM_TAPE_BYTES
     p.packed = NULL
     if backward:
