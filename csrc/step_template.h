@@ -151,6 +151,25 @@ FN(store_kept)(int stream, int count, int units, const REAL *keep, REAL *tape,
     }
 }
 
+/* acc[r][.] += sum_k src[r * ld + k] W[k] for the R rows of a tile, W packed
+ * by G gates; with split, gate 2 goes to accumulator 3 (the GRU's W_hn h). */
+static inline __attribute__((always_inline)) void
+FN(accumulate_rows)(const int R, const int G, const int A, const int split, int K,
+                    const REAL *restrict packed, const REAL *restrict src, ptrdiff_t ld,
+                    FN(panel_vec) acc[R][A])
+{
+    for (int k = 0; k < K; ++k) {
+        const FN(panel_vec) *w = (const FN(panel_vec) *)(packed + (ptrdiff_t)k * G * V);
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) {
+            REAL s = src[r * ld + k];
+#pragma GCC unroll 4
+            for (int g = 0; g < G; ++g)
+                acc[r][split && g == 2 ? 3 : g] += s * w[g];
+        }
+    }
+}
+
 /* Rows r0 ... r0 + R - 1 of one unit block. c has rows of H, gates of G*H,
  * extra of E; c is NULL for all but LSTM, extra for the RNN, gates and
  * extra without a tape. */
@@ -173,26 +192,8 @@ FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
 #pragma GCC unroll 4
         for (int a = 0; a < A; ++a)
             acc[r][a] = b[a];
-    for (int k = 0; k < I; ++k) {
-        const FN(panel_vec) *w = (const FN(panel_vec) *)(pih + (ptrdiff_t)k * G * V);
-#pragma GCC unroll 16
-        for (int r = 0; r < R; ++r) {
-            REAL xr = xt[r * ldx + k];
-#pragma GCC unroll 4
-            for (int g = 0; g < G; ++g)
-                acc[r][g] += xr * w[g];
-        }
-    }
-    for (int k = 0; k < Hout; ++k) {
-        const FN(panel_vec) *w = (const FN(panel_vec) *)(phh + (ptrdiff_t)k * G * V);
-#pragma GCC unroll 16
-        for (int r = 0; r < R; ++r) {
-            REAL hr = ht[r * ldh + k];
-#pragma GCC unroll 4
-            for (int g = 0; g < G; ++g)
-                acc[r][split && g == 2 ? 3 : g] += hr * w[g];
-        }
-    }
+    FN(accumulate_rows)(R, G, A, 0, I, pih, xt, ldx, acc);
+    FN(accumulate_rows)(R, G, A, split, Hout, phh, ht, ldh, acc);
     for (int r = 0; r < R; ++r) {
         ptrdiff_t row = r0 + r;
         REAL pre[4 * V] __attribute__((aligned(CYRNN_PANEL_BYTES)));
