@@ -15,7 +15,7 @@ C_SOURCES = sorted(glob.glob("csrc/*.c"))
 # The kernels live in headers included by the .c files: a change to one must
 # rebuild the extensions, which setuptools only knows if it is told.
 C_HEADERS = sorted(glob.glob("csrc/*.h"))
-COMPILE_ARGS = ["-O3", "-std=gnu99", "-fno-math-errno", "-Wno-unused-function", "-fopenmp"]
+COMPILE_ARGS = ["-O3", "-std=gnu99", "-fno-math-errno", "-Wno-unused-function", "-Wno-psabi", "-fopenmp"]
 LINK_ARGS = ["-fopenmp"]
 if os.environ.get("CYRNN_NATIVE") == "1":
     COMPILE_ARGS.append("-march=native")

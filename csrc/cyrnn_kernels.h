@@ -75,7 +75,7 @@ enum { CYRNN_CELL_LSTM = 0, CYRNN_CELL_GRU = 1, CYRNN_CELL_RNN_TANH = 2, CYRNN_C
                                            const REAL *panels2, REAL *out2,   \
                                            REAL *db, int accumulate,          \
                                            REAL *dg_packed);                  \
-    /* Scalar activations, exported for testing their accuracy. */             \
+    /* The step kernel's activations, exported for testing their accuracy. */\
     void cyrnn_sigmoid_##SFX(ptrdiff_t n, const REAL *x, REAL *y);            \
     void cyrnn_tanh_##SFX(ptrdiff_t n, const REAL *x, REAL *y);
 

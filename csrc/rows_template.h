@@ -30,14 +30,18 @@ CYRNN_KERNEL void FN(cyrnn_multiply)(ptrdiff_t n, REAL *restrict a, const REAL *
         a[k] *= b[k];
 }
 
-CYRNN_KERNEL void FN(cyrnn_sigmoid)(ptrdiff_t n, const REAL *restrict x, REAL *restrict y)
-{
-    for (ptrdiff_t k = 0; k < n; ++k)
-        y[k] = FN(sigmoid)(x[k]);
-}
+/* The step kernel's activations over an array, for testing their accuracy:
+ * whole vectors, then the tail in a zero-padded one. */
+#define CYRNN_ACTIVATION_ROWS(NAME)                                            \
+    void FN(cyrnn_##NAME)(ptrdiff_t n, const REAL *restrict x, REAL *restrict y) \
+    {                                                                          \
+        const int V = (int)(CYRNN_PANEL_BYTES / sizeof(REAL));                 \
+        for (ptrdiff_t k = 0; k < n; k += V) {                                 \
+            int units = n - k < V ? (int)(n - k) : V;                          \
+            FN(store_units)(y + k, FN(NAME)(FN(load_units)(x + k, units)), units); \
+        }                                                                      \
+    }
 
-CYRNN_KERNEL void FN(cyrnn_tanh)(ptrdiff_t n, const REAL *restrict x, REAL *restrict y)
-{
-    for (ptrdiff_t k = 0; k < n; ++k)
-        y[k] = FN(tanh)(x[k]);
-}
+CYRNN_ACTIVATION_ROWS(sigmoid)
+CYRNN_ACTIVATION_ROWS(tanh)
+#undef CYRNN_ACTIVATION_ROWS

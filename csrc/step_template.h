@@ -48,57 +48,36 @@ void FN(cyrnn_pack_bias)(int cell, int H, const REAL *restrict bias,
             }
 }
 
-/* The cells on one row of one block: pre holds A vectors of V lanes; the
- * row pointers start at the block's first unit. What the tape needs goes to
- * `keep` (V lanes per value) whether or not there is a tape, and is copied
- * out only after the loop: a store to the tape inside it made the compiler
- * build the two versions differently, and inference and training disagreed
- * in the last bit (the tests check they agree). */
-static inline __attribute__((always_inline)) void
-FN(lstm_lanes)(int units, const REAL *restrict pre, REAL *restrict c,
-               REAL *restrict out, REAL *restrict keep)
+/* The cells of one row of one block, on whole vectors: acc holds the A
+ * pre-activations of V units. What the tape needs goes to `keep` (one
+ * vector per value) whether or not there is a tape, so that inference and
+ * training compute alike (the tests check they agree bit for bit). */
+static inline __attribute__((always_inline)) FN(panel_vec)
+FN(lstm_cell)(const FN(panel_vec) *acc, FN(panel_vec) *c, FN(panel_vec) *keep)
 {
-    for (int j = 0; j < units; ++j) {
-        REAL i = FN(sigmoid)(pre[j]);
-        REAL f = FN(sigmoid)(pre[V + j]);
-        REAL g = FN(tanh)(pre[2 * V + j]);
-        REAL o = FN(sigmoid)(pre[3 * V + j]);
-        REAL cp = c[j];
-        REAL cn = f * cp + i * g;
-        REAL tc = FN(tanh)(cn);
-        c[j] = cn;
-        out[j] = o * tc;
-        keep[j] = i;
-        keep[V + j] = f;
-        keep[2 * V + j] = g;
-        keep[3 * V + j] = o;
-        keep[4 * V + j] = cp;
-        keep[5 * V + j] = tc;
-    }
+    FN(panel_vec) i = FN(sigmoid)(acc[0]), f = FN(sigmoid)(acc[1]);
+    FN(panel_vec) g = FN(tanh)(acc[2]), o = FN(sigmoid)(acc[3]);
+    FN(panel_vec) cp = *c, cn = f * cp + i * g, tc = FN(tanh)(cn);
+    *c = cn;
+    keep[0] = i;
+    keep[1] = f;
+    keep[2] = g;
+    keep[3] = o;
+    keep[4] = cp;
+    keep[5] = tc;
+    return o * tc;
 }
 
-static inline __attribute__((always_inline)) void
-FN(gru_lanes)(int units, const REAL *restrict pre, const REAL *restrict hprev,
-              REAL *restrict out, REAL *restrict keep)
+static inline __attribute__((always_inline)) FN(panel_vec)
+FN(gru_cell)(const FN(panel_vec) *acc, FN(panel_vec) hprev, FN(panel_vec) *keep)
 {
-    for (int j = 0; j < units; ++j) {
-        REAL r = FN(sigmoid)(pre[j]);
-        REAL z = FN(sigmoid)(pre[V + j]);
-        REAL hn = pre[3 * V + j];
-        REAL n = FN(tanh)(pre[2 * V + j] + r * hn);
-        out[j] = n + z * (hprev[j] - n);
-        keep[j] = r;
-        keep[V + j] = z;
-        keep[2 * V + j] = n;
-        keep[3 * V + j] = hn;
-    }
-}
-
-static inline __attribute__((always_inline)) void
-FN(rnn_lanes)(const int relu, int units, const REAL *restrict pre, REAL *restrict out)
-{
-    for (int j = 0; j < units; ++j)
-        out[j] = relu ? FN(relu)(pre[j]) : FN(tanh)(pre[j]);
+    FN(panel_vec) r = FN(sigmoid)(acc[0]), z = FN(sigmoid)(acc[1]), hn = acc[3];
+    FN(panel_vec) n = FN(tanh)(acc[2] + r * hn);
+    keep[0] = r;
+    keep[1] = z;
+    keep[2] = n;
+    keep[3] = hn;
+    return n + z * (hprev - n);
 }
 
 #if CYRNN_X86_DISPATCH && !defined(CYRNN_STREAM_DEFINED)
@@ -122,32 +101,25 @@ cyrnn_stream_avx(void *dst, const void *src)
 }
 #endif
 
-/* Copies `count` kept vectors to rows of the tape `stride` apart: whole
- * vectors for a full block (a memcpy of a variable size is a library call),
- * streamed past the caches (stream: 2 AVX-512, 1 AVX, 0 no) where the row
- * is 64-byte aligned. */
+/* Stores `count` kept vectors to rows of the tape `stride` apart, streamed
+ * past the caches (stream: 2 AVX-512, 1 AVX, 0 no) where a whole vector
+ * goes to a 64-byte aligned row. */
 static inline __attribute__((always_inline)) void
-FN(store_kept)(int stream, int count, int units, const REAL *keep, REAL *tape,
-               ptrdiff_t stride)
+FN(store_kept)(int stream, int count, int units, const FN(panel_vec) *keep,
+               REAL *tape, ptrdiff_t stride)
 {
     for (int q = 0; q < count; ++q) {
         REAL *dst = tape + q * stride;
-        const REAL *src = keep + q * V;
-        if (units == V) {
 #if CYRNN_X86_DISPATCH
-            if (stream && ((uintptr_t)dst & 63) == 0) {
-                if (stream == 2)
-                    cyrnn_stream_avx512(dst, src);
-                else
-                    cyrnn_stream_avx(dst, src);
-                continue;
-            }
-#endif
-            *(FN(panel_vec) *)dst = *(const FN(panel_vec) *)src;
-        } else {
-            for (int j = 0; j < units; ++j)
-                dst[j] = src[j];
+        if (units == V && stream && ((uintptr_t)dst & 63) == 0) {
+            if (stream == 2)
+                cyrnn_stream_avx512(dst, &keep[q]);
+            else
+                cyrnn_stream_avx(dst, &keep[q]);
+            continue;
         }
+#endif
+        FN(store_units)(dst, keep[q], units);
     }
 }
 
@@ -196,39 +168,29 @@ FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
     FN(accumulate_rows)(R, G, A, split, Hout, phh, ht, ldh, acc);
     for (int r = 0; r < R; ++r) {
         ptrdiff_t row = r0 + r;
-        REAL pre[4 * V] __attribute__((aligned(CYRNN_PANEL_BYTES)));
-        REAL keep[6 * V] __attribute__((aligned(CYRNN_PANEL_BYTES)));
-        memcpy(pre, acc[r], (size_t)A * sizeof(FN(panel_vec)));
         REAL *o = out + row * ldo + j0;
-        /* A constant trip count lets the full blocks vectorize completely. */
+        FN(panel_vec) keep[6];
         if (cell == CYRNN_CELL_LSTM) {
             REAL *cr = c + row * H + j0;
-            if (units == V)
-                FN(lstm_lanes)(V, pre, cr, o, keep);
-            else
-                FN(lstm_lanes)(units, pre, cr, o, keep);
+            FN(panel_vec) cv = FN(load_units)(cr, units);
+            FN(store_units)(o, FN(lstm_cell)(acc[r], &cv, keep), units);
+            FN(store_units)(cr, cv, units);
             if (gates) {
                 FN(store_kept)(stream, 4, units, keep, gates + row * GH + j0, H);
-                FN(store_kept)(stream, 2, units, keep + 4 * V, extra + row * E + j0, H);
+                FN(store_kept)(stream, 2, units, keep + 4, extra + row * E + j0, H);
             }
         } else if (cell == CYRNN_CELL_GRU) {
-            const REAL *hp = h + row * ldh + j0;
-            if (units == V)
-                FN(gru_lanes)(V, pre, hp, o, keep);
-            else
-                FN(gru_lanes)(units, pre, hp, o, keep);
+            FN(panel_vec) hp = FN(load_units)(h + row * ldh + j0, units);
+            FN(store_units)(o, FN(gru_cell)(acc[r], hp, keep), units);
             if (gates) {
                 FN(store_kept)(stream, 3, units, keep, gates + row * GH + j0, H);
-                FN(store_kept)(stream, 1, units, keep + 3 * V, extra + row * E + j0, H);
+                FN(store_kept)(stream, 1, units, keep + 3, extra + row * E + j0, H);
             }
         } else {
-            const int relu = cell == CYRNN_CELL_RNN_RELU;
-            if (units == V)
-                FN(rnn_lanes)(relu, V, pre, o);
-            else
-                FN(rnn_lanes)(relu, units, pre, o);
+            keep[0] = cell == CYRNN_CELL_RNN_RELU ? FN(relu)(acc[r][0]) : FN(tanh)(acc[r][0]);
+            FN(store_units)(o, keep[0], units);
             if (gates)
-                FN(store_kept)(stream, 1, units, o, gates + row * GH + j0, H);
+                FN(store_kept)(stream, 1, units, keep, gates + row * GH + j0, H);
         }
     }
 }
