@@ -44,6 +44,10 @@ enum { CYRNN_CELL_LSTM = 0, CYRNN_CELL_GRU = 1, CYRNN_CELL_RNN_TANH = 2, CYRNN_C
     void cyrnn_pack_weights_##SFX(int G, int H, int K, const REAL *w,          \
                                   ptrdiff_t row_stride, ptrdiff_t col_stride,  \
                                   REAL *packed);                               \
+    void cyrnn_pack_weight_blocks_##SFX(int G, int H, int K, const REAL *w,    \
+                                        ptrdiff_t row_stride,                  \
+                                        ptrdiff_t col_stride, int first_block, \
+                                        int end_block, REAL *packed);          \
     void cyrnn_packed_product_##SFX(int H, int K, int n, const REAL *packed,   \
                                     int block, const REAL *x, REAL *out,       \
                                     int accumulate);                           \

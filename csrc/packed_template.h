@@ -24,12 +24,13 @@ ptrdiff_t FN(cyrnn_packed_size)(int G, int H, int K)
 }
 
 /* w[(g * H + unit) * row_stride + k * col_stride]: (G*H, K) row-major with
- * strides (K, 1), or its transpose (K, G*H) with strides (1, G*H). */
-void FN(cyrnn_pack_weights)(int G, int H, int K, const REAL *restrict w,
-                            ptrdiff_t row_stride, ptrdiff_t col_stride,
-                            REAL *restrict packed)
+ * strides (K, 1), or its transpose (K, G*H) with strides (1, G*H). Packs
+ * unit blocks [first_block, end_block) into their place in `packed`, so that
+ * threads can share the packing. */
+void FN(cyrnn_pack_weight_blocks)(int G, int H, int K, const REAL *restrict w,
+                                  ptrdiff_t row_stride, ptrdiff_t col_stride,
+                                  int first_block, int end_block, REAL *restrict packed)
 {
-    int blocks = (H + V - 1) / V;
     if (row_stride == 1) {
         /* Units are contiguous in w: read it in memory order, V units at a
          * time. Going down a column instead strides by whole rows, which
@@ -38,7 +39,7 @@ void FN(cyrnn_pack_weights)(int G, int H, int K, const REAL *restrict w,
         for (int k = 0; k < K; ++k)
             for (int g = 0; g < G; ++g) {
                 const REAL *src = w + (ptrdiff_t)g * H + k * col_stride;
-                for (int block = 0; block < blocks; ++block) {
+                for (int block = first_block; block < end_block; ++block) {
                     REAL *dst = packed + (((ptrdiff_t)block * K + k) * G + g) * V;
                     int units = H - block * V;
                     if (units >= V) { /* a constant size: one vector move */
@@ -51,7 +52,7 @@ void FN(cyrnn_pack_weights)(int G, int H, int K, const REAL *restrict w,
             }
         return;
     }
-    for (int block = 0; block < blocks; ++block)
+    for (int block = first_block; block < end_block; ++block)
         for (int k = 0; k < K; ++k)
             for (int g = 0; g < G; ++g) {
                 REAL *dst = packed + (((ptrdiff_t)block * K + k) * G + g) * V;
@@ -61,6 +62,14 @@ void FN(cyrnn_pack_weights)(int G, int H, int K, const REAL *restrict w,
                                           k * col_stride] : (REAL)0;
                 }
             }
+}
+
+void FN(cyrnn_pack_weights)(int G, int H, int K, const REAL *restrict w,
+                            ptrdiff_t row_stride, ptrdiff_t col_stride,
+                            REAL *restrict packed)
+{
+    FN(cyrnn_pack_weight_blocks)(G, H, K, w, row_stride, col_stride, 0,
+                                 (H + V - 1) / V, packed);
 }
 
 /* out[r, u] = sum_k x[r, k] W[block * V + u, k] for R rows, with x[r, k] at
@@ -183,12 +192,10 @@ void FN(cyrnn_weight_gradient_chunk)(int M, int first_group, int end_group, int 
                                      int accumulate, REAL *dg_packed)
 {
     int blocks1 = (K1 + V - 1) / V, blocks2 = (K2 + V - 1) / V;
-    int first_unit = first_group * V;
-    int units = (end_group * V < M ? end_group * V : M) - first_unit;
-    if (units <= 0)
+    if (end_group <= first_group)
         return;
-    FN(cyrnn_pack_weights)(1, units, rows, dg + first_unit, 1, ld_dg,
-                           dg_packed + (ptrdiff_t)first_group * rows * V);
+    FN(cyrnn_pack_weight_blocks)(1, M, rows, dg, 1, ld_dg, first_group, end_group,
+                                 dg_packed);
     for (int g = first_group; g < end_group; ++g) {
         const REAL *group = dg_packed + (ptrdiff_t)g * rows * V;
         int n = M - g * V < V ? M - g * V : V;

@@ -57,11 +57,23 @@ def test_gil_is_released_during_the_computation():
     assert gaps.max() < 0.5 * (end - start), (gaps.max(), end - start)
 
 
-def test_thread_count_is_set_globally_and_results_do_not_depend_on_it():
+# Wide enough that every pass splits its steps over the threads; with lengths
+# the rows of a step shrink and each thread's share changes from step to step.
+@pytest.mark.parametrize("cell,options", [
+    ("LSTM", dict(bidirectional=True)),
+    ("LSTM", dict(proj_size=64)),
+    ("GRU", dict(num_layers=2)),
+    ("RNN_TANH", {}),
+    ("RNN_RELU", {}),
+])
+@pytest.mark.parametrize("ragged", [False, True])
+def test_thread_count_is_set_globally_and_results_do_not_depend_on_it(cell, options, ragged):
     import cyrnn
-    model = make_model("LSTM", 64, 128, bidirectional=True, seed=0)
-    x = np.random.default_rng(1).standard_normal((20, 64, 64))
-    reference = run_pass(model, x, None)
+    model = make_model(cell, 64, 128, seed=0, **options)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((20, 64, 64))
+    lengths = rng.integers(1, 21, size=64) if ragged else None
+    reference = run_pass(model, x, lengths)
     try:
         for n in (1, 2, 3):
             cyrnn.set_num_threads(n)
@@ -69,7 +81,7 @@ def test_thread_count_is_set_globally_and_results_do_not_depend_on_it():
             # a fixed count reaches other Python threads too
             with ThreadPoolExecutor(1) as pool:
                 assert pool.submit(cyrnn.get_num_threads).result() == n
-                result = pool.submit(run_pass, model, x, None).result()
+                result = pool.submit(run_pass, model, x, lengths).result()
             for got, want in zip(result, reference):
                 np.testing.assert_array_equal(got, want)
         with pytest.raises(ValueError, match="threads"):

@@ -23,6 +23,8 @@ cdef extern from "cyrnn_kernels.h" nogil:
     int cyrnn_packed_blocks_d(int H)
     void cyrnn_pack_weights_f(int G, int H, int K, const float *w, Py_ssize_t row_stride, Py_ssize_t col_stride, float *packed)
     void cyrnn_pack_weights_d(int G, int H, int K, const double *w, Py_ssize_t row_stride, Py_ssize_t col_stride, double *packed)
+    void cyrnn_pack_weight_blocks_f(int G, int H, int K, const float *w, Py_ssize_t row_stride, Py_ssize_t col_stride, int first_block, int end_block, float *packed)
+    void cyrnn_pack_weight_blocks_d(int G, int H, int K, const double *w, Py_ssize_t row_stride, Py_ssize_t col_stride, int first_block, int end_block, double *packed)
     void cyrnn_packed_product_f(int H, int K, int n, const float *packed, int block, const float *x, float *out, int accumulate)
     void cyrnn_packed_product_d(int H, int K, int n, const double *packed, int block, const double *x, double *out, int accumulate)
     Py_ssize_t cyrnn_packed_bias_size_f(int cell, int H)
@@ -99,6 +101,17 @@ cdef inline void pack_weights(int G, int H, int K, const floating *w, Py_ssize_t
         cyrnn_pack_weights_f(G, H, K, w, row_stride, col_stride, packed)
     else:
         cyrnn_pack_weights_d(G, H, K, w, row_stride, col_stride, packed)
+
+cdef inline void pack_weight_blocks(int G, int H, int K, const floating *w,
+                                    Py_ssize_t row_stride, Py_ssize_t col_stride,
+                                    int first_block, int end_block,
+                                    floating *packed) noexcept nogil:
+    if floating is float:
+        cyrnn_pack_weight_blocks_f(G, H, K, w, row_stride, col_stride, first_block,
+                                   end_block, packed)
+    else:
+        cyrnn_pack_weight_blocks_d(G, H, K, w, row_stride, col_stride, first_block,
+                                   end_block, packed)
 
 cdef inline void packed_product(int H, int K, int n, const floating *packed, int block,
                                 const floating *x, floating *out, bint accumulate) noexcept nogil:

@@ -18,11 +18,12 @@ from libc.stdlib cimport calloc, free
 from libc.string cimport memcmp, memcpy
 
 from cyrnn._blas cimport gemm
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange, threadid
 from cyrnn._kernels cimport (
     lstm_backward, gru_backward, rnn_backward, copy_rows, add_rows,
     weight_gradient_chunk,
-    multiply, packed_blocks, packed_elements, pack_weights, packed_product,
+    multiply, packed_blocks, packed_elements, pack_weights, pack_weight_blocks,
+    packed_product,
     pack_bias, cell_step, cyrnn_packed_bias_size_f, cyrnn_packed_bias_size_d,
     cyrnn_sigmoid_f, cyrnn_sigmoid_d, cyrnn_tanh_f, cyrnn_tanh_d,
     cyrnn_packed_size_f, cyrnn_packed_size_d)
@@ -282,6 +283,16 @@ cdef inline int _threads_for(int max_threads, int blocks, double flops) noexcept
     return min(max_threads, blocks) if flops >= 1e6 else 1
 
 
+cdef inline void _pack_share(int chunk, int threads, int K, int rows, const floating *X,
+                             floating *panels) noexcept nogil:
+    """Thread `chunk`'s share of the unit blocks of X (rows, K) packed as
+    pack_weights(1, K, rows, X, 1, K, panels) packs them all."""
+    cdef int blocks = packed_blocks(K, <floating *>NULL)
+    if K > 0:
+        pack_weight_blocks(1, K, rows, X, 1, K, chunk * blocks // threads,
+                           (chunk + 1) * blocks // threads, panels)
+
+
 cdef void _weight_gradients(int max_threads, int M, int N, const floating *dg, int K1,
                             const floating *X1, floating *out1, int K2, const floating *X2,
                             floating *out2, floating *db, floating *scratch) noexcept nogil:
@@ -301,16 +312,20 @@ cdef void _weight_gradients(int max_threads, int M, int N, const floating *dg, i
     n0 = 0
     while n0 < N:
         rows = min(<int>GRADIENT_ROWS, N - n0)
-        pack_weights(1, K1, rows, X1 + <Py_ssize_t>n0 * K1, 1, K1, panels1)
-        if K2 > 0:
-            pack_weights(1, K2, rows, X2 + <Py_ssize_t>n0 * K2, 1, K2, panels2)
         if threads > 1:
+            # Every thread reads all of the panels: pack them together first.
+            for chunk in prange(threads, num_threads=threads, schedule="static"):
+                _pack_share(chunk, threads, K1, rows, X1 + <Py_ssize_t>n0 * K1, panels1)
+                _pack_share(chunk, threads, K2, rows, X2 + <Py_ssize_t>n0 * K2, panels2)
             for chunk in prange(threads, num_threads=threads, schedule="static"):
                 weight_gradient_chunk(M, chunk * groups // threads,
                                       (chunk + 1) * groups // threads, rows,
                                       dg + <Py_ssize_t>n0 * M, M, K1, panels1, out1, K2,
                                       panels2, out2, db, n0 > 0, dg_packed)
         else:
+            pack_weights(1, K1, rows, X1 + <Py_ssize_t>n0 * K1, 1, K1, panels1)
+            if K2 > 0:
+                pack_weights(1, K2, rows, X2 + <Py_ssize_t>n0 * K2, 1, K2, panels2)
             weight_gradient_chunk(M, 0, groups, rows, dg + <Py_ssize_t>n0 * M, M, K1, panels1,
                                   out1, K2, panels2, out2, db, n0 > 0, dg_packed)
         n0 += GRADIENT_ROWS
@@ -438,53 +453,101 @@ cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
         copy_rows(n - finished, Hout, y + (off + finished) * DH, DH, h + finished * Hout, Hout)
 
 
+cdef extern from *:
+    """
+    /* An orphaned barrier binds to the enclosing parallel region, which
+     * Cython's parallel() blocks cannot name themselves. */
+    static void cyrnn_omp_barrier(void)
+    {
+    #pragma omp barrier
+    }
+    """
+    void omp_barrier "cyrnn_omp_barrier"() noexcept nogil
+
+
+cdef inline void _backward_rows(const Plan *p, const Direction *dr, const floating *dy,
+                                int t, int r0, int r1) noexcept nogil:
+    """Step t's rows [r0, r1): dL/dh_t gets dy_t, and the cell's backward
+    kernel turns it into the pre-activations' gradients (and dL/dc_{t-1})."""
+    cdef int H = p.H, Hout = p.Hout, GH = p.G * p.H, DH = p.D * p.Hout, n = r1 - r0
+    cdef Py_ssize_t off = p.offsets[t] + r0
+    cdef floating *dh = <floating *>dr.dh + r0 * Hout
+    cdef floating *dc = <floating *>dr.dc + r0 * H if dr.dc != NULL else NULL
+    cdef floating *dm = <floating *>dr.dm + r0 * H if dr.dm != NULL else NULL
+    cdef const floating *gates = <const floating *>dr.gates + off * GH
+    cdef const floating *w_hr = <const floating *>dr.w_hr
+    if n <= 0:
+        return
+    add_rows(n, Hout, dy + off * DH, DH, dh, Hout)
+    if p.kind == LSTM:
+        if w_hr != NULL:
+            copy_rows(n, Hout, dh, Hout, <floating *>dr.dhall + off * Hout, Hout)
+            gemm(False, False, n, H, Hout, <floating>1, dh, Hout, w_hr, H,
+                 <floating>0, dm, H)
+            lstm_backward(n, H, gates, <const floating *>dr.extra + off * p.E, dm, dc,
+                          <floating *>dr.dgx + off * GH)
+        else:
+            lstm_backward(n, H, gates, <const floating *>dr.extra + off * p.E, dh, dc,
+                          <floating *>dr.dgx + off * GH)
+    elif p.kind == GRU:
+        # The kernel leaves the direct part z * dh in dh; the product adds
+        # the part that flows back through the weights.
+        gru_backward(n, H, gates, <const floating *>dr.extra + off * p.E,
+                     <const floating *>dr.hprev + off * Hout, dh,
+                     <floating *>dr.dgx + off * GH, <floating *>dr.dgh + off * GH)
+    else:
+        rnn_backward(p.kind == RNN_RELU, n, H, gates, dh, <floating *>dr.dgx + off * GH)
+
+
+cdef inline void _backward_product(const Plan *p, const floating *packed, int n,
+                                   const floating *dgh, floating *dh, int first_block,
+                                   int end_block) noexcept nogil:
+    """dL/dh_{t-1} (n, Hout) = (GRU: +=) dgh (n, G*H) W_hh over a range of unit
+    blocks, with W_hh packed by Hout blocks."""
+    cdef int block
+    for block in range(first_block, end_block):
+        packed_product(p.Hout, p.G * p.H, n, packed, block, dgh, dh, p.kind == GRU)
+
+
 cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
                               const floating *x) noexcept nogil:
     cdef const Direction *dr = &ly.dirs[d]
     cdef floating *packed_w
-    cdef int H = p.H, Hout = p.Hout, GH = p.G * p.H, DH = p.D * p.Hout, n, s, t
+    cdef int Hout = p.Hout, GH = p.G * p.H, n, s, t, tid, threads
+    cdef int blocks = packed_blocks(Hout, <floating *>NULL)
     cdef int in_size = ly.in_size, N = <int>p.N
-    cdef Py_ssize_t off
-    cdef bint relu = p.kind == RNN_RELU
-    cdef const floating *gates = <const floating *>dr.gates
-    cdef const floating *extra = <const floating *>dr.extra
     cdef const floating *hprev = <const floating *>dr.hprev
-    cdef const floating *w_hh = <const floating *>dr.w_hh
     cdef const floating *w_hr = <const floating *>dr.w_hr
     cdef const floating *dy = <const floating *>ly.dy + d * Hout
+    cdef const floating *packed_hh = <const floating *>p.packed
     cdef floating *dgx = <floating *>dr.dgx
     cdef floating *dgh = <floating *>dr.dgh
     cdef floating *dh = <floating *>dr.dh
-    cdef floating *dc = <floating *>dr.dc
-    cdef floating *dm = <floating *>dr.dm
-    cdef floating *dhall = <floating *>dr.dhall
 
-    pack_weights(1, Hout, GH, w_hh, 1, Hout, <floating *>p.packed)
-    for s in range(p.T):
-        t = p.T - 1 - s if d == 0 else s
-        n = <int>p.batch_sizes[t]
-        off = p.offsets[t]
-        add_rows(n, Hout, dy + off * DH, DH, dh, Hout)
-        if p.kind == LSTM:
-            if w_hr != NULL:
-                copy_rows(n, Hout, dh, Hout, dhall + off * Hout, Hout)
-                gemm(False, False, n, H, Hout, <floating>1, dh, Hout, w_hr, H,
-                     <floating>0, dm, H)
-                lstm_backward(n, H, gates + off * GH, extra + off * p.E, dm, dc,
-                              dgx + off * GH)
-            else:
-                lstm_backward(n, H, gates + off * GH, extra + off * p.E, dh, dc,
-                              dgx + off * GH)
-        elif p.kind == GRU:
-            # The kernel leaves the direct part z * dh in dh; the product
-            # below adds the part that flows back through the weights.
-            gru_backward(n, H, gates + off * GH, extra + off * p.E,
-                         hprev + off * Hout, dh, dgx + off * GH, dgh + off * GH)
-        else:
-            rnn_backward(relu, n, H, gates + off * GH, dh, dgx + off * GH)
-        # dh (n, Hout) = (GRU: +=) dgh W_hh, with W_hh packed by Hout blocks
-        _packed_products(p.num_threads, Hout, GH, n, <const floating *>p.packed,
-                         dgh + off * GH, dh, p.kind == GRU)
+    pack_weights(1, Hout, GH, <const floating *>dr.w_hh, 1, Hout, <floating *>p.packed)
+    # The first step has the most rows (they are sorted by length).
+    threads = _threads_for(p.num_threads, blocks, <double>p.batch_sizes[0] * Hout * GH)
+    if threads > 1:
+        # One team for the whole loop: each thread runs the cell's kernel on
+        # its share of the rows, then the product on its share of the
+        # blocks, which reads every row. Opening a team per step left the
+        # kernel to one thread while the other waited.
+        with parallel(num_threads=threads):
+            tid = threadid()
+            for s in range(p.T):
+                t = p.T - 1 - s if d == 0 else s
+                n = <int>p.batch_sizes[t]
+                _backward_rows(p, dr, dy, t, tid * n // threads, (tid + 1) * n // threads)
+                omp_barrier()
+                _backward_product(p, packed_hh, n, dgh + p.offsets[t] * GH, dh,
+                                  tid * blocks // threads, (tid + 1) * blocks // threads)
+                omp_barrier()
+    else:
+        for s in range(p.T):
+            t = p.T - 1 - s if d == 0 else s
+            n = <int>p.batch_sizes[t]
+            _backward_rows(p, dr, dy, t, 0, n)
+            _backward_product(p, packed_hh, n, dgh + p.offsets[t] * GH, dh, 0, blocks)
 
     # W_hh's packing is no longer needed: its scratch serves the products.
     # The bias gradients (NULL without biases) come out of the same passes.
@@ -500,8 +563,8 @@ cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
         _weight_gradients(p.num_threads, GH, N, dgh, Hout, hprev, <floating *>dr.dw_hh, 0,
                           NULL, NULL, <floating *>dr.db_hh, <floating *>p.packed)
     if w_hr != NULL:
-        gemm(True, False, Hout, H, N, <floating>1, dhall, Hout,
-             <const floating *>dr.m, H, <floating>0, <floating *>dr.dw_hr, H)
+        gemm(True, False, Hout, p.H, N, <floating>1, <const floating *>dr.dhall, Hout,
+             <const floating *>dr.m, p.H, <floating>0, <floating *>dr.dw_hr, p.H)
     # dx (N, in_size) = dgx W_ih, with W_ih packed by input units (it measured
     # faster than BLAS, which repacks dgx). Both directions read the same
     # input, so the second one accumulates.
