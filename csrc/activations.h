@@ -59,12 +59,12 @@ static inline __attribute__((always_inline)) FN(panel_vec) FN(sigmoid)(FN(panel_
  * small-argument case s == 1, so tanh stays accurate near zero. */
 static inline __attribute__((always_inline)) FN(panel_vec) FN(tanh)(FN(panel_vec) x)
 {
-    FN(panel_bits) negative = (FN(panel_bits))(x < 0);
-    FN(panel_vec) a = FN(at_most)(FN(select)(negative, -x, x), TANH_CLAMP);
+    const FN(panel_bits) sign = (FN(panel_bits)){0} + ((UINT)1 << (8 * sizeof(REAL) - 1));
+    FN(panel_vec) a = FN(at_most)((FN(panel_vec))((FN(panel_bits))x & ~sign), TANH_CLAMP);
     FN(panel_vec) s, p = FN(exp_split)(a + a, &s);
     FN(panel_vec) e = s * p + (s - (REAL)1);
     FN(panel_vec) t = e / (e + (REAL)2);
-    return FN(select)(negative, -t, t);
+    return (FN(panel_vec))((FN(panel_bits))t | ((FN(panel_bits))x & sign)); /* x's sign */
 }
 
 /* NaN (x < 0 false) passes through. */
