@@ -283,14 +283,28 @@ cdef inline int _threads_for(int max_threads, int blocks, double flops) noexcept
     return min(max_threads, blocks) if flops >= 1e6 else 1
 
 
-cdef inline void _pack_share(int chunk, int threads, int K, int rows, const floating *X,
-                             floating *panels) noexcept nogil:
-    """Thread `chunk`'s share of the unit blocks of X (rows, K) packed as
-    pack_weights(1, K, rows, X, 1, K, panels) packs them all."""
-    cdef int blocks = packed_blocks(K, <floating *>NULL)
-    if K > 0:
-        pack_weight_blocks(1, K, rows, X, 1, K, chunk * blocks // threads,
-                           (chunk + 1) * blocks // threads, panels)
+cdef inline void _pack_share(int chunk, int threads, int G, int H, int K, const floating *w,
+                             Py_ssize_t row_stride, Py_ssize_t col_stride,
+                             floating *packed) noexcept nogil:
+    """Thread `chunk`'s share of the unit blocks of pack_weights(G, H, K, w,
+    row_stride, col_stride, packed)."""
+    cdef int blocks = packed_blocks(H, <floating *>NULL)
+    if H > 0:
+        pack_weight_blocks(G, H, K, w, row_stride, col_stride, chunk * blocks // threads,
+                           (chunk + 1) * blocks // threads, packed)
+
+
+cdef void _pack_shared(int max_threads, int G, int H, int K, const floating *w,
+                       Py_ssize_t row_stride, Py_ssize_t col_stride,
+                       floating *packed) noexcept nogil:
+    """pack_weights, its blocks shared between threads when it is big enough
+    to pay for waking them (packing moves about 3 values per ns)."""
+    cdef int chunk, threads = min(max_threads, packed_blocks(H, <floating *>NULL))
+    if threads > 1 and <double>G * H * K >= 1 << 15:
+        for chunk in prange(threads, num_threads=threads, schedule="static"):
+            _pack_share(chunk, threads, G, H, K, w, row_stride, col_stride, packed)
+    else:
+        pack_weights(G, H, K, w, row_stride, col_stride, packed)
 
 
 cdef void _weight_gradients(int max_threads, int M, int N, const floating *dg, int K1,
@@ -315,8 +329,10 @@ cdef void _weight_gradients(int max_threads, int M, int N, const floating *dg, i
         if threads > 1:
             # Every thread reads all of the panels: pack them together first.
             for chunk in prange(threads, num_threads=threads, schedule="static"):
-                _pack_share(chunk, threads, K1, rows, X1 + <Py_ssize_t>n0 * K1, panels1)
-                _pack_share(chunk, threads, K2, rows, X2 + <Py_ssize_t>n0 * K2, panels2)
+                _pack_share(chunk, threads, 1, K1, rows, X1 + <Py_ssize_t>n0 * K1, 1, K1,
+                            panels1)
+                _pack_share(chunk, threads, 1, K2, rows, X2 + <Py_ssize_t>n0 * K2, 1, K2,
+                            panels2)
             for chunk in prange(threads, num_threads=threads, schedule="static"):
                 weight_gradient_chunk(M, chunk * groups // threads,
                                       (chunk + 1) * groups // threads, rows,
@@ -393,8 +409,9 @@ cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
     cdef floating *extra
 
     if not dr.packed_ready:
-        pack_weights(p.G, H, Hout, <const floating *>dr.w_hh, Hout, 1, packed_hh)
-        pack_weights(p.G, H, I, <const floating *>dr.w_ih, I, 1, packed_ih)
+        _pack_shared(p.num_threads, p.G, H, Hout, <const floating *>dr.w_hh, Hout, 1,
+                     packed_hh)
+        _pack_shared(p.num_threads, p.G, H, I, <const floating *>dr.w_ih, I, 1, packed_ih)
         pack_bias(p.kind, H, <const floating *>dr.bias_x, <const floating *>dr.bias_hn,
                   packed_bias)
     for s in range(p.T):
@@ -524,7 +541,8 @@ cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
     cdef floating *dgh = <floating *>dr.dgh
     cdef floating *dh = <floating *>dr.dh
 
-    pack_weights(1, Hout, GH, <const floating *>dr.w_hh, 1, Hout, <floating *>p.packed)
+    _pack_shared(p.num_threads, 1, Hout, GH, <const floating *>dr.w_hh, 1, Hout,
+                 <floating *>p.packed)
     # The first step has the most rows (they are sorted by length).
     threads = _threads_for(p.num_threads, blocks, <double>p.batch_sizes[0] * Hout * GH)
     if threads > 1:
@@ -569,7 +587,8 @@ cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
     # faster than BLAS, which repacks dgx). Both directions read the same
     # input, so the second one accumulates.
     packed_w = <floating *>p.packed + packed_elements(1, Hout, GH, <floating *>NULL)
-    pack_weights(1, in_size, GH, <const floating *>dr.w_ih, 1, in_size, packed_w)
+    _pack_shared(p.num_threads, 1, in_size, GH, <const floating *>dr.w_ih, 1, in_size,
+                 packed_w)
     _packed_products(p.num_threads, in_size, GH, N, packed_w, dgx, <floating *>ly.dx, d)
 
 
