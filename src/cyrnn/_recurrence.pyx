@@ -389,87 +389,6 @@ cdef inline void _step_blocks(const Plan *p, const Direction *dr, const floating
                   extra + carried * p.E if extra != NULL else NULL, p.stream_tape)
 
 
-cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
-                             const floating *x) noexcept nogil:
-    cdef const Direction *dr = &ly.dirs[d]
-    cdef int H = p.H, Hout = p.Hout, GH = p.G * p.H, DH = p.D * p.Hout, I = ly.in_size
-    cdef int n, s, t, prev_t, carried, finished, chunk, threads
-    cdef int blocks = packed_blocks(H, <floating *>NULL)
-    cdef Py_ssize_t off, ld_prev, ldo
-    cdef floating *packed_hh = <floating *>dr.packed
-    cdef floating *packed_ih = packed_hh + packed_elements(p.G, H, Hout, <floating *>NULL)
-    cdef floating *packed_bias = packed_ih + packed_elements(p.G, H, I, <floating *>NULL)
-    cdef floating *h = <floating *>dr.h
-    cdef const floating *w_hr = <const floating *>dr.w_hr
-    cdef floating *y = <floating *>ly.y + d * Hout
-    cdef const floating *prev
-    cdef const floating *rest
-    cdef floating *out
-    cdef floating *gates
-    cdef floating *extra
-
-    if not dr.packed_ready:
-        _pack_shared(p.num_threads, p.G, H, Hout, <const floating *>dr.w_hh, Hout, 1,
-                     packed_hh)
-        _pack_shared(p.num_threads, p.G, H, I, <const floating *>dr.w_ih, I, 1, packed_ih)
-        pack_bias(p.kind, H, <const floating *>dr.bias_x, <const floating *>dr.bias_hn,
-                  packed_bias)
-    for s in range(p.T):
-        t = s if d == 0 else p.T - 1 - s
-        n = <int>p.batch_sizes[t]
-        off = p.offsets[t]
-        # The state lives in y: each step reads the previous step's rows of y
-        # (rows are sorted by length, so they are the first ones) and writes
-        # its own, with no copy in between.
-        carried = 0
-        prev = NULL
-        ld_prev = DH
-        if s > 0:
-            prev_t = t - 1 if d == 0 else t + 1
-            carried = min(n, <int>p.batch_sizes[prev_t])
-            prev = y + p.offsets[prev_t] * DH
-        rest = h + carried * Hout
-        gates = extra = NULL
-        if p.training:
-            gates = <floating *>dr.gates + off * GH
-            if p.E:
-                extra = <floating *>dr.extra + off * p.E
-            # The tape keeps h_{t-1} for the weight gradients.
-            if carried > 0:
-                copy_rows(carried, Hout, prev, DH, <floating *>dr.hprev + off * Hout, Hout)
-            copy_rows(n - carried, Hout, h + carried * Hout, Hout,
-                      <floating *>dr.hprev + (off + carried) * Hout, Hout)
-            prev = <floating *>dr.hprev + off * Hout
-            ld_prev = Hout
-            rest = prev + carried * Hout
-        if w_hr != NULL:  # the cell's output m is projected into y below
-            out = <floating *>dr.m + (off * H if p.training else 0)
-            ldo = H
-        else:
-            out = y + off * DH
-            ldo = DH
-        # Each thread takes a contiguous range of unit blocks.
-        threads = _threads_for(p.num_threads, blocks, <double>n * GH * (Hout + I))
-        if threads > 1:
-            for chunk in prange(threads, num_threads=threads, schedule="static"):
-                _step_blocks(p, dr, packed_ih, packed_hh, packed_bias,
-                             chunk * blocks // threads, (chunk + 1) * blocks // threads,
-                             I, n, carried, x + off * I, prev, ld_prev, rest, out, ldo,
-                             gates, extra)
-        else:
-            _step_blocks(p, dr, packed_ih, packed_hh, packed_bias, 0, blocks, I, n, carried,
-                         x + off * I, prev, ld_prev, rest, out, ldo, gates, extra)
-        if w_hr != NULL:
-            gemm(False, True, n, Hout, H, <floating>1, out, H, w_hr, H,
-                 <floating>0, y + off * DH, DH)
-        # Rows whose sequence ends at this step hand their state to h_n.
-        if d == 0:
-            finished = <int>p.batch_sizes[t + 1] if t + 1 < p.T else 0
-        else:
-            finished = 0 if t == 0 else n
-        copy_rows(n - finished, Hout, y + (off + finished) * DH, DH, h + finished * Hout, Hout)
-
-
 cdef extern from *:
     """
     /* An orphaned barrier binds to the enclosing parallel region, which
@@ -482,38 +401,150 @@ cdef extern from *:
     void omp_barrier "cyrnn_omp_barrier"() noexcept nogil
 
 
-cdef inline void _backward_rows(const Plan *p, const Direction *dr, const floating *dy,
-                                int t, int r0, int r1) noexcept nogil:
-    """Step t's rows [r0, r1): dL/dh_t gets dy_t, and the cell's backward
-    kernel turns it into the pre-activations' gradients (and dL/dc_{t-1})."""
-    cdef int H = p.H, Hout = p.Hout, GH = p.G * p.H, DH = p.D * p.Hout, n = r1 - r0
-    cdef Py_ssize_t off = p.offsets[t] + r0
-    cdef floating *dh = <floating *>dr.dh + r0 * Hout
-    cdef floating *dc = <floating *>dr.dc + r0 * H if dr.dc != NULL else NULL
-    cdef floating *dm = <floating *>dr.dm + r0 * H if dr.dm != NULL else NULL
-    cdef const floating *gates = <const floating *>dr.gates + off * GH
+cdef inline void _forward_step(const Plan *p, const Layer *ly, int d, const floating *x,
+                               const floating *packed_ih, const floating *packed_hh,
+                               const floating *packed_bias, int s, int tid,
+                               int threads) noexcept nogil:
+    """Thread tid's share of step s: rows of the copies and of the
+    projection, unit blocks of the cell; with several threads, a barrier
+    wherever the next phase reads what other threads wrote."""
+    cdef const Direction *dr = &ly.dirs[d]
+    cdef int H = p.H, Hout = p.Hout, GH = p.G * p.H, DH = p.D * p.Hout, I = ly.in_size
+    cdef int blocks = packed_blocks(H, <floating *>NULL)
+    cdef int t = s if d == 0 else p.T - 1 - s
+    cdef int n = <int>p.batch_sizes[t], r0 = tid * n // threads, r1 = (tid + 1) * n // threads
+    cdef int prev_t, carried = 0, finished, lo
+    cdef Py_ssize_t off = p.offsets[t], ld_prev = DH, ldo = DH
+    cdef floating *h = <floating *>dr.h
+    cdef floating *hprev = <floating *>dr.hprev
+    cdef floating *y = <floating *>ly.y + d * Hout
     cdef const floating *w_hr = <const floating *>dr.w_hr
-    if n <= 0:
-        return
-    add_rows(n, Hout, dy + off * DH, DH, dh, Hout)
-    if p.kind == LSTM:
-        if w_hr != NULL:
+    cdef const floating *prev = NULL
+    cdef const floating *rest
+    cdef floating *out = y + off * DH
+    cdef floating *gates = NULL
+    cdef floating *extra = NULL
+    # The state lives in y: each step reads the previous step's rows of y
+    # (rows are sorted by length, so they are the first ones) and writes its
+    # own, with no copy in between.
+    if s > 0:
+        prev_t = t - 1 if d == 0 else t + 1
+        carried = min(n, <int>p.batch_sizes[prev_t])
+        prev = y + p.offsets[prev_t] * DH
+    rest = h + carried * Hout
+    if p.training:
+        gates = <floating *>dr.gates + off * GH
+        if p.E:
+            extra = <floating *>dr.extra + off * p.E
+        # The tape keeps h_{t-1} for the weight gradients.
+        lo = min(r1, carried)
+        if lo > r0:
+            copy_rows(lo - r0, Hout, prev + r0 * DH, DH, hprev + (off + r0) * Hout, Hout)
+        lo = max(r0, carried)
+        if r1 > lo:
+            copy_rows(r1 - lo, Hout, h + lo * Hout, Hout, hprev + (off + lo) * Hout, Hout)
+        if threads > 1:
+            omp_barrier()
+        prev = hprev + off * Hout
+        ld_prev = Hout
+        rest = prev + carried * Hout
+    if w_hr != NULL:  # the cell's output m is projected into y below
+        out = <floating *>dr.m + (off * H if p.training else 0)
+        ldo = H
+    _step_blocks(p, dr, packed_ih, packed_hh, packed_bias, tid * blocks // threads,
+                 (tid + 1) * blocks // threads, I, n, carried, x + off * I, prev, ld_prev,
+                 rest, out, ldo, gates, extra)
+    if threads > 1:
+        omp_barrier()
+    # Rows whose sequence ends at this step hand their state to h_n.
+    if d == 0:
+        finished = <int>p.batch_sizes[t + 1] if t + 1 < p.T else 0
+    else:
+        finished = 0 if t == 0 else n
+    if w_hr != NULL:
+        # One thread projects every row: BLAS's bits for a row depend on how
+        # many rows it is given, and results must not depend on the threads.
+        if tid == 0:
+            gemm(False, True, n, Hout, H, <floating>1, out, H, w_hr, H,
+                 <floating>0, y + off * DH, DH)
+            copy_rows(n - finished, Hout, y + (off + finished) * DH, DH,
+                      h + finished * Hout, Hout)
+        if threads > 1:  # the next step reads the projected rows
+            omp_barrier()
+    else:
+        lo = max(finished, r0)
+        if r1 > lo:
+            copy_rows(r1 - lo, Hout, y + (off + lo) * DH, DH, h + lo * Hout, Hout)
+
+
+cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
+                             const floating *x) noexcept nogil:
+    cdef const Direction *dr = &ly.dirs[d]
+    cdef int H = p.H, Hout = p.Hout, GH = p.G * p.H, I = ly.in_size, s, tid, threads
+    cdef floating *packed_hh = <floating *>dr.packed
+    cdef floating *packed_ih = packed_hh + packed_elements(p.G, H, Hout, <floating *>NULL)
+    cdef floating *packed_bias = packed_ih + packed_elements(p.G, H, I, <floating *>NULL)
+
+    if not dr.packed_ready:
+        _pack_shared(p.num_threads, p.G, H, Hout, <const floating *>dr.w_hh, Hout, 1,
+                     packed_hh)
+        _pack_shared(p.num_threads, p.G, H, I, <const floating *>dr.w_ih, I, 1, packed_ih)
+        pack_bias(p.kind, H, <const floating *>dr.bias_x, <const floating *>dr.bias_hn,
+                  packed_bias)
+    # One team for the whole loop (the first step has the most rows): each
+    # thread takes a contiguous range of unit blocks of every step.
+    threads = _threads_for(p.num_threads, packed_blocks(H, <floating *>NULL),
+                           <double>p.batch_sizes[0] * GH * (Hout + I))
+    if threads > 1:
+        with parallel(num_threads=threads):
+            tid = threadid()
+            for s in range(p.T):
+                _forward_step(p, ly, d, x, packed_ih, packed_hh, packed_bias, s, tid, threads)
+    else:
+        for s in range(p.T):
+            _forward_step(p, ly, d, x, packed_ih, packed_hh, packed_bias, s, 0, 1)
+
+
+cdef inline void _backward_rows(const Plan *p, const Direction *dr, const floating *dy,
+                                int t, int tid, int threads) noexcept nogil:
+    """Thread tid's share of the rows of step t: dL/dh_t gets dy_t, and the
+    cell's backward kernel turns it into the pre-activations' gradients (and
+    dL/dc_{t-1})."""
+    cdef int H = p.H, Hout = p.Hout, GH = p.G * p.H, DH = p.D * p.Hout
+    cdef int n = <int>p.batch_sizes[t], r0 = tid * n // threads, r1 = (tid + 1) * n // threads
+    cdef Py_ssize_t off = p.offsets[t]
+    cdef floating *dh = <floating *>dr.dh
+    cdef floating *dc = <floating *>dr.dc + r0 * H if dr.dc != NULL else NULL
+    cdef floating *dm = <floating *>dr.dm
+    cdef floating *dgx = <floating *>dr.dgx + (off + r0) * GH
+    cdef const floating *gates = <const floating *>dr.gates + (off + r0) * GH
+    cdef const floating *extra = NULL
+    cdef const floating *w_hr = <const floating *>dr.w_hr
+    if dr.extra != NULL:
+        extra = <const floating *>dr.extra + (off + r0) * p.E
+    if r1 > r0:
+        add_rows(r1 - r0, Hout, dy + (off + r0) * DH, DH, dh + r0 * Hout, Hout)
+    if p.kind == LSTM and w_hr != NULL:
+        # One thread for BLAS, whose bits for a row depend on how many rows
+        # it is given: results must not depend on the threads.
+        if threads > 1:
+            omp_barrier()
+        if tid == 0:
             copy_rows(n, Hout, dh, Hout, <floating *>dr.dhall + off * Hout, Hout)
-            gemm(False, False, n, H, Hout, <floating>1, dh, Hout, w_hr, H,
-                 <floating>0, dm, H)
-            lstm_backward(n, H, gates, <const floating *>dr.extra + off * p.E, dm, dc,
-                          <floating *>dr.dgx + off * GH)
-        else:
-            lstm_backward(n, H, gates, <const floating *>dr.extra + off * p.E, dh, dc,
-                          <floating *>dr.dgx + off * GH)
+            gemm(False, False, n, H, Hout, <floating>1, dh, Hout, w_hr, H, <floating>0, dm, H)
+        if threads > 1:
+            omp_barrier()
+    if r1 <= r0:
+        return
+    if p.kind == LSTM:
+        lstm_backward(r1 - r0, H, gates, extra, (dm if w_hr != NULL else dh) + r0 * H, dc, dgx)
     elif p.kind == GRU:
         # The kernel leaves the direct part z * dh in dh; the product adds
         # the part that flows back through the weights.
-        gru_backward(n, H, gates, <const floating *>dr.extra + off * p.E,
-                     <const floating *>dr.hprev + off * Hout, dh,
-                     <floating *>dr.dgx + off * GH, <floating *>dr.dgh + off * GH)
+        gru_backward(r1 - r0, H, gates, extra, <const floating *>dr.hprev + (off + r0) * Hout,
+                     dh + r0 * Hout, dgx, <floating *>dr.dgh + (off + r0) * GH)
     else:
-        rnn_backward(p.kind == RNN_RELU, n, H, gates, dh, <floating *>dr.dgx + off * GH)
+        rnn_backward(p.kind == RNN_RELU, r1 - r0, H, gates, dh + r0 * Hout, dgx)
 
 
 cdef inline void _backward_product(const Plan *p, const floating *packed, int n,
@@ -555,7 +586,7 @@ cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
             for s in range(p.T):
                 t = p.T - 1 - s if d == 0 else s
                 n = <int>p.batch_sizes[t]
-                _backward_rows(p, dr, dy, t, tid * n // threads, (tid + 1) * n // threads)
+                _backward_rows(p, dr, dy, t, tid, threads)
                 omp_barrier()
                 _backward_product(p, packed_hh, n, dgh + p.offsets[t] * GH, dh,
                                   tid * blocks // threads, (tid + 1) * blocks // threads)
@@ -564,7 +595,7 @@ cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
         for s in range(p.T):
             t = p.T - 1 - s if d == 0 else s
             n = <int>p.batch_sizes[t]
-            _backward_rows(p, dr, dy, t, 0, n)
+            _backward_rows(p, dr, dy, t, 0, 1)
             _backward_product(p, packed_hh, n, dgh + p.offsets[t] * GH, dh, 0, blocks)
 
     # W_hh's packing is no longer needed: its scratch serves the products.
