@@ -22,15 +22,23 @@
 /* The packed recurrent product picks its instruction set at run time. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define CYRNN_X86_DISPATCH 1
+#include <stdlib.h>
+/* 2: AVX-512, 1: AVX2 + FMA, 0: baseline. CYRNN_CPU_LEVEL=0 or 1 in the
+ * environment caps it, so that the tests can run the kernels an older CPU
+ * would run. */
 static inline int cyrnn_cpu_level(void)
 {
+    int level = 0;
+    const char *cap = getenv("CYRNN_CPU_LEVEL");
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw"))
-        return 2;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        return 1;
-    return 0;
+        level = 2;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        level = 1;
+    if (cap != NULL && cap[0] >= '0' && cap[0] < '0' + level && cap[1] == '\0')
+        level = cap[0] - '0';
+    return level;
 }
 #else
 #define CYRNN_X86_DISPATCH 0

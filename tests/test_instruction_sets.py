@@ -1,0 +1,93 @@
+"""The kernels an older CPU runs give the results of the ones this CPU runs.
+
+The step and product kernels pick AVX-512, AVX2 or baseline x86-64 code when
+they are first called; CYRNN_CPU_LEVEL=1 or 0 in the environment caps that
+choice. Each capped level runs in a subprocess (the choice is made once per
+process) over the same models and inputs as this process, and must agree
+within rounding: the baseline has no FMA, so its bits may differ."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import cyrnn
+
+from helpers import CELLS, make_model, tolerances
+
+# Partial unit blocks (40 = 2.5 panels of float32, 5 of float64), tile rows
+# plus a remainder, ragged lengths and both directions; then an LSTM whose
+# tape is over 1 MB, which the forward stores with streaming stores.
+CASES = [(cell, dtype, dict(T=6, B=9, I=13, H=40, bidirectional=True, ragged=True))
+         for cell in CELLS for dtype in ("float32", "float64")]
+CASES.append(("LSTM", "float32", dict(T=64, B=32, I=16, H=64, bidirectional=False,
+                                       ragged=False)))
+
+
+def run_case(cell, dtype, shape):
+    """Every output and gradient of one inference and one training step."""
+    model = make_model(cell, shape["I"], shape["H"], bidirectional=shape["bidirectional"],
+                       dtype=np.dtype(dtype), seed=0)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((shape["T"], shape["B"], shape["I"])).astype(dtype)
+    lengths = rng.integers(1, shape["T"] + 1, size=shape["B"]) if shape["ragged"] else None
+    y, _ = model(x, lengths=lengths)
+    y_train, _, tape = model.forward(x, lengths=lengths)
+    grads = model.backward(tape, rng.standard_normal(y_train.shape).astype(dtype))
+    return {"y": y, "y_train": y_train, "dx": grads.input, **grads.params}
+
+
+def results_at(level, tmp_path):
+    """run_case over CASES in a process whose kernels are capped at `level`."""
+    out = tmp_path / f"level{level}.npz"
+    script = (
+        "import sys, numpy as np\n"
+        f"sys.path.insert(0, {os.path.dirname(__file__)!r})\n"
+        "from test_instruction_sets import CASES, run_case\n"
+        "arrays = {f'{k}/{name}': a for k, case in enumerate(CASES)\n"
+        "          for name, a in run_case(*case).items()}\n"
+        f"np.savez({str(out)!r}, **arrays)\n")
+    done = subprocess.run([sys.executable, "-c", script], env=_environment(str(level)),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with np.load(out) as arrays:
+        return dict(arrays)
+
+
+@pytest.mark.parametrize("level", [1, 0])
+def test_capped_kernels_agree_with_the_best_ones(level, tmp_path):
+    capped = results_at(level, tmp_path)
+    assert len(capped) > len(CASES)
+    for k, (cell, dtype, shape) in enumerate(CASES):
+        for name, want in run_case(cell, dtype, shape).items():
+            got = capped[f"{k}/{name}"]
+            assert got.dtype == want.dtype
+            # A weight gradient sums thousands of products: rounding without
+            # FMA moves its small entries by more than their own rtol.
+            rtol = tolerances(dtype)["rtol"]
+            np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max(),
+                                       err_msg=f"{cell} {dtype} {shape} {name}")
+
+
+def test_a_cap_above_the_cpu_or_malformed_is_ignored():
+    """Only a lower level is taken: an AVX-512 request on a CPU without it (or
+    a typo) must not select other code than the default's."""
+    x = np.random.default_rng(0).standard_normal((30, 5, 4)).astype(np.float32)
+    want = make_model("LSTM", 4, 20, seed=0)(x)[0]
+    script = ("import sys, numpy as np, cyrnn\n"
+              "x = np.frombuffer(sys.stdin.buffer.read(), np.float32).reshape(30, 5, 4)\n"
+              "sys.stdout.write(cyrnn.LSTM(4, 20, seed=0)(x)[0].tobytes().hex())\n")
+    for cap in ("2", "3", "9", "x", "12", "-1", ""):
+        done = subprocess.run([sys.executable, "-c", script], input=x.tobytes(),
+                              env=_environment(cap), capture_output=True, timeout=120)
+        assert done.returncode == 0, (cap, done.stderr)
+        assert bytes.fromhex(done.stdout.decode()) == want.tobytes(), cap
+
+
+def _environment(cap):
+    """This environment with the cap, and with this process's cyrnn first on
+    the path (a source checkout as much as an installed one)."""
+    package_parent = os.path.dirname(os.path.dirname(cyrnn.__file__))
+    path = os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))
+    return dict(os.environ, CYRNN_CPU_LEVEL=cap, PYTHONPATH=path)
