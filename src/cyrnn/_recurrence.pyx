@@ -480,7 +480,8 @@ cdef inline void _forward_step(const Plan *p, const Layer *ly, int d, const floa
 cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
                              const floating *x) noexcept nogil:
     cdef const Direction *dr = &ly.dirs[d]
-    cdef int H = p.H, Hout = p.Hout, GH = p.G * p.H, I = ly.in_size, s, tid, threads
+    # (initialized: parallel() copies them into each thread)
+    cdef int H = p.H, Hout = p.Hout, GH = p.G * p.H, I = ly.in_size, s = 0, tid = 0, threads
     cdef floating *packed_hh = <floating *>dr.packed
     cdef floating *packed_ih = packed_hh + packed_elements(p.G, H, Hout, <floating *>NULL)
     cdef floating *packed_bias = packed_ih + packed_elements(p.G, H, I, <floating *>NULL)
@@ -561,7 +562,8 @@ cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
                               const floating *x) noexcept nogil:
     cdef const Direction *dr = &ly.dirs[d]
     cdef floating *packed_w
-    cdef int Hout = p.Hout, GH = p.G * p.H, n, s, t, tid, threads
+    # (initialized: parallel() copies them into each thread)
+    cdef int Hout = p.Hout, GH = p.G * p.H, n = 0, s = 0, t = 0, tid = 0, threads
     cdef int blocks = packed_blocks(Hout, <floating *>NULL)
     cdef int in_size = ly.in_size, N = <int>p.N
     cdef const floating *hprev = <const floating *>dr.hprev
