@@ -339,29 +339,36 @@ cdef void _weight_gradients(int max_threads, int M, int N, const floating *dg, i
                                       dg + <Py_ssize_t>n0 * M, M, K1, panels1, out1, K2,
                                       panels2, out2, db, n0 > 0, dg_packed)
         else:
-            pack_weights(1, K1, rows, X1 + <Py_ssize_t>n0 * K1, 1, K1, panels1)
-            if K2 > 0:
-                pack_weights(1, K2, rows, X2 + <Py_ssize_t>n0 * K2, 1, K2, panels2)
+            _pack_share(0, 1, 1, K1, rows, X1 + <Py_ssize_t>n0 * K1, 1, K1, panels1)
+            _pack_share(0, 1, 1, K2, rows, X2 + <Py_ssize_t>n0 * K2, 1, K2, panels2)
             weight_gradient_chunk(M, 0, groups, rows, dg + <Py_ssize_t>n0 * M, M, K1, panels1,
                                   out1, K2, panels2, out2, db, n0 > 0, dg_packed)
         n0 += GRADIENT_ROWS
 
 
+cdef inline void _product_blocks(int H, int K, int n, const floating *packed,
+                                 const floating *x, floating *out, bint accumulate,
+                                 int first_block, int end_block) noexcept nogil:
+    """The columns of unit blocks [first_block, end_block) of out (n, H) =
+    (or +=) x (n, K) W^T, for W packed by pack_weights with G = 1."""
+    cdef int block
+    for block in range(first_block, end_block):
+        packed_product(H, K, n, packed, block, x, out, accumulate)
+
+
 cdef void _packed_products(int max_threads, int H, int K, int n,
                            const floating *packed, const floating *x, floating *out,
                            bint accumulate) noexcept nogil:
-    """out (n, H) = (or +=) x (n, K) W^T over every unit block of W packed by
-    pack_weights with G = 1; threads share the blocks when there is enough
-    work."""
-    cdef int blocks = packed_blocks(H, <floating *>NULL), chunk, block
+    """_product_blocks over every unit block; threads share the blocks when
+    there is enough work."""
+    cdef int blocks = packed_blocks(H, <floating *>NULL), chunk
     cdef int threads = _threads_for(max_threads, blocks, <double>n * H * K)
     if threads > 1:
         for chunk in prange(threads, num_threads=threads, schedule="static"):
-            for block in range(chunk * blocks // threads, (chunk + 1) * blocks // threads):
-                packed_product(H, K, n, packed, block, x, out, accumulate)
+            _product_blocks(H, K, n, packed, x, out, accumulate, chunk * blocks // threads,
+                            (chunk + 1) * blocks // threads)
     else:
-        for block in range(blocks):
-            packed_product(H, K, n, packed, block, x, out, accumulate)
+        _product_blocks(H, K, n, packed, x, out, accumulate, 0, blocks)
 
 
 cdef inline void _step_blocks(const Plan *p, const Direction *dr, const floating *packed_ih,
@@ -548,16 +555,6 @@ cdef inline void _backward_rows(const Plan *p, const Direction *dr, const floati
         rnn_backward(p.kind == RNN_RELU, r1 - r0, H, gates, dh + r0 * Hout, dgx)
 
 
-cdef inline void _backward_product(const Plan *p, const floating *packed, int n,
-                                   const floating *dgh, floating *dh, int first_block,
-                                   int end_block) noexcept nogil:
-    """dL/dh_{t-1} (n, Hout) = (GRU: +=) dgh (n, G*H) W_hh over a range of unit
-    blocks, with W_hh packed by Hout blocks."""
-    cdef int block
-    for block in range(first_block, end_block):
-        packed_product(p.Hout, p.G * p.H, n, packed, block, dgh, dh, p.kind == GRU)
-
-
 cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
                               const floating *x) noexcept nogil:
     cdef const Direction *dr = &ly.dirs[d]
@@ -590,15 +587,18 @@ cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
                 n = <int>p.batch_sizes[t]
                 _backward_rows(p, dr, dy, t, tid, threads)
                 omp_barrier()
-                _backward_product(p, packed_hh, n, dgh + p.offsets[t] * GH, dh,
-                                  tid * blocks // threads, (tid + 1) * blocks // threads)
+                # dL/dh_{t-1} = (GRU: +=) dgh W_hh, W_hh packed by Hout blocks
+                _product_blocks(Hout, GH, n, packed_hh, dgh + p.offsets[t] * GH, dh,
+                                p.kind == GRU, tid * blocks // threads,
+                                (tid + 1) * blocks // threads)
                 omp_barrier()
     else:
         for s in range(p.T):
             t = p.T - 1 - s if d == 0 else s
             n = <int>p.batch_sizes[t]
             _backward_rows(p, dr, dy, t, 0, 1)
-            _backward_product(p, packed_hh, n, dgh + p.offsets[t] * GH, dh, 0, blocks)
+            _product_blocks(Hout, GH, n, packed_hh, dgh + p.offsets[t] * GH, dh,
+                            p.kind == GRU, 0, blocks)
 
     # W_hh's packing is no longer needed: its scratch serves the products.
     # The bias gradients (NULL without biases) come out of the same passes.
