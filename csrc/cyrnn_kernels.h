@@ -67,18 +67,22 @@ enum { CYRNN_CELL_LSTM = 0, CYRNN_CELL_GRU = 1, CYRNN_CELL_RNN_TANH = 2, CYRNN_C
                                ptrdiff_t ldx, const REAL *h, ptrdiff_t ldh,    \
                                REAL *c, REAL *out, ptrdiff_t ldo,              \
                                REAL *gates, REAL *extra, int stream_tape);     \
-    /* Weight gradients out1 (M, K1) = dg^T X1 and out2 (M, K2) = dg^T X2  \
-       and the bias gradient db (M) = dg's column sums, unless NULL          \
-       (=, or += if accumulate) over one chunk of rows, for the gate rows of \
-       groups [first_group, end_group); see packed_template.h. */            \
+    /* The gates' gradients dg (n rows of M, ld apart) into column blocks:  \
+       block b's rows at dst + b * block_stride, V values each (zero past M);\
+       weight gradients out1 (M, K1) = dg^T X1 and out2 (M, K2) = dg^T X2   \
+       and the bias gradient db (M) = dg's column sums, unless NULL (=, or  \
+       += if accumulate) over one chunk of rows of dg so blocked, for the    \
+       gate rows of groups [first_group, end_group); see packed_template.h. */\
+    void cyrnn_block_rows_##SFX(int n, int M, const REAL *src, ptrdiff_t ld,   \
+                                REAL *dst, ptrdiff_t block_stride);            \
     void cyrnn_weight_gradient_chunk_##SFX(int M, int first_group,            \
                                            int end_group, int rows,           \
-                                           const REAL *dg, ptrdiff_t ld_dg,   \
-                                           int K1, const REAL *panels1,       \
-                                           REAL *out1, int K2,                \
-                                           const REAL *panels2, REAL *out2,   \
-                                           REAL *db, int accumulate,          \
-                                           REAL *dg_packed);                  \
+                                           const REAL *dg_blocks,             \
+                                           ptrdiff_t block_stride, int K1,    \
+                                           const REAL *panels1, REAL *out1,   \
+                                           int K2, const REAL *panels2,       \
+                                           REAL *out2, REAL *db,              \
+                                           int accumulate);                   \
     /* The step kernel's activations, exported for testing their accuracy. */\
     void cyrnn_sigmoid_##SFX(ptrdiff_t n, const REAL *x, REAL *y);            \
     void cyrnn_tanh_##SFX(ptrdiff_t n, const REAL *x, REAL *y);

@@ -222,3 +222,55 @@ def test_float32_weight_gradients_of_wide_layers_match_float64(cell, hidden_size
         scale = np.abs(g64).max()
         np.testing.assert_allclose(grads32.params[name], g64, rtol=0, atol=1e-4 * scale,
                                    err_msg=name)
+
+
+CHUNKED = [
+    # (cell, T, B): lengths in [T/4, T] make steps of every size from B down,
+    # so the weight gradients' chunks of whole steps (at most 512 rows) end
+    # at uneven rows, in both directions
+    ("LSTM", 60, 23),
+    ("GRU", 60, 23),
+    # steps of more rows than a chunk holds: each step a chunk of its own
+    ("RNN_RELU", 3, 600),
+]
+
+
+@pytest.mark.parametrize("cell,steps,batch", CHUNKED)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_gradients_over_chunks_of_ragged_steps(cell, steps, batch, threads):
+    """With ragged lengths and both directions over more rows than one
+    chunk of the weight gradients, every parameter's gradient and the
+    input's agree with central differences along a random direction."""
+    model = make_model(cell, 3, 4, bidirectional=True, dtype=np.float64, seed=3)
+    rng = np.random.default_rng(3)
+    x = 0.5 * rng.standard_normal((steps, batch, 3))
+    lengths = rng.integers(max(1, steps // 4), steps + 1, size=batch)
+    y, _, tape = model.forward(x, lengths=lengths)
+    assert lengths.sum() > 512
+    dy = rng.standard_normal(y.shape)
+    grads = backward_on_threads(model, tape, dy, threads)
+
+    def along(value, gradient, set_value):
+        direction = rng.standard_normal(value.shape)
+        saved = value.copy()
+        losses = []
+        for sign in (1, -1):
+            set_value(saved + sign * 1e-6 * direction)
+            losses.append(np.sum(model(x_now[0], lengths=lengths)[0] * dy))
+        set_value(saved)
+        numeric = (losses[0] - losses[1]) / 2e-6
+        analytic = np.sum(gradient * direction)
+        return numeric, analytic
+
+    x_now = [x]
+    params = model.parameters()
+    for name in params:
+        def set_param(v, name=name):
+            params[name][...] = v
+        numeric, analytic = along(params[name], grads.params[name], set_param)
+        assert abs(numeric - analytic) <= 1e-6 * max(1.0, abs(analytic)), name
+
+    def set_x(v):
+        x_now[0] = v
+    numeric, analytic = along(x, grads.input, set_x)
+    assert abs(numeric - analytic) <= 1e-6 * max(1.0, abs(analytic)), "input"

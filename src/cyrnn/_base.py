@@ -372,9 +372,14 @@ class RecurrentLayer(ParameterOwner):
         H, Hout, D, N, B = self._hidden_size, self._out_size, self._directions, layout.N, layout.B
         GH = self._cell.gates * H
         ws = self._workspace
-        dgx = ws.take("dgx", (N, GH), self._dtype)
-        dgh = ws.take("dgh", (N, GH), self._dtype) if self._cell.kind == _recurrence.CellKind.GRU \
-            else dgx
+        # The pre-activations' gradients: each step's rows, and a chunk of
+        # steps in column blocks for the weight gradients; GRU keeps the
+        # recurrent side (dgh) apart from the input side (dgx).
+        blocked = (_recurrence.gate_gradient_size(self._cell.kind, H, B, self._dtype),)
+        gru = self._cell.kind == _recurrence.CellKind.GRU
+        dgx, dgx_step = ws.take("dgx", blocked, self._dtype), ws.take("dgx_step", (B, GH), self._dtype)
+        dgh, dgh_step = (ws.take("dgh", blocked, self._dtype),
+                         ws.take("dgh_step", (B, GH), self._dtype)) if gru else (dgx, dgx_step)
         dhall = ws.take("dhall", (N, Hout), self._dtype) if self._proj_size else None
         dm = np.empty((B, H), self._dtype) if self._proj_size else None
         grads = {name: np.empty(shape, self._dtype)
@@ -387,7 +392,8 @@ class RecurrentLayer(ParameterOwner):
                 _, sfx = self._direction_parameters(layer, direction)
                 k = layer * D + direction
                 dirs.append(dict(
-                    fwd_dir, dgx=dgx, dgh=dgh, dhall=dhall, dm=dm, dh=dh[k],
+                    fwd_dir, dgx=dgx, dgh=dgh, dgx_step=dgx_step, dgh_step=dgh_step,
+                    dhall=dhall, dm=dm, dh=dh[k],
                     dc=None if dc is None else dc[k],
                     dw_ih=grads["weight_ih" + sfx], dw_hh=grads["weight_hh" + sfx],
                     db_ih=grads.get("bias_ih" + sfx), db_hh=grads.get("bias_hh" + sfx),
@@ -401,12 +407,13 @@ class RecurrentLayer(ParameterOwner):
             layers[layer]["dy"] = upper
         packed = ws.take("packed_backward", (_recurrence.packed_size(
             self._cell.kind, H, Hout, self._dtype, True,
-            [layer["x"].shape[1] for layer in tape.layers]),), self._dtype)
+            [layer["x"].shape[1] for layer in tape.layers], B),), self._dtype)
         _recurrence.run(self._cell.kind, True, True, layout.batch_sizes, layout.offsets,
                         H, Hout, layers, self._dtype, packed, get_num_threads())
-        for name, array in [("dgx", dgx), ("dhall", dhall), ("packed_backward", packed)] + \
+        for name, array in [("dgx", dgx), ("dgx_step", dgx_step), ("dhall", dhall),
+                            ("packed_backward", packed)] + \
                 [(f"dx{layer}", layers[layer]["dx"]) for layer in range(1, self._num_layers)] + \
-                ([("dgh", dgh)] if dgh is not dgx else []):
+                ([("dgh", dgh), ("dgh_step", dgh_step)] if gru else []):
             ws.give(name, array)
 
         dx = layout.unpack(layers[0]["dx"], self._batch_first and not tape.unbatched)

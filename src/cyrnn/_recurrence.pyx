@@ -21,7 +21,7 @@ from cyrnn._blas cimport gemm
 from cython.parallel cimport parallel, prange, threadid
 from cyrnn._kernels cimport (
     lstm_backward, gru_backward, rnn_backward, copy_rows, add_rows,
-    weight_gradient_chunk,
+    block_rows, weight_gradient_chunk,
     multiply, packed_blocks, packed_elements, pack_weights, pack_weight_blocks,
     packed_product,
     pack_bias, cell_step, cyrnn_packed_bias_size_f, cyrnn_packed_bias_size_d,
@@ -55,8 +55,16 @@ cdef struct Direction:
     void *h             # (B, Hout) state: h0 in, h_n out
     void *c             # (B, H) LSTM cell state: c0 in, c_n out
     # backward buffers
-    void *dgx           # (N, G*H) gradients of the input-side pre-activations
-    void *dgh           # (N, G*H) recurrent side; the same as dgx but for GRU
+    # The pre-activations' gradients: the input side (dgx) and the recurrent
+    # side (dgh, the same as dgx but for GRU). Each step's rows are computed
+    # row-major into a (B, G*H) scratch (*_step), which that step's products
+    # read, then copied into column blocks of V (block b's row r at
+    # (b * gradient_rows + r) * V), where the weight gradients read them a
+    # chunk of steps at a time.
+    void *dgx
+    void *dgh
+    void *dgx_step
+    void *dgh_step
     void *dhall         # LSTM with projection: (N, Hout) dL/dh per step
     void *dm            # LSTM with projection: (B, H) scratch
     void *dh            # (B, Hout): dL/dh_n in, dL/dh0 out
@@ -83,6 +91,7 @@ cdef struct Plan:
     bint training
     int num_threads     # OpenMP threads sharing each step's unit blocks
     bint stream_tape    # store the tape past the caches (see _fill_plan)
+    Py_ssize_t gradient_rows  # rows of a chunk of the weight gradients, at most
     int T, H, Hout, G, E, D, L
     void *packed        # backward: scratch for W_hh, then W_ih, packed
     Py_ssize_t B, N
@@ -146,32 +155,46 @@ cdef Py_ssize_t _packed_size_for(int kind, int H, int Hout, object dtype, bint b
 cdef enum:
     # A tape from this size up is streamed past the caches: about one L2.
     STREAM_TAPE_BYTES = 1 << 20
-    # Rows of dg and X per pass of the weight gradients: fewer passes over
-    # the gradients (too large for L2) against larger packed copies (measured
-    # 128 to 1024 rows; 512 fastest from small to large).
+    # Rows of dg and X per pass of the weight gradients (whole steps, unless
+    # one step has more): fewer passes over the gradients (too large for L2)
+    # against larger packed copies (measured 128 to 1024 rows; 512 fastest
+    # from small to large).
     GRADIENT_ROWS = 512
 
 
-cdef Py_ssize_t _gradient_scratch(int M, int K1, int K2, object dtype):
-    # a chunk of X1 and one of X2 packed, then the chunk of dg (M columns)
-    return (_packed_size(1, K1, GRADIENT_ROWS, dtype) + _packed_size(1, K2, GRADIENT_ROWS, dtype)
-            + _packed_size(1, M, GRADIENT_ROWS, dtype))
+cdef Py_ssize_t _gradient_rows(Py_ssize_t batch) noexcept:
+    return max(<Py_ssize_t>GRADIENT_ROWS, batch)
+
+
+def gate_gradient_size(int kind, int hidden_size, Py_ssize_t batch, object dtype):
+    """Elements of a buffer for a chunk of a cell's pre-activation gradients
+    in column blocks (BPTT's dgx and dgh), for batches of `batch` rows."""
+    return _packed_size(1, _gate_count(kind) * hidden_size, _gradient_rows(batch),
+                        np.dtype(dtype))
+
+
+cdef Py_ssize_t _backward_scratch(int kind, int H, int Hout, int in_size, Py_ssize_t batch,
+                                  object dtype):
+    # W_hh and W_ih packed transposed, then a chunk of X and one of h_{t-1}
+    # packed for the weight gradients
+    cdef Py_ssize_t rows = _gradient_rows(batch)
+    return (_packed_size_for(kind, H, Hout, dtype, True)
+            + _packed_w_ih_size(kind, H, in_size, dtype, True)
+            + _packed_size(1, in_size, rows, dtype) + _packed_size(1, Hout, rows, dtype))
 
 
 def packed_size(int kind, int hidden_size, int out_size, object dtype, bint backward,
-                list in_sizes):
+                list in_sizes, Py_ssize_t batch=0):
     """Elements of a buffer for weights packed by unit blocks: W_hh, and after
     it W_ih (forward: by gate units, then the biases; backward: transposed, by
-    input units), for the widest of the layers' in_sizes; backward's also
-    serves as the weight gradients' scratch."""
+    input units), for the widest of the layers' in_sizes; backward's (for
+    batches of `batch` rows) also holds the weight gradients' scratch."""
     dtype = np.dtype(dtype)
-    size = _packed_size_for(kind, hidden_size, out_size, dtype, backward)
-    size += max([_packed_w_ih_size(kind, hidden_size, k, dtype, backward)
-                 for k in in_sizes] or [0])
-    if backward:  # the weight gradients' scratch reuses the buffer
-        size = max([size] + [_gradient_scratch(_gate_count(kind) * hidden_size, k, out_size,
-                                               dtype) for k in in_sizes])
-    return size
+    if backward:
+        return max([_backward_scratch(kind, hidden_size, out_size, k, batch, dtype)
+                    for k in in_sizes] or [0])
+    return _packed_size_for(kind, hidden_size, out_size, dtype, False) + max(
+        [_packed_w_ih_size(kind, hidden_size, k, dtype, False) for k in in_sizes] or [0])
 
 
 cdef Py_ssize_t _packed_w_ih_size(int kind, int H, int in_size, object dtype, bint backward):
@@ -212,6 +235,7 @@ cdef void _fill_plan(Plan *p, int kind, bint training, const Py_ssize_t[::1] bat
     # steps of a small and a medium LSTM and a medium GRU 2-2.5% faster
     # streamed; a tiny LSTM's 77 kB tape, read back from memory, 8% slower).
     p.stream_tape = training and N * (GH + E) * dtype.itemsize >= STREAM_TAPE_BYTES
+    p.gradient_rows = _gradient_rows(B)
     p.packed = NULL
     if backward:
         p.packed = _data(packed, dtype, packed.size, "packed")
@@ -222,10 +246,7 @@ cdef void _fill_plan(Plan *p, int kind, bint training, const Py_ssize_t[::1] bat
         DH = n_dirs * Hout
         ly = &p.layers[l]
         ly.in_size = spec["x"].shape[1]
-        if backward and packed.size < max(
-                _packed_w_ih_size(kind, H, ly.in_size, dtype, True)
-                + _packed_size_for(kind, H, Hout, dtype, True),
-                _gradient_scratch(GH, ly.in_size, Hout, dtype)):
+        if backward and packed.size < _backward_scratch(kind, H, Hout, ly.in_size, B, dtype):
             raise RuntimeError("cyrnn internal error: packed buffer too small")
         ly.x = _data(spec["x"], dtype, N * ly.in_size, "x")
         ly.y = _data(spec["y"], dtype, N * DH, "y")
@@ -260,8 +281,13 @@ cdef void _fill_plan(Plan *p, int kind, bint training, const Py_ssize_t[::1] bat
                                   "packed")
                 dr.packed_ready = ds.get("packed_ready", False)
                 continue
-            dr.dgx = _data(ds["dgx"], dtype, N * GH, "dgx")
-            dr.dgh = _data(ds["dgh"], dtype, N * GH, "dgh")
+            dr.dgx = _data(ds["dgx"], dtype, _packed_size(1, GH, p.gradient_rows, dtype), "dgx")
+            dr.dgh = _data(ds["dgh"], dtype, _packed_size(1, GH, p.gradient_rows, dtype), "dgh")
+            dr.dgx_step = _data(ds["dgx_step"], dtype, B * GH, "dgx_step")
+            dr.dgh_step = _data(ds["dgh_step"], dtype, B * GH, "dgh_step")
+            if (dr.dgx == dr.dgh) != (kind != GRU) or \
+                    (dr.dgx_step == dr.dgh_step) != (kind != GRU):
+                raise RuntimeError("cyrnn internal error: dgh must be dgx but for GRU")
             dr.dhall = _data(ds.get("dhall"), dtype, N * Hout, "dhall")
             dr.dm = _data(ds.get("dm"), dtype, B * H, "dm")
             dr.dh = _data(ds["dh"], dtype, B * Hout, "dh")
@@ -307,43 +333,62 @@ cdef void _pack_shared(int max_threads, int G, int H, int K, const floating *w,
         pack_weights(G, H, K, w, row_stride, col_stride, packed)
 
 
-cdef void _weight_gradients(int max_threads, int M, int N, const floating *dg, int K1,
-                            const floating *X1, floating *out1, int K2, const floating *X2,
-                            floating *out2, floating *db, floating *scratch) noexcept nogil:
-    """out1 (M, K1) = dg (N, M)^T X1 (N, K1), out2 (M, K2) = dg^T X2 unless K2
-    is 0, and db (M) = the sums of dg's columns unless db is NULL, for
-    GRADIENT_ROWS rows at a time: each chunk of X1 and X2 is packed
-    once, then threads share the gate rows. Against scipy's BLAS, which
-    repacks dg for each product, on an LSTM's two products at 1 thread
-    (float32, best of 15): 96 vs 83 GFLOP/s at H=256, 96 vs 89 at H=512,
-    even at H=128; at 2 threads it also keeps BLAS's pool out of the loops'
-    way."""
-    cdef int groups = packed_blocks(M, <floating *>NULL), chunk, rows, n0, threads
-    cdef floating *panels1 = scratch
-    cdef floating *panels2 = panels1 + packed_elements(1, K1, GRADIENT_ROWS, <floating *>NULL)
-    cdef floating *dg_packed = panels2 + packed_elements(1, K2, GRADIENT_ROWS, <floating *>NULL)
-    threads = _threads_for(max_threads, groups, <double>M * (K1 + K2) * N)
-    n0 = 0
-    while n0 < N:
-        rows = min(<int>GRADIENT_ROWS, N - n0)
-        if threads > 1:
-            # Every thread reads all of the panels: pack them together first.
-            for chunk in prange(threads, num_threads=threads, schedule="static"):
-                _pack_share(chunk, threads, 1, K1, rows, X1 + <Py_ssize_t>n0 * K1, 1, K1,
-                            panels1)
-                _pack_share(chunk, threads, 1, K2, rows, X2 + <Py_ssize_t>n0 * K2, 1, K2,
-                            panels2)
-            for chunk in prange(threads, num_threads=threads, schedule="static"):
-                weight_gradient_chunk(M, chunk * groups // threads,
-                                      (chunk + 1) * groups // threads, rows,
-                                      dg + <Py_ssize_t>n0 * M, M, K1, panels1, out1, K2,
-                                      panels2, out2, db, n0 > 0, dg_packed)
-        else:
-            _pack_share(0, 1, 1, K1, rows, X1 + <Py_ssize_t>n0 * K1, 1, K1, panels1)
-            _pack_share(0, 1, 1, K2, rows, X2 + <Py_ssize_t>n0 * K2, 1, K2, panels2)
-            weight_gradient_chunk(M, 0, groups, rows, dg + <Py_ssize_t>n0 * M, M, K1, panels1,
-                                  out1, K2, panels2, out2, db, n0 > 0, dg_packed)
-        n0 += GRADIENT_ROWS
+cdef inline void _gradient_chunk(const Plan *p, const Layer *ly, int d, floating *panels,
+                                 Py_ssize_t row0, int rows, bint accumulate, int tid,
+                                 int threads) noexcept nogil:
+    """Thread tid's share of the weight gradients over rows [row0, row0 + rows),
+    whose dg sit in the chunk's column blocks: dW_ih (+)= dgx^T x and
+    dW_hh (+)= dgh^T h_{t-1}, and the bias gradients (+)= dg's column sums.
+    The chunk of x and of h_{t-1} is packed once, its blocks shared, then
+    the threads share the gate rows. Against scipy's BLAS, which repacks dg
+    for each product, on an LSTM's two products at 1 thread (float32, best
+    of 15): 96 vs 83 GFLOP/s at H=256, 96 vs 89 at H=512, even at H=128; at
+    2 threads it also keeps BLAS's pool out of the loops' way."""
+    cdef const Direction *dr = &ly.dirs[d]
+    cdef int GH = p.G * p.H, Hout = p.Hout, in_size = ly.in_size
+    cdef int groups = packed_blocks(GH, <floating *>NULL)
+    cdef int g0 = tid * groups // threads, g1 = (tid + 1) * groups // threads
+    cdef Py_ssize_t stride = p.gradient_rows * packed_elements(1, 1, 1, <floating *>NULL)
+    cdef floating *panels_x = panels
+    cdef floating *panels_h = panels + packed_elements(1, in_size, rows, <floating *>NULL)
+    _pack_share(tid, threads, 1, in_size, rows, <const floating *>ly.x + row0 * in_size, 1,
+                in_size, panels_x)
+    _pack_share(tid, threads, 1, Hout, rows, <const floating *>dr.hprev + row0 * Hout, 1, Hout,
+                panels_h)
+    if threads > 1:  # every thread reads all of the panels
+        omp_barrier()
+    if dr.dgh == dr.dgx:  # dW_ih and dW_hh share the pre-activations' gradients
+        weight_gradient_chunk(GH, g0, g1, rows, <const floating *>dr.dgx, stride, in_size,
+                              panels_x, <floating *>dr.dw_ih, Hout, panels_h,
+                              <floating *>dr.dw_hh, <floating *>dr.db_ih, accumulate)
+    else:
+        weight_gradient_chunk(GH, g0, g1, rows, <const floating *>dr.dgx, stride, in_size,
+                              panels_x, <floating *>dr.dw_ih, 0, NULL, NULL,
+                              <floating *>dr.db_ih, accumulate)
+        weight_gradient_chunk(GH, g0, g1, rows, <const floating *>dr.dgh, stride, Hout,
+                              panels_h, <floating *>dr.dw_hh, 0, NULL, NULL,
+                              <floating *>dr.db_hh, accumulate)
+
+
+cdef inline int _chunk_end(const Plan *p, int d, int s0) noexcept nogil:
+    """One past the last step (in the order direction d visits them) of the
+    weight gradients' chunk that starts at step s0: as many whole steps as
+    fit in gradient_rows rows (one at least: it holds a batch)."""
+    cdef Py_ssize_t rows = 0
+    cdef int s = s0, t
+    while s < p.T:
+        t = p.T - 1 - s if d == 0 else s
+        if s > s0 and rows + p.batch_sizes[t] > p.gradient_rows:
+            break
+        rows += p.batch_sizes[t]
+        s += 1
+    return s
+
+
+cdef inline Py_ssize_t _chunk_first_row(const Plan *p, int d, int s0, int s1) noexcept nogil:
+    """The first row of the chunk of steps [s0, s1): its steps are consecutive
+    in time, so its rows are too."""
+    return p.offsets[p.T - s1] if d == 0 else p.offsets[s0]
 
 
 cdef inline void _product_blocks(int H, int K, int n, const floating *packed,
@@ -354,21 +399,6 @@ cdef inline void _product_blocks(int H, int K, int n, const floating *packed,
     cdef int block
     for block in range(first_block, end_block):
         packed_product(H, K, n, packed, block, x, out, accumulate)
-
-
-cdef void _packed_products(int max_threads, int H, int K, int n,
-                           const floating *packed, const floating *x, floating *out,
-                           bint accumulate) noexcept nogil:
-    """_product_blocks over every unit block; threads share the blocks when
-    there is enough work."""
-    cdef int blocks = packed_blocks(H, <floating *>NULL), chunk
-    cdef int threads = _threads_for(max_threads, blocks, <double>n * H * K)
-    if threads > 1:
-        for chunk in prange(threads, num_threads=threads, schedule="static"):
-            _product_blocks(H, K, n, packed, x, out, accumulate, chunk * blocks // threads,
-                            (chunk + 1) * blocks // threads)
-    else:
-        _product_blocks(H, K, n, packed, x, out, accumulate, 0, blocks)
 
 
 cdef inline void _step_blocks(const Plan *p, const Direction *dr, const floating *packed_ih,
@@ -514,17 +544,19 @@ cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
 
 
 cdef inline void _backward_rows(const Plan *p, const Direction *dr, const floating *dy,
-                                int t, int tid, int threads) noexcept nogil:
-    """Thread tid's share of the rows of step t: dL/dh_t gets dy_t, and the
+                                int t, Py_ssize_t row0, int tid, int threads) noexcept nogil:
+    """Thread tid's share of the rows of step t: dL/dh_t gets dy_t, the
     cell's backward kernel turns it into the pre-activations' gradients (and
-    dL/dc_{t-1})."""
+    dL/dc_{t-1}) in the step's scratch, and they are copied on into the
+    column blocks of the weight gradients' chunk, which starts at row0."""
     cdef int H = p.H, Hout = p.Hout, GH = p.G * p.H, DH = p.D * p.Hout
     cdef int n = <int>p.batch_sizes[t], r0 = tid * n // threads, r1 = (tid + 1) * n // threads
-    cdef Py_ssize_t off = p.offsets[t]
+    cdef Py_ssize_t off = p.offsets[t], V = packed_elements(1, 1, 1, <floating *>NULL)
     cdef floating *dh = <floating *>dr.dh
     cdef floating *dc = <floating *>dr.dc + r0 * H if dr.dc != NULL else NULL
     cdef floating *dm = <floating *>dr.dm
-    cdef floating *dgx = <floating *>dr.dgx + (off + r0) * GH
+    cdef floating *dgx = <floating *>dr.dgx_step + r0 * GH
+    cdef floating *dgh = <floating *>dr.dgh_step + r0 * GH
     cdef const floating *gates = <const floating *>dr.gates + (off + r0) * GH
     cdef const floating *extra = NULL
     cdef const floating *w_hr = <const floating *>dr.w_hr
@@ -550,79 +582,103 @@ cdef inline void _backward_rows(const Plan *p, const Direction *dr, const floati
         # The kernel leaves the direct part z * dh in dh; the product adds
         # the part that flows back through the weights.
         gru_backward(r1 - r0, H, gates, extra, <const floating *>dr.hprev + (off + r0) * Hout,
-                     dh + r0 * Hout, dgx, <floating *>dr.dgh + (off + r0) * GH)
+                     dh + r0 * Hout, dgx, dgh)
     else:
         rnn_backward(p.kind == RNN_RELU, r1 - r0, H, gates, dh + r0 * Hout, dgx)
+    block_rows(r1 - r0, GH, dgx, GH, <floating *>dr.dgx + (off + r0 - row0) * V,
+               p.gradient_rows * V)
+    if p.kind == GRU:
+        block_rows(r1 - r0, GH, dgh, GH, <floating *>dr.dgh + (off + r0 - row0) * V,
+                   p.gradient_rows * V)
+
+
+cdef inline void _backward_products(const Plan *p, const Layer *ly, int d,
+                                    const floating *packed_hh, int t, int tid,
+                                    int threads) noexcept nogil:
+    """Thread tid's share of step t's products, each of which reads all of the
+    step's gradients: dL/dh_{t-1} = (GRU: +=) dgh W_hh by blocks of Hout
+    units, and the step's rows of dx = dgx W_ih by blocks of input units.
+    Both weights are packed transposed, W_ih after W_hh. Both directions
+    read the same input, so the second one's dx accumulates."""
+    cdef const Direction *dr = &ly.dirs[d]
+    cdef int GH = p.G * p.H, in_size = ly.in_size, n = <int>p.batch_sizes[t]
+    cdef int h_blocks = packed_blocks(p.Hout, <floating *>NULL)
+    cdef int x_blocks = packed_blocks(in_size, <floating *>NULL)
+    cdef const floating *packed_ih = packed_hh + packed_elements(1, p.Hout, GH, <floating *>NULL)
+    _product_blocks(p.Hout, GH, n, packed_hh, <const floating *>dr.dgh_step,
+                    <floating *>dr.dh, p.kind == GRU, tid * h_blocks // threads,
+                    (tid + 1) * h_blocks // threads)
+    _product_blocks(in_size, GH, n, packed_ih, <const floating *>dr.dgx_step,
+                    <floating *>ly.dx + p.offsets[t] * in_size, d > 0,
+                    tid * x_blocks // threads, (tid + 1) * x_blocks // threads)
+
+
+cdef inline void _backward_step(const Plan *p, const Layer *ly, int d,
+                                 const floating *packed_hh, floating *panels, int s, int s0,
+                                 int s1, Py_ssize_t row0, int tid, int threads) noexcept nogil:
+    """Thread tid's share of the s-th step direction d visits, in the chunk of
+    steps [s0, s1) whose rows start at row0; the chunk's weight gradients
+    after its last step. With several threads, a barrier wherever the next
+    phase reads what other threads wrote."""
+    cdef int t = p.T - 1 - s if d == 0 else s
+    cdef Py_ssize_t end = p.offsets[p.T - s0] if d == 0 else p.offsets[s1]
+    _backward_rows(p, &ly.dirs[d], <const floating *>ly.dy + d * p.Hout, t, row0, tid,
+                   threads)
+    if threads > 1:
+        omp_barrier()
+    _backward_products(p, ly, d, packed_hh, t, tid, threads)
+    if s == s1 - 1:
+        _gradient_chunk(p, ly, d, panels, row0, <int>(end - row0), s0 > 0, tid, threads)
+    if threads > 1:
+        omp_barrier()
 
 
 cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
                               const floating *x) noexcept nogil:
     cdef const Direction *dr = &ly.dirs[d]
-    cdef floating *packed_w
     # (initialized: parallel() copies them into each thread)
-    cdef int Hout = p.Hout, GH = p.G * p.H, n = 0, s = 0, t = 0, tid = 0, threads
-    cdef int blocks = packed_blocks(Hout, <floating *>NULL)
-    cdef int in_size = ly.in_size, N = <int>p.N
-    cdef const floating *hprev = <const floating *>dr.hprev
-    cdef const floating *w_hr = <const floating *>dr.w_hr
-    cdef const floating *dy = <const floating *>ly.dy + d * Hout
-    cdef const floating *packed_hh = <const floating *>p.packed
-    cdef floating *dgx = <floating *>dr.dgx
-    cdef floating *dgh = <floating *>dr.dgh
-    cdef floating *dh = <floating *>dr.dh
+    cdef int Hout = p.Hout, GH = p.G * p.H, s = 0, s0 = 0, s1 = 0, tid = 0, threads
+    cdef int in_size = ly.in_size
+    cdef int blocks = packed_blocks(Hout, <floating *>NULL) + packed_blocks(in_size, <floating *>NULL)
+    cdef Py_ssize_t row0 = 0
+    cdef floating *packed_hh = <floating *>p.packed
+    cdef floating *packed_ih = packed_hh + packed_elements(1, Hout, GH, <floating *>NULL)
+    cdef floating *panels = packed_ih + packed_elements(1, in_size, GH, <floating *>NULL)
 
-    _pack_shared(p.num_threads, 1, Hout, GH, <const floating *>dr.w_hh, 1, Hout,
-                 <floating *>p.packed)
+    # W_hh and W_ih transposed, by blocks of their output units: W_hh's for
+    # dL/dh, W_ih's (measured faster than BLAS, which repacks dg) for dx.
+    _pack_shared(p.num_threads, 1, Hout, GH, <const floating *>dr.w_hh, 1, Hout, packed_hh)
+    _pack_shared(p.num_threads, 1, in_size, GH, <const floating *>dr.w_ih, 1, in_size,
+                 packed_ih)
     # The first step has the most rows (they are sorted by length).
-    threads = _threads_for(p.num_threads, blocks, <double>p.batch_sizes[0] * Hout * GH)
+    threads = _threads_for(p.num_threads, blocks,
+                           <double>p.batch_sizes[0] * (Hout + in_size) * GH)
     if threads > 1:
         # One team for the whole loop: each thread runs the cell's kernel on
-        # its share of the rows, then the product on its share of the
-        # blocks, which reads every row. Opening a team per step left the
+        # its share of the rows, then the products on its share of the
+        # blocks, which read every row. Opening a team per step left the
         # kernel to one thread while the other waited.
         with parallel(num_threads=threads):
             tid = threadid()
+            s1 = 0
             for s in range(p.T):
-                t = p.T - 1 - s if d == 0 else s
-                n = <int>p.batch_sizes[t]
-                _backward_rows(p, dr, dy, t, tid, threads)
-                omp_barrier()
-                # dL/dh_{t-1} = (GRU: +=) dgh W_hh, W_hh packed by Hout blocks
-                _product_blocks(Hout, GH, n, packed_hh, dgh + p.offsets[t] * GH, dh,
-                                p.kind == GRU, tid * blocks // threads,
-                                (tid + 1) * blocks // threads)
-                omp_barrier()
+                if s == s1:  # the next chunk of the weight gradients
+                    s0 = s
+                    s1 = _chunk_end(p, d, s0)
+                    row0 = _chunk_first_row(p, d, s0, s1)
+                _backward_step(p, ly, d, packed_hh, panels, s, s0, s1, row0, tid, threads)
     else:
         for s in range(p.T):
-            t = p.T - 1 - s if d == 0 else s
-            n = <int>p.batch_sizes[t]
-            _backward_rows(p, dr, dy, t, 0, 1)
-            _product_blocks(Hout, GH, n, packed_hh, dgh + p.offsets[t] * GH, dh,
-                            p.kind == GRU, 0, blocks)
-
-    # W_hh's packing is no longer needed: its scratch serves the products.
-    # The bias gradients (NULL without biases) come out of the same passes.
-    if dgh == dgx:  # dW_ih and dW_hh share the pre-activations' gradients
-        _weight_gradients(p.num_threads, GH, N, dgx, in_size, x, <floating *>dr.dw_ih, Hout,
-                          hprev, <floating *>dr.dw_hh, <floating *>dr.db_ih,
-                          <floating *>p.packed)
-        if dr.db_ih != NULL:  # both biases sit in the same pre-activations
-            memcpy(dr.db_hh, dr.db_ih, GH * sizeof(floating))
-    else:
-        _weight_gradients(p.num_threads, GH, N, dgx, in_size, x, <floating *>dr.dw_ih, 0,
-                          NULL, NULL, <floating *>dr.db_ih, <floating *>p.packed)
-        _weight_gradients(p.num_threads, GH, N, dgh, Hout, hprev, <floating *>dr.dw_hh, 0,
-                          NULL, NULL, <floating *>dr.db_hh, <floating *>p.packed)
-    if w_hr != NULL:
-        gemm(True, False, Hout, p.H, N, <floating>1, <const floating *>dr.dhall, Hout,
+            if s == s1:
+                s0 = s
+                s1 = _chunk_end(p, d, s0)
+                row0 = _chunk_first_row(p, d, s0, s1)
+            _backward_step(p, ly, d, packed_hh, panels, s, s0, s1, row0, 0, 1)
+    if dr.db_ih != NULL and dr.dgh == dr.dgx:  # both biases sit in the same pre-activations
+        memcpy(dr.db_hh, dr.db_ih, GH * sizeof(floating))
+    if dr.w_hr != NULL:
+        gemm(True, False, Hout, p.H, <int>p.N, <floating>1, <const floating *>dr.dhall, Hout,
              <const floating *>dr.m, p.H, <floating>0, <floating *>dr.dw_hr, p.H)
-    # dx (N, in_size) = dgx W_ih, with W_ih packed by input units (it measured
-    # faster than BLAS, which repacks dgx). Both directions read the same
-    # input, so the second one accumulates.
-    packed_w = <floating *>p.packed + packed_elements(1, Hout, GH, <floating *>NULL)
-    _pack_shared(p.num_threads, 1, in_size, GH, <const floating *>dr.w_ih, 1, in_size,
-                 packed_w)
-    _packed_products(p.num_threads, in_size, GH, N, packed_w, dgx, <floating *>ly.dx, d)
 
 
 cdef void _run_forward(const Plan *p, const floating *first_x) noexcept nogil:
