@@ -127,11 +127,16 @@ def test_backward_twice_gives_the_same_gradients(cell):
         np.testing.assert_array_equal(first.params[key], second.params[key])
 
 
-def test_backward_uses_the_weights_forward_used():
+@pytest.mark.parametrize("cell,options", [
+    ("GRU", {"num_layers": 2, "bidirectional": True}),
+    ("LSTM", {"num_layers": 2, "proj_size": 2}),
+    ("RNN_RELU", {"bidirectional": True}),
+])
+def test_backward_uses_the_weights_forward_used(cell, options):
     """An optimizer may update parameters() in place between forward and
     backward (or between two backward calls): gradients stay those at the
     weights of the forward pass."""
-    model, x, hx, lengths = problem("GRU", {"num_layers": 2, "bidirectional": True})
+    model, x, hx, lengths = problem(cell, options)
     y, hn, tape = model.forward(x, hx)
     dy = np.ones_like(y)
     before = model.backward(tape, dy)

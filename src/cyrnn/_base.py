@@ -55,9 +55,13 @@ class RecurrentLayer(ParameterOwner):
         self._widest = max(self._input_size, D * Hout, G * H)
         self._is_gru = self._cell.kind == _recurrence.CellKind.GRU
         self._extra_width = _recurrence.extra_width(self._cell.kind, H)
+        in_sizes = [self._input_size] + [D * Hout] * (self._num_layers - 1)
         self._packed_forward_sizes = [
-            _recurrence.packed_size(self._cell.kind, H, Hout, self._dtype, False, [in_size])
-            for in_size in [self._input_size] + [D * Hout] * (self._num_layers - 1)]
+            _recurrence.packed_size(self._cell.kind, H, Hout, self._dtype, False, in_size)
+            for in_size in in_sizes]
+        self._packed_transposed_sizes = [
+            _recurrence.packed_size(self._cell.kind, H, Hout, self._dtype, True, in_size)
+            for in_size in in_sizes]
         # (layer, direction) -> (its parameter names, a dict of its weights).
         # _params arrays are only written in place, never rebound: these stay live.
         p = self._params
@@ -289,14 +293,17 @@ class RecurrentLayer(ParameterOwner):
             dirs = []
             for direction in range(D):
                 params, _ = self._direction_parameters(layer, direction)
+                k = layer * D + direction
+                key = f"{layer}.{direction}"
                 if training:
                     # The tape keeps the weights forward used, so that an
                     # optimizer stepping parameters() in place before backward
-                    # cannot mix old activations with new weights.
-                    params.update((name, params[name].copy())
-                                  for name in ("w_ih", "w_hh", "w_hr") if params[name] is not None)
-                k = layer * D + direction
-                key = f"{layer}.{direction}"
+                    # cannot mix old activations with new weights: W_hh and
+                    # W_ih packed for BPTT by this pass, and a copy of W_hr.
+                    params.update(transposed=tape_buffer(
+                        "transposed" + key, (self._packed_transposed_sizes[layer],)))
+                    if params["w_hr"] is not None:
+                        params.update(w_hr=params["w_hr"].copy())
                 size = self._packed_forward_sizes[layer]
                 if training:
                     params.update(packed=ws.take("packed" + key, (size,), self._dtype))
@@ -317,8 +324,11 @@ class RecurrentLayer(ParameterOwner):
         _recurrence.run(self._cell.kind, training, False, layout.batch_sizes, layout.offsets,
                         H, Hout, layers, self._dtype, None, get_num_threads())
         self._packed_cache.store(entry for entry in new_packings if entry is not None)
-        for params, name in packings:  # the tape keeps no packed weights
+        for params, name in packings:
+            # The tape keeps no forward packing, and no reference to the live
+            # weights: BPTT has their transposed packing.
             ws.give(name, params.pop("packed"))
+            del params["w_ih"], params["w_hh"]
 
         y = layout.unpack(layers[-1]["y"], self._batch_first and not unbatched)
         hn = layout.unsort_states(h_state)
@@ -405,9 +415,8 @@ class RecurrentLayer(ParameterOwner):
         for layer in range(self._num_layers):
             upper = layers[layer + 1]["dx"] if layer + 1 < self._num_layers else dy_packed
             layers[layer]["dy"] = upper
-        packed = ws.take("packed_backward", (_recurrence.packed_size(
-            self._cell.kind, H, Hout, self._dtype, True,
-            [layer["x"].shape[1] for layer in tape.layers], B),), self._dtype)
+        packed = ws.take("packed_backward", (_recurrence.gradient_scratch_size(
+            Hout, [layer["x"].shape[1] for layer in tape.layers], B, self._dtype),), self._dtype)
         _recurrence.run(self._cell.kind, True, True, layout.batch_sizes, layout.offsets,
                         H, Hout, layers, self._dtype, packed, get_num_threads())
         for name, array in [("dgx", dgx), ("dgx_step", dgx_step), ("dhall", dhall),

@@ -46,6 +46,7 @@ cdef struct Direction:
     void *bias_hn       # GRU: b_hn, which stays inside r * (...)
     void *packed        # forward: W_hh, W_ih and the biases packed for cell_step
     bint packed_ready   # packed already holds them (a cached packing)
+    void *transposed    # training: W_hh, then W_ih, packed transposed for BPTT
     # forward buffers: the tape (training only)
     void *gates         # (N, G*H) activated gates
     void *extra         # (N, E) the cell's extra values
@@ -93,7 +94,7 @@ cdef struct Plan:
     bint stream_tape    # store the tape past the caches (see _fill_plan)
     Py_ssize_t gradient_rows  # rows of a chunk of the weight gradients, at most
     int T, H, Hout, G, E, D, L
-    void *packed        # backward: scratch for W_hh, then W_ih, packed
+    void *packed        # backward: the weight gradients' scratch
     Py_ssize_t B, N
     const Py_ssize_t *batch_sizes
     const Py_ssize_t *offsets
@@ -173,28 +174,27 @@ def gate_gradient_size(int kind, int hidden_size, Py_ssize_t batch, object dtype
                         np.dtype(dtype))
 
 
-cdef Py_ssize_t _backward_scratch(int kind, int H, int Hout, int in_size, Py_ssize_t batch,
-                                  object dtype):
-    # W_hh and W_ih packed transposed, then a chunk of X and one of h_{t-1}
-    # packed for the weight gradients
+cdef Py_ssize_t _gradient_scratch(int Hout, int in_size, Py_ssize_t batch, object dtype):
+    # a chunk of X and one of h_{t-1} packed for the weight gradients
     cdef Py_ssize_t rows = _gradient_rows(batch)
-    return (_packed_size_for(kind, H, Hout, dtype, True)
-            + _packed_w_ih_size(kind, H, in_size, dtype, True)
-            + _packed_size(1, in_size, rows, dtype) + _packed_size(1, Hout, rows, dtype))
+    return _packed_size(1, in_size, rows, dtype) + _packed_size(1, Hout, rows, dtype)
 
 
-def packed_size(int kind, int hidden_size, int out_size, object dtype, bint backward,
-                list in_sizes, Py_ssize_t batch=0):
+def gradient_scratch_size(int out_size, list in_sizes, Py_ssize_t batch, object dtype):
+    """Elements of BPTT's scratch for the weight gradients, for batches of
+    `batch` rows and the widest of the layers' in_sizes."""
+    return max([_gradient_scratch(out_size, k, batch, np.dtype(dtype)) for k in in_sizes]
+               or [0])
+
+
+def packed_size(int kind, int hidden_size, int out_size, object dtype, bint transposed,
+                int in_size):
     """Elements of a buffer for weights packed by unit blocks: W_hh, and after
-    it W_ih (forward: by gate units, then the biases; backward: transposed, by
-    input units), for the widest of the layers' in_sizes; backward's (for
-    batches of `batch` rows) also holds the weight gradients' scratch."""
+    it W_ih; by gate units, then the biases, for the forward step, or
+    transposed (by output and input units), for BPTT."""
     dtype = np.dtype(dtype)
-    if backward:
-        return max([_backward_scratch(kind, hidden_size, out_size, k, batch, dtype)
-                    for k in in_sizes] or [0])
-    return _packed_size_for(kind, hidden_size, out_size, dtype, False) + max(
-        [_packed_w_ih_size(kind, hidden_size, k, dtype, False) for k in in_sizes] or [0])
+    return (_packed_size_for(kind, hidden_size, out_size, dtype, transposed)
+            + _packed_w_ih_size(kind, hidden_size, in_size, dtype, transposed))
 
 
 cdef Py_ssize_t _packed_w_ih_size(int kind, int H, int in_size, object dtype, bint backward):
@@ -246,7 +246,7 @@ cdef void _fill_plan(Plan *p, int kind, bint training, const Py_ssize_t[::1] bat
         DH = n_dirs * Hout
         ly = &p.layers[l]
         ly.in_size = spec["x"].shape[1]
-        if backward and packed.size < _backward_scratch(kind, H, Hout, ly.in_size, B, dtype):
+        if backward and packed.size < _gradient_scratch(Hout, ly.in_size, B, dtype):
             raise RuntimeError("cyrnn internal error: packed buffer too small")
         ly.x = _data(spec["x"], dtype, N * ly.in_size, "x")
         ly.y = _data(spec["y"], dtype, N * DH, "y")
@@ -257,8 +257,9 @@ cdef void _fill_plan(Plan *p, int kind, bint training, const Py_ssize_t[::1] bat
         for d in range(n_dirs):
             ds = spec["dirs"][d]
             dr = &ly.dirs[d]
-            dr.w_ih = _data(ds["w_ih"], dtype, GH * ly.in_size, "w_ih")
-            dr.w_hh = _data(ds["w_hh"], dtype, GH * Hout, "w_hh")
+            # (BPTT reads them only as the tape's transposed packing)
+            dr.w_ih = _data(ds.get("w_ih"), dtype, GH * ly.in_size, "w_ih")
+            dr.w_hh = _data(ds.get("w_hh"), dtype, GH * Hout, "w_hh")
             dr.w_hr = _data(ds.get("w_hr"), dtype, Hout * H, "w_hr")
             dr.bias_x = _data(ds["bias_x"], dtype, GH, "bias_x")
             dr.bias_hn = _data(ds.get("bias_hn"), dtype, H, "bias_hn")
@@ -268,12 +269,18 @@ cdef void _fill_plan(Plan *p, int kind, bint training, const Py_ssize_t[::1] bat
             dr.hprev = _data(ds.get("hprev"), dtype, N * Hout, "hprev")
             dr.h = _data(ds["h"], dtype, B * Hout, "h")
             dr.c = _data(ds.get("c"), dtype, B * H, "c")
-            if (training and (dr.gates == NULL or dr.hprev == NULL
+            if (not backward and (dr.w_ih == NULL or dr.w_hh == NULL)) \
+                    or (training and (dr.gates == NULL or dr.hprev == NULL
                               or (E > 0 and dr.extra == NULL))) \
                     or (kind == LSTM and dr.c == NULL) \
                     or (kind == GRU and dr.bias_hn == NULL) \
                     or (dr.w_hr != NULL and dr.m == NULL):
                 raise RuntimeError("cyrnn internal error: missing buffer")
+            if training:
+                dr.transposed = _data(ds["transposed"], dtype,
+                                      _packed_size_for(kind, H, Hout, dtype, True)
+                                      + _packed_w_ih_size(kind, H, ly.in_size, dtype, True),
+                                      "transposed")
             if not backward:
                 dr.packed = _data(ds["packed"], dtype,
                                   _packed_size_for(kind, H, Hout, dtype, False)
@@ -529,6 +536,13 @@ cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
         _pack_shared(p.num_threads, p.G, H, I, <const floating *>dr.w_ih, I, 1, packed_ih)
         pack_bias(p.kind, H, <const floating *>dr.bias_x, <const floating *>dr.bias_hn,
                   packed_bias)
+    if p.training:
+        # BPTT's transposed packings, made now for the tape to keep: an
+        # optimizer may step the weights in place before backward runs.
+        _pack_shared(p.num_threads, 1, Hout, GH, <const floating *>dr.w_hh, 1, Hout,
+                     <floating *>dr.transposed)
+        _pack_shared(p.num_threads, 1, I, GH, <const floating *>dr.w_ih, 1, I,
+                     <floating *>dr.transposed + packed_elements(1, Hout, GH, <floating *>NULL))
     # One team for the whole loop (the first step has the most rows): each
     # thread takes a contiguous range of unit blocks of every step.
     threads = _threads_for(p.num_threads, packed_blocks(H, <floating *>NULL),
@@ -641,15 +655,11 @@ cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
     cdef int in_size = ly.in_size
     cdef int blocks = packed_blocks(Hout, <floating *>NULL) + packed_blocks(in_size, <floating *>NULL)
     cdef Py_ssize_t row0 = 0
-    cdef floating *packed_hh = <floating *>p.packed
-    cdef floating *packed_ih = packed_hh + packed_elements(1, Hout, GH, <floating *>NULL)
-    cdef floating *panels = packed_ih + packed_elements(1, in_size, GH, <floating *>NULL)
-
-    # W_hh and W_ih transposed, by blocks of their output units: W_hh's for
-    # dL/dh, W_ih's (measured faster than BLAS, which repacks dg) for dx.
-    _pack_shared(p.num_threads, 1, Hout, GH, <const floating *>dr.w_hh, 1, Hout, packed_hh)
-    _pack_shared(p.num_threads, 1, in_size, GH, <const floating *>dr.w_ih, 1, in_size,
-                 packed_ih)
+    # W_hh and W_ih transposed by the forward pass, by blocks of their output
+    # units: W_hh's for dL/dh, W_ih's (measured faster than BLAS, which
+    # repacks dg) for dx.
+    cdef const floating *packed_hh = <const floating *>dr.transposed
+    cdef floating *panels = <floating *>p.packed
     # The first step has the most rows (they are sorted by length).
     threads = _threads_for(p.num_threads, blocks,
                            <double>p.batch_sizes[0] * (Hout + in_size) * GH)
