@@ -9,7 +9,7 @@ import numpy as np
 from cyrnn import _recurrence
 from cyrnn._packing import SequenceLayout
 from cyrnn._packed_cache import PackedWeightCache
-from cyrnn._workspace import Workspace
+from cyrnn._workspace import Workspace, aligned_empty, aligned_zeros
 from cyrnn._parameters import ParameterOwner
 from cyrnn._threads import get_num_threads
 from cyrnn._tape import Gradients, Tape
@@ -197,8 +197,8 @@ class RecurrentLayer(ParameterOwner):
     def _check_state(self, name, value, shape, width, unbatched, layout):
         """One state array -> (K, B, F) sorted in packed order, fresh."""
         if value is None:
-            return np.zeros(shape if len(shape) == 3 else (shape[0], 1, shape[1]),
-                            dtype=self._dtype)
+            return aligned_zeros(shape if len(shape) == 3 else (shape[0], 1, shape[1]),
+                                 self._dtype)
         array = as_real_array(name, value, self._dtype)
         if array.shape != shape:  # the message is built only for a wrong shape
             check_shape(name, array, shape, "(num_layers*num_directions, {}{})".format(
@@ -226,8 +226,8 @@ class RecurrentLayer(ParameterOwner):
     def _check_states(self, name, value, layout, B, unbatched, what):
         if value is None:  # what _check_state makes of None, without the rest
             K = self._num_layers * self._directions
-            return (np.zeros((K, B, self._out_size), self._dtype),
-                    np.zeros((K, B, self._hidden_size), self._dtype)
+            return (aligned_zeros((K, B, self._out_size), self._dtype),
+                    aligned_zeros((K, B, self._hidden_size), self._dtype)
                     if self._cell.has_cell_state else None)
         h_shape, c_shape = self._state_shapes(B, unbatched)
         if self._cell.has_cell_state:
@@ -268,7 +268,7 @@ class RecurrentLayer(ParameterOwner):
         GH = self._cell.gates * H
         E = self._extra_width
         N = layout.N
-        scratch_m = None if training or not self._proj_size else np.empty((B, H), self._dtype)
+        scratch_m = None if training or not self._proj_size else aligned_empty((B, H), self._dtype)
         masks = self._dropout_masks(N) if training else [None] * self._num_layers
 
         ws = self._workspace
@@ -278,7 +278,7 @@ class RecurrentLayer(ParameterOwner):
 
         def tape_buffer(name, shape):
             if not training:
-                return np.empty(shape, self._dtype)
+                return aligned_empty(shape, self._dtype)
             array = ws.take(name, shape, self._dtype)
             scratch.append((name, array))
             return array
@@ -288,7 +288,7 @@ class RecurrentLayer(ParameterOwner):
         for layer in range(self._num_layers):
             # The last layer's y is returned to the caller; the others are internal.
             last = layer == self._num_layers - 1
-            y = np.empty((N, D * Hout), self._dtype) if last else \
+            y = aligned_empty((N, D * Hout), self._dtype) if last else \
                 tape_buffer(f"y{layer}", (N, D * Hout))
             dirs = []
             for direction in range(D):
@@ -349,7 +349,7 @@ class RecurrentLayer(ParameterOwner):
     def _gradient_state(self, name, value, shape, layout, unbatched, meaning):
         if value is None:
             full = shape if not unbatched else (shape[0], 1, shape[1])
-            return np.zeros(full, self._dtype)
+            return aligned_zeros(full, self._dtype)
         array = as_real_array(name, value, self._dtype)
         check_shape(name, array, shape, meaning)
         if unbatched:
@@ -391,8 +391,8 @@ class RecurrentLayer(ParameterOwner):
         dgh, dgh_step = (ws.take("dgh", blocked, self._dtype),
                          ws.take("dgh_step", (B, GH), self._dtype)) if gru else (dgx, dgx_step)
         dhall = ws.take("dhall", (N, Hout), self._dtype) if self._proj_size else None
-        dm = np.empty((B, H), self._dtype) if self._proj_size else None
-        grads = {name: np.empty(shape, self._dtype)
+        dm = aligned_empty((B, H), self._dtype) if self._proj_size else None
+        grads = {name: aligned_empty(shape, self._dtype)
                  for name, shape in self._parameter_shapes().items()}
 
         layers = []
@@ -409,7 +409,7 @@ class RecurrentLayer(ParameterOwner):
                     db_ih=grads.get("bias_ih" + sfx), db_hh=grads.get("bias_hh" + sfx),
                     dw_hr=grads.get("weight_hr" + sfx)))
             # Only the first layer's dx reaches the caller; the others are scratch.
-            dx = (np.empty if layer == 0 else partial(ws.take, f"dx{layer}"))(
+            dx = (aligned_empty if layer == 0 else partial(ws.take, f"dx{layer}"))(
                 (N, fwd["x"].shape[1]), self._dtype)
             layers.append(dict(fwd, dirs=dirs, dx=dx))
         for layer in range(self._num_layers):

@@ -9,6 +9,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from cyrnn._workspace import aligned_empty
+
 
 class SequenceLayout:
     """The packing of a (T, B) batch with optional per-sequence lengths."""
@@ -66,9 +68,9 @@ class SequenceLayout:
     def sort_states(self, states):
         """(K, B, F) in the caller's batch order -> a fresh C array in packed
         (sorted) order, which the time loops update in place."""
-        if self.order is None:
-            return states.copy(order="C")
-        return np.ascontiguousarray(states[:, self.order])
+        out = aligned_empty(states.shape, states.dtype)
+        out[...] = states if self.order is None else states[:, self.order]
+        return out
 
     def unsort_states(self, states):
         """Inverse of sort_states."""

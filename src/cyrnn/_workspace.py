@@ -12,7 +12,12 @@ import threading
 import numpy as np
 
 
-ALIGNMENT = 64  # bytes: a cache line, and what the kernels' streamed stores need
+# Bytes: a cache line, and what the kernels' streamed stores need. Every
+# array a kernel writes row by row starts on one, outputs included: with rows
+# 16 bytes off (numpy's large arrays), each 64-byte store splits across two
+# lines. Measured in a C driver, one process, aligned and unaligned output
+# alternating: medium RNN-relu and LSTM steps 2-2.5% longer unaligned.
+ALIGNMENT = 64
 
 
 def aligned_empty(shape, dtype):
@@ -23,6 +28,13 @@ def aligned_empty(shape, dtype):
     raw = np.empty(nbytes + ALIGNMENT, np.uint8)
     start = -raw.ctypes.data % ALIGNMENT
     return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
+def aligned_zeros(shape, dtype):
+    """np.zeros, starting on a cache line."""
+    array = aligned_empty(shape, dtype)
+    array[...] = 0
+    return array
 
 
 class Workspace:
