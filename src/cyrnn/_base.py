@@ -62,17 +62,19 @@ class RecurrentLayer(ParameterOwner):
         self._packed_transposed_sizes = [
             _recurrence.packed_size(self._cell.kind, H, Hout, self._dtype, True, in_size)
             for in_size in in_sizes]
-        # (layer, direction) -> (its parameter names, a dict of its weights).
-        # _params arrays are only written in place, never rebound: these stay live.
+        # (layer, direction) -> (its parameter names' suffix, a dict of its
+        # weights and biases, None without). _params arrays are only written
+        # in place, never rebound: these stay live.
         p = self._params
-        self._direction_names, self._direction_weights = {}, {}
+        self._direction_suffixes, self._direction_weights = {}, {}
         for layer in range(self._num_layers):
             for direction in range(D):
                 sfx = f"_l{layer}" + ("_reverse" if direction else "")
-                self._direction_names[layer, direction] = ("bias_ih" + sfx, "bias_hh" + sfx, sfx)
+                self._direction_suffixes[layer, direction] = sfx
                 self._direction_weights[layer, direction] = dict(
                     w_ih=p["weight_ih" + sfx], w_hh=p["weight_hh" + sfx],
-                    w_hr=p.get("weight_hr" + sfx))
+                    w_hr=p.get("weight_hr" + sfx), b_ih=p.get("bias_ih" + sfx),
+                    b_hh=p.get("bias_hh" + sfx))
 
     # -- configuration, read-only once built -------------------------------
     input_size = property(lambda self: self._input_size)
@@ -136,17 +138,14 @@ class RecurrentLayer(ParameterOwner):
         return {name: self._rng.uniform(-bound, bound, size=shape).astype(self._dtype)
                 for name, shape in self._parameter_shapes().items()}
 
-    def _direction_parameters(self, layer, direction):
-        b_ih, b_hh, sfx = self._direction_names[layer, direction]
-        p = self._params
-        H, GH = self._hidden_size, self._cell.gates * self._hidden_size
-        if not self._bias:
-            bias_x = np.zeros(GH, dtype=self._dtype)
-            bias_hn = np.zeros(H, dtype=self._dtype) if self._is_gru else None
-        else:
-            bias_x, bias_hn = self._cell.folded_biases(p[b_ih], p[b_hh], H)
-        return dict(self._direction_weights[layer, direction], bias_x=bias_x,
-                    bias_hn=bias_hn), sfx
+    def _folded_biases(self, b_ih, b_hh):
+        """(bias_x, bias_hn) of the time loops from a direction's biases (None
+        without): see CellSpec.folded_biases."""
+        H = self._hidden_size
+        if b_ih is None:
+            return (np.zeros(self._cell.gates * H, dtype=self._dtype),
+                    np.zeros(H, dtype=self._dtype) if self._is_gru else None)
+        return self._cell.folded_biases(b_ih, b_hh, H)
 
     # -- inputs ------------------------------------------------------------
     def _time_major(self, name, array, unbatched):
@@ -292,7 +291,7 @@ class RecurrentLayer(ParameterOwner):
                 tape_buffer(f"y{layer}", (N, D * Hout))
             dirs = []
             for direction in range(D):
-                params, _ = self._direction_parameters(layer, direction)
+                params = dict(self._direction_weights[layer, direction])
                 k = layer * D + direction
                 key = f"{layer}.{direction}"
                 if training:
@@ -306,11 +305,13 @@ class RecurrentLayer(ParameterOwner):
                         params.update(w_hr=params["w_hr"].copy())
                 size = self._packed_forward_sizes[layer]
                 if training:
+                    params.update(zip(("bias_x", "bias_hn"),
+                                      self._folded_biases(params["b_ih"], params["b_hh"])))
                     params.update(packed=ws.take("packed" + key, (size,), self._dtype))
                     packings.append((params, "packed" + key))
-                else:
+                else:  # the biases are folded only if the cached packing is stale
                     new_packings.append(self._packed_cache.prepare(
-                        (layer, direction), params, size, self._dtype))
+                        (layer, direction), params, size, self._dtype, self._folded_biases))
                 params.update(
                     gates=tape_buffer("gates" + key, (N, GH)) if training else None,
                     extra=tape_buffer("extra" + key, (N, E)) if training and E else None,
@@ -328,7 +329,7 @@ class RecurrentLayer(ParameterOwner):
             # The tape keeps no forward packing, and no reference to the live
             # weights: BPTT has their transposed packing.
             ws.give(name, params.pop("packed"))
-            del params["w_ih"], params["w_hh"]
+            del params["w_ih"], params["w_hh"], params["b_ih"], params["b_hh"]
 
         y = layout.unpack(layers[-1]["y"], self._batch_first and not unbatched)
         hn = layout.unsort_states(h_state)
@@ -399,7 +400,7 @@ class RecurrentLayer(ParameterOwner):
         for layer, fwd in enumerate(tape.layers):
             dirs = []
             for direction, fwd_dir in enumerate(fwd["dirs"]):
-                _, sfx = self._direction_parameters(layer, direction)
+                sfx = self._direction_suffixes[layer, direction]
                 k = layer * D + direction
                 dirs.append(dict(
                     fwd_dir, dgx=dgx, dgh=dgh, dgx_step=dgx_step, dgh_step=dgh_step,
