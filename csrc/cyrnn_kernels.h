@@ -67,14 +67,12 @@ enum { CYRNN_CELL_LSTM = 0, CYRNN_CELL_GRU = 1, CYRNN_CELL_RNN_TANH = 2, CYRNN_C
                                ptrdiff_t ldx, const REAL *h, ptrdiff_t ldh,    \
                                REAL *c, REAL *out, ptrdiff_t ldo,              \
                                REAL *gates, REAL *extra, int stream_tape);     \
-    /* The gates' gradients dg (n rows of M, ld apart) into column blocks:  \
-       block b's rows at dst + b * block_stride, V values each (zero past M);\
-       weight gradients out1 (M, K1) = dg^T X1 and out2 (M, K2) = dg^T X2   \
+    /* Weight gradients out1 (M, K1) = dg^T X1 and out2 (M, K2) = dg^T X2  \
        and the bias gradient db (M) = dg's column sums, unless NULL (=, or  \
-       += if accumulate) over one chunk of rows of dg so blocked, for the    \
-       gate rows of groups [first_group, end_group); see packed_template.h. */\
-    void cyrnn_block_rows_##SFX(int n, int M, const REAL *src, ptrdiff_t ld,   \
-                                REAL *dst, ptrdiff_t block_stride);            \
+       += if accumulate) over one chunk of rows of dg, which comes packed in \
+       column blocks (block b's rows at dg_blocks + b * block_stride), for   \
+       the gate rows of groups [first_group, end_group); see              \
+       packed_template.h. */                                                  \
     void cyrnn_weight_gradient_chunk_##SFX(int M, int first_group,            \
                                            int end_group, int rows,           \
                                            const REAL *dg_blocks,             \

@@ -182,39 +182,13 @@ void FN(cyrnn_packed_product)(int H, int K, int n, const REAL *packed, int block
     FN(packed_product_strided)(H, K, n, packed, block, x, K, 1, out, H, accumulate);
 }
 
-/* Rows of the gates' gradients dg (n rows, M columns, ld apart) into the
- * column blocks the weight gradients read: dst[b * block_stride + r * V + v]
- * = src[r * ld + b * V + v], zero past M. BPTT copies each step's rows while
- * they are still in L1, into a chunk that the weight gradients consume a few
- * steps later, while it is still in cache. (Keeping all of dg row-major
- * until after the time loop and packing it then took 13 MB more for a
- * medium LSTM, and its backward 2% longer for a small one.) */
-void FN(cyrnn_block_rows)(int n, int M, const REAL *restrict src, ptrdiff_t ld,
-                          REAL *restrict dst, ptrdiff_t block_stride)
-{
-    int blocks = (M + V - 1) / V;
-    for (int b = 0; b < blocks; ++b) { /* a block's rows are contiguous in dst */
-        int units = M - b * V < V ? M - b * V : V;
-        REAL *d = dst + (ptrdiff_t)b * block_stride;
-        for (int r = 0; r < n; ++r) {
-            const REAL *s = src + (ptrdiff_t)r * ld + b * V;
-            if (units == V) { /* a constant size: one vector move */
-                memcpy(d + (ptrdiff_t)r * V, s, V * sizeof(REAL));
-                continue;
-            }
-            memcpy(d + (ptrdiff_t)r * V, s, units * sizeof(REAL));
-            memset(d + (ptrdiff_t)r * V + units, 0, (V - units) * sizeof(REAL));
-        }
-    }
-}
-
 /* Gate rows [first_group * V, end_group * V) of the weight gradients
  * out1 (M, K1) = dg^T X1 and out2 (M, K2) = dg^T X2 over one chunk of `rows`
- * rows (K2 = 0: no second product); accumulate = 1 adds to out. dg comes in
- * the column blocks of cyrnn_block_rows, group g's rows of the chunk at
- * dg_blocks + g * block_stride, so that the micro-kernel reads a column of
- * dg contiguously (in place, it strides by whole rows, and rows 4 kB apart
- * all fall in the same L1 sets). X1 and X2 come packed by
+ * rows (K2 = 0: no second product); accumulate = 1 adds to out. dg comes
+ * packed by cyrnn_pack_weight_blocks(1, M, rows, dg, 1, ld_dg, ...), group
+ * g's rows of the chunk at dg_blocks + g * block_stride, so that the
+ * micro-kernel reads a column of dg contiguously (in place, it strides by
+ * whole rows, and rows 4 kB apart all fall in the same L1 sets). X1 and X2 come packed by
  * cyrnn_pack_weights(1, K, rows, X, 1, ld_x, panels), X^T by unit blocks.
  * The two products share each group of dg while it is in cache, as an
  * LSTM's dW_ih and dW_hh share dg; so does db (M), the sum of dg over rows,

@@ -88,3 +88,21 @@ def test_thread_count_is_set_globally_and_results_do_not_depend_on_it(cell, opti
             cyrnn.set_num_threads(0)
     finally:
         cyrnn.set_num_threads(None)
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_a_one_row_batch_gives_the_same_gradients_on_any_thread_count(cell):
+    """One sequence: each step is too small to share, so the time loop runs on
+    one thread, while each chunk of the weight gradients (hundreds of rows)
+    gets a team of its own. Results must not depend on it."""
+    import cyrnn
+    model = make_model(cell, 64, 128, seed=0)
+    x = np.random.default_rng(2).standard_normal((700, 1, 64))
+    reference = run_pass(model, x, None)
+    try:
+        for n in (2, 3):
+            cyrnn.set_num_threads(n)
+            for got, want in zip(run_pass(model, x, None), reference):
+                np.testing.assert_array_equal(got, want)
+    finally:
+        cyrnn.set_num_threads(None)

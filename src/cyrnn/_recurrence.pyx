@@ -21,7 +21,7 @@ from cyrnn._blas cimport gemm
 from cython.parallel cimport parallel, prange, threadid
 from cyrnn._kernels cimport (
     lstm_backward, gru_backward, rnn_backward, copy_rows, add_rows,
-    block_rows, weight_gradient_chunk,
+    weight_gradient_chunk,
     multiply, packed_blocks, packed_elements, pack_weights, pack_weight_blocks,
     packed_product,
     pack_bias, cell_step, cyrnn_packed_bias_size_f, cyrnn_packed_bias_size_d,
@@ -57,15 +57,15 @@ cdef struct Direction:
     void *c             # (B, H) LSTM cell state: c0 in, c_n out
     # backward buffers
     # The pre-activations' gradients: the input side (dgx) and the recurrent
-    # side (dgh, the same as dgx but for GRU). Each step's rows are computed
-    # row-major into a (B, G*H) scratch (*_step), which that step's products
-    # read, then copied into column blocks of V (block b's row r at
-    # (b * gradient_rows + r) * V), where the weight gradients read them a
-    # chunk of steps at a time.
+    # side (dgh, the same as dgx but for GRU), a chunk of whole steps at a
+    # time (gradient_rows rows at most). The steps' rows go row-major into
+    # *_rows, where each step's dL/dh product reads them; once the chunk is
+    # complete, dx reads them there too, and the weight gradients from a copy
+    # in column blocks of V (dgx, dgh: block b's row r at (b * rows + r) * V).
     void *dgx
     void *dgh
-    void *dgx_step
-    void *dgh_step
+    void *dgx_rows
+    void *dgh_rows
     void *dhall         # LSTM with projection: (N, Hout) dL/dh per step
     void *dm            # LSTM with projection: (B, H) scratch
     void *dh            # (B, Hout): dL/dh_n in, dL/dh0 out
@@ -165,6 +165,12 @@ cdef enum:
 
 cdef Py_ssize_t _gradient_rows(Py_ssize_t batch) noexcept:
     return max(<Py_ssize_t>GRADIENT_ROWS, batch)
+
+
+def gradient_rows(Py_ssize_t batch):
+    """Rows of a chunk of BPTT's pre-activation gradients, at most, for
+    batches of `batch` rows."""
+    return _gradient_rows(batch)
 
 
 def gate_gradient_size(int kind, int hidden_size, Py_ssize_t batch, object dtype):
@@ -290,10 +296,10 @@ cdef void _fill_plan(Plan *p, int kind, bint training, const Py_ssize_t[::1] bat
                 continue
             dr.dgx = _data(ds["dgx"], dtype, _packed_size(1, GH, p.gradient_rows, dtype), "dgx")
             dr.dgh = _data(ds["dgh"], dtype, _packed_size(1, GH, p.gradient_rows, dtype), "dgh")
-            dr.dgx_step = _data(ds["dgx_step"], dtype, B * GH, "dgx_step")
-            dr.dgh_step = _data(ds["dgh_step"], dtype, B * GH, "dgh_step")
+            dr.dgx_rows = _data(ds["dgx_rows"], dtype, p.gradient_rows * GH, "dgx_rows")
+            dr.dgh_rows = _data(ds["dgh_rows"], dtype, p.gradient_rows * GH, "dgh_rows")
             if (dr.dgx == dr.dgh) != (kind != GRU) or \
-                    (dr.dgx_step == dr.dgh_step) != (kind != GRU):
+                    (dr.dgx_rows == dr.dgh_rows) != (kind != GRU):
                 raise RuntimeError("cyrnn internal error: dgh must be dgx but for GRU")
             dr.dhall = _data(ds.get("dhall"), dtype, N * Hout, "dhall")
             dr.dm = _data(ds.get("dm"), dtype, B * H, "dm")
@@ -343,11 +349,12 @@ cdef void _pack_shared(int max_threads, int G, int H, int K, const floating *w,
 cdef inline void _gradient_chunk(const Plan *p, const Layer *ly, int d, floating *panels,
                                  Py_ssize_t row0, int rows, bint accumulate, int tid,
                                  int threads) noexcept nogil:
-    """Thread tid's share of the weight gradients over rows [row0, row0 + rows),
-    whose dg sit in the chunk's column blocks: dW_ih (+)= dgx^T x and
-    dW_hh (+)= dgh^T h_{t-1}, and the bias gradients (+)= dg's column sums.
-    The chunk of x and of h_{t-1} is packed once, its blocks shared, then
-    the threads share the gate rows. Against scipy's BLAS, which repacks dg
+    """Thread tid's share of the work on a complete chunk of rows [row0,
+    row0 + rows): its rows of dx = dgx W_ih (+= for the second direction,
+    which reads the same input) by blocks of input units; then, by groups of
+    gate rows, dg copied into column blocks and dW_ih (+)= dgx^T x,
+    dW_hh (+)= dgh^T h_{t-1} and the bias gradients (+)= dg's column sums.
+    The chunk of x and of h_{t-1} is packed once, its blocks shared. Against scipy's BLAS, which repacks dg
     for each product, on an LSTM's two products at 1 thread (float32, best
     of 15): 96 vs 83 GFLOP/s at H=256, 96 vs 89 at H=512, even at H=128; at
     2 threads it also keeps BLAS's pool out of the loops' way."""
@@ -355,9 +362,20 @@ cdef inline void _gradient_chunk(const Plan *p, const Layer *ly, int d, floating
     cdef int GH = p.G * p.H, Hout = p.Hout, in_size = ly.in_size
     cdef int groups = packed_blocks(GH, <floating *>NULL)
     cdef int g0 = tid * groups // threads, g1 = (tid + 1) * groups // threads
-    cdef Py_ssize_t stride = p.gradient_rows * packed_elements(1, 1, 1, <floating *>NULL)
+    cdef int x_blocks = packed_blocks(in_size, <floating *>NULL)
+    cdef Py_ssize_t stride = rows * packed_elements(1, 1, 1, <floating *>NULL)
+    cdef const floating *packed_ih = <const floating *>dr.transposed + packed_elements(
+        1, Hout, GH, <floating *>NULL)
     cdef floating *panels_x = panels
     cdef floating *panels_h = panels + packed_elements(1, in_size, rows, <floating *>NULL)
+    _product_blocks(in_size, GH, rows, packed_ih, <const floating *>dr.dgx_rows,
+                    <floating *>ly.dx + row0 * in_size, d > 0, tid * x_blocks // threads,
+                    (tid + 1) * x_blocks // threads)
+    pack_weight_blocks(1, GH, rows, <const floating *>dr.dgx_rows, 1, GH, g0, g1,
+                       <floating *>dr.dgx)
+    if dr.dgh != dr.dgx:
+        pack_weight_blocks(1, GH, rows, <const floating *>dr.dgh_rows, 1, GH, g0, g1,
+                           <floating *>dr.dgh)
     _pack_share(tid, threads, 1, in_size, rows, <const floating *>ly.x + row0 * in_size, 1,
                 in_size, panels_x)
     _pack_share(tid, threads, 1, Hout, rows, <const floating *>dr.hprev + row0 * Hout, 1, Hout,
@@ -375,6 +393,22 @@ cdef inline void _gradient_chunk(const Plan *p, const Layer *ly, int d, floating
         weight_gradient_chunk(GH, g0, g1, rows, <const floating *>dr.dgh, stride, Hout,
                               panels_h, <floating *>dr.dw_hh, 0, NULL, NULL,
                               <floating *>dr.db_hh, accumulate)
+
+
+cdef void _gradient_chunk_alone(const Plan *p, const Layer *ly, int d, floating *panels,
+                                Py_ssize_t row0, int rows, bint accumulate) noexcept nogil:
+    """_gradient_chunk from a time loop on one thread: a team of its own when
+    the chunk is big enough (a batch of one row, say, leaves the loop on one
+    thread, but not the chunk's many rows)."""
+    cdef int tid = 0, GH = p.G * p.H
+    cdef int threads = _threads_for(p.num_threads, packed_blocks(GH, <floating *>NULL),
+                                    <double>GH * (2 * ly.in_size + p.Hout) * rows)
+    if threads > 1:
+        with parallel(num_threads=threads):
+            tid = threadid()
+            _gradient_chunk(p, ly, d, panels, row0, rows, accumulate, tid, threads)
+    else:
+        _gradient_chunk(p, ly, d, panels, row0, rows, accumulate, 0, 1)
 
 
 cdef inline int _chunk_end(const Plan *p, int d, int s0) noexcept nogil:
@@ -561,16 +595,15 @@ cdef inline void _backward_rows(const Plan *p, const Direction *dr, const floati
                                 int t, Py_ssize_t row0, int tid, int threads) noexcept nogil:
     """Thread tid's share of the rows of step t: dL/dh_t gets dy_t, the
     cell's backward kernel turns it into the pre-activations' gradients (and
-    dL/dc_{t-1}) in the step's scratch, and they are copied on into the
-    column blocks of the weight gradients' chunk, which starts at row0."""
+    dL/dc_{t-1}) in the rows of the chunk that starts at row0."""
     cdef int H = p.H, Hout = p.Hout, GH = p.G * p.H, DH = p.D * p.Hout
     cdef int n = <int>p.batch_sizes[t], r0 = tid * n // threads, r1 = (tid + 1) * n // threads
-    cdef Py_ssize_t off = p.offsets[t], V = packed_elements(1, 1, 1, <floating *>NULL)
+    cdef Py_ssize_t off = p.offsets[t]
     cdef floating *dh = <floating *>dr.dh
     cdef floating *dc = <floating *>dr.dc + r0 * H if dr.dc != NULL else NULL
     cdef floating *dm = <floating *>dr.dm
-    cdef floating *dgx = <floating *>dr.dgx_step + r0 * GH
-    cdef floating *dgh = <floating *>dr.dgh_step + r0 * GH
+    cdef floating *dgx = <floating *>dr.dgx_rows + (off + r0 - row0) * GH
+    cdef floating *dgh = <floating *>dr.dgh_rows + (off + r0 - row0) * GH
     cdef const floating *gates = <const floating *>dr.gates + (off + r0) * GH
     cdef const floating *extra = NULL
     cdef const floating *w_hr = <const floating *>dr.w_hr
@@ -599,32 +632,6 @@ cdef inline void _backward_rows(const Plan *p, const Direction *dr, const floati
                      dh + r0 * Hout, dgx, dgh)
     else:
         rnn_backward(p.kind == RNN_RELU, r1 - r0, H, gates, dh + r0 * Hout, dgx)
-    block_rows(r1 - r0, GH, dgx, GH, <floating *>dr.dgx + (off + r0 - row0) * V,
-               p.gradient_rows * V)
-    if p.kind == GRU:
-        block_rows(r1 - r0, GH, dgh, GH, <floating *>dr.dgh + (off + r0 - row0) * V,
-                   p.gradient_rows * V)
-
-
-cdef inline void _backward_products(const Plan *p, const Layer *ly, int d,
-                                    const floating *packed_hh, int t, int tid,
-                                    int threads) noexcept nogil:
-    """Thread tid's share of step t's products, each of which reads all of the
-    step's gradients: dL/dh_{t-1} = (GRU: +=) dgh W_hh by blocks of Hout
-    units, and the step's rows of dx = dgx W_ih by blocks of input units.
-    Both weights are packed transposed, W_ih after W_hh. Both directions
-    read the same input, so the second one's dx accumulates."""
-    cdef const Direction *dr = &ly.dirs[d]
-    cdef int GH = p.G * p.H, in_size = ly.in_size, n = <int>p.batch_sizes[t]
-    cdef int h_blocks = packed_blocks(p.Hout, <floating *>NULL)
-    cdef int x_blocks = packed_blocks(in_size, <floating *>NULL)
-    cdef const floating *packed_ih = packed_hh + packed_elements(1, p.Hout, GH, <floating *>NULL)
-    _product_blocks(p.Hout, GH, n, packed_hh, <const floating *>dr.dgh_step,
-                    <floating *>dr.dh, p.kind == GRU, tid * h_blocks // threads,
-                    (tid + 1) * h_blocks // threads)
-    _product_blocks(in_size, GH, n, packed_ih, <const floating *>dr.dgx_step,
-                    <floating *>ly.dx + p.offsets[t] * in_size, d > 0,
-                    tid * x_blocks // threads, (tid + 1) * x_blocks // threads)
 
 
 cdef inline void _backward_step(const Plan *p, const Layer *ly, int d,
@@ -636,13 +643,20 @@ cdef inline void _backward_step(const Plan *p, const Layer *ly, int d,
     phase reads what other threads wrote."""
     cdef int t = p.T - 1 - s if d == 0 else s
     cdef Py_ssize_t end = p.offsets[p.T - s0] if d == 0 else p.offsets[s1]
-    _backward_rows(p, &ly.dirs[d], <const floating *>ly.dy + d * p.Hout, t, row0, tid,
-                   threads)
+    cdef const Direction *dr = &ly.dirs[d]
+    cdef int GH = p.G * p.H, blocks = packed_blocks(p.Hout, <floating *>NULL)
+    _backward_rows(p, dr, <const floating *>ly.dy + d * p.Hout, t, row0, tid, threads)
     if threads > 1:
         omp_barrier()
-    _backward_products(p, ly, d, packed_hh, t, tid, threads)
-    if s == s1 - 1:
+    # dL/dh_{t-1} = (GRU: +=) dgh W_hh, by blocks of Hout units
+    _product_blocks(p.Hout, GH, <int>p.batch_sizes[t], packed_hh,
+                    <const floating *>dr.dgh_rows + (p.offsets[t] - row0) * GH,
+                    <floating *>dr.dh, p.kind == GRU, tid * blocks // threads,
+                    (tid + 1) * blocks // threads)
+    if s == s1 - 1 and threads > 1:
         _gradient_chunk(p, ly, d, panels, row0, <int>(end - row0), s0 > 0, tid, threads)
+    elif s == s1 - 1:
+        _gradient_chunk_alone(p, ly, d, panels, row0, <int>(end - row0), s0 > 0)
     if threads > 1:
         omp_barrier()
 
@@ -653,20 +667,19 @@ cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
     # (initialized: parallel() copies them into each thread)
     cdef int Hout = p.Hout, GH = p.G * p.H, s = 0, s0 = 0, s1 = 0, tid = 0, threads
     cdef int in_size = ly.in_size
-    cdef int blocks = packed_blocks(Hout, <floating *>NULL) + packed_blocks(in_size, <floating *>NULL)
+    cdef int blocks = packed_blocks(Hout, <floating *>NULL)
     cdef Py_ssize_t row0 = 0
     # W_hh and W_ih transposed by the forward pass, by blocks of their output
     # units: W_hh's for dL/dh, W_ih's (measured faster than BLAS, which
-    # repacks dg) for dx.
+    # repacks dg) for dx, chunk by chunk.
     cdef const floating *packed_hh = <const floating *>dr.transposed
     cdef floating *panels = <floating *>p.packed
     # The first step has the most rows (they are sorted by length).
-    threads = _threads_for(p.num_threads, blocks,
-                           <double>p.batch_sizes[0] * (Hout + in_size) * GH)
+    threads = _threads_for(p.num_threads, blocks, <double>p.batch_sizes[0] * Hout * GH)
     if threads > 1:
         # One team for the whole loop: each thread runs the cell's kernel on
-        # its share of the rows, then the products on its share of the
-        # blocks, which read every row. Opening a team per step left the
+        # its share of the rows, then the product on its share of the
+        # blocks, which reads every row. Opening a team per step left the
         # kernel to one thread while the other waited.
         with parallel(num_threads=threads):
             tid = threadid()
