@@ -638,8 +638,8 @@ cdef inline void _backward_step(const Plan *p, const Layer *ly, int d,
                                  const floating *packed_hh, floating *panels, int s, int s0,
                                  int s1, Py_ssize_t row0, int tid, int threads) noexcept nogil:
     """Thread tid's share of the s-th step direction d visits, in the chunk of
-    steps [s0, s1) whose rows start at row0; the chunk's weight gradients
-    after its last step. With several threads, a barrier wherever the next
+    steps [s0, s1) whose rows start at row0; the chunk's dx and weight
+    gradients after its last step. With several threads, a barrier wherever the next
     phase reads what other threads wrote."""
     cdef int t = p.T - 1 - s if d == 0 else s
     cdef Py_ssize_t end = p.offsets[p.T - s0] if d == 0 else p.offsets[s1]
@@ -666,7 +666,6 @@ cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
     cdef const Direction *dr = &ly.dirs[d]
     # (initialized: parallel() copies them into each thread)
     cdef int Hout = p.Hout, GH = p.G * p.H, s = 0, s0 = 0, s1 = 0, tid = 0, threads
-    cdef int in_size = ly.in_size
     cdef int blocks = packed_blocks(Hout, <floating *>NULL)
     cdef Py_ssize_t row0 = 0
     # W_hh and W_ih transposed by the forward pass, by blocks of their output
