@@ -388,7 +388,7 @@ class RecurrentLayer(ParameterOwner):
         # recurrent side (dgh) apart from the input side (dgx).
         blocked = (_recurrence.gate_gradient_size(self._cell.kind, H, B, self._dtype),)
         rows = (_recurrence.gradient_rows(B), GH)
-        gru = self._cell.kind == _recurrence.CellKind.GRU
+        gru = self._is_gru
         dgx, dgx_rows = ws.take("dgx", blocked, self._dtype), ws.take("dgx_rows", rows, self._dtype)
         dgh, dgh_rows = (ws.take("dgh", blocked, self._dtype),
                          ws.take("dgh_rows", rows, self._dtype)) if gru else (dgx, dgx_rows)

@@ -198,9 +198,14 @@ def packed_size(int kind, int hidden_size, int out_size, object dtype, bint tran
     """Elements of a buffer for weights packed by unit blocks: W_hh, and after
     it W_ih; by gate units, then the biases, for the forward step, or
     transposed (by output and input units), for BPTT."""
-    dtype = np.dtype(dtype)
-    return (_packed_size_for(kind, hidden_size, out_size, dtype, transposed)
-            + _packed_w_ih_size(kind, hidden_size, in_size, dtype, transposed))
+    return _packed_weights_size(kind, hidden_size, out_size, in_size, np.dtype(dtype),
+                                transposed)
+
+
+cdef Py_ssize_t _packed_weights_size(int kind, int H, int Hout, int in_size, object dtype,
+                                     bint transposed):
+    return (_packed_size_for(kind, H, Hout, dtype, transposed)
+            + _packed_w_ih_size(kind, H, in_size, dtype, transposed))
 
 
 cdef Py_ssize_t _packed_w_ih_size(int kind, int H, int in_size, object dtype, bint backward):
@@ -284,13 +289,11 @@ cdef void _fill_plan(Plan *p, int kind, bint training, const Py_ssize_t[::1] bat
                 raise RuntimeError("cyrnn internal error: missing buffer")
             if training:
                 dr.transposed = _data(ds["transposed"], dtype,
-                                      _packed_size_for(kind, H, Hout, dtype, True)
-                                      + _packed_w_ih_size(kind, H, ly.in_size, dtype, True),
-                                      "transposed")
+                                      _packed_weights_size(kind, H, Hout, ly.in_size, dtype,
+                                                           True), "transposed")
             if not backward:
                 dr.packed = _data(ds["packed"], dtype,
-                                  _packed_size_for(kind, H, Hout, dtype, False)
-                                  + _packed_w_ih_size(kind, H, ly.in_size, dtype, False),
+                                  _packed_weights_size(kind, H, Hout, ly.in_size, dtype, False),
                                   "packed")
                 dr.packed_ready = ds.get("packed_ready", False)
                 continue
