@@ -21,6 +21,16 @@ enum { CYRNN_CELL_LSTM = 0, CYRNN_CELL_GRU = 1, CYRNN_CELL_RNN_TANH = 2, CYRNN_C
     void cyrnn_lstm_backward_##SFX(int n, int H, const REAL *gates,            \
                                    const REAL *extra, const REAL *dh,          \
                                    REAL *dc, REAL *dgates);                    \
+    /* The product dL/dh = dg W_hh of BPTT's step fused with the next        \
+       step's cell backward, for an LSTM without projection: see           \
+       lstm_template.h. */                                                     \
+    void cyrnn_lstm_backward_product_##SFX(int H, int first_block,            \
+                                           int end_block, int n, int cells,   \
+                                           const REAL *packed, const REAL *dg,\
+                                           const REAL *dy, ptrdiff_t ldy,     \
+                                           const REAL *gates,                 \
+                                           const REAL *extra, REAL *dc,       \
+                                           REAL *dh, REAL *dg_out);           \
     /* GRU, gates r,z,n (3H); extra = W_hn h + b_hn (H); hprev = h_{t-1};  \
        dh: dL/dh_t in, its direct part z * dh out (the rest arrives through   \
        dgh @ W_hh); dgx, dgh (3H) differ only in the n block. */              \

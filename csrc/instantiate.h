@@ -61,6 +61,7 @@ static inline int cyrnn_cpu_level(void)
     ((r) * (1.0f + (r) * (1.0f / 2 + (r) * (1.0f / 6 + (r) * (1.0f / 24 + \
     (r) * (1.0f / 120 + (r) * (1.0f / 720 + (r) * (1.0f / 5040))))))))
 #include "activations.h"
+#include "panel_tile.h"
 #include CYRNN_TEMPLATE
 #undef REAL
 #undef SFX
@@ -94,4 +95,5 @@ static inline int cyrnn_cpu_level(void)
     (r) * (1.0 / 39916800 + (r) * (1.0 / 479001600 + \
     (r) * (1.0 / 6227020800.0))))))))))))))
 #include "activations.h"
+#include "panel_tile.h"
 #include CYRNN_TEMPLATE

@@ -1,5 +1,28 @@
-/* LSTM backward step kernel (template, see instantiate.h); the forward step
+/* LSTM backward step kernels (template, see instantiate.h); the forward step
  * is in step_template.h. Gate blocks are i, f, g, o, torch's order. */
+
+#define V ((int)(CYRNN_PANEL_BYTES / sizeof(REAL)))
+
+/* The cell's backward on the first `units` of V units of one row: dh =
+ * dL/dh_t; the tape's gates (i, f, g, o, H apart) and extra (c_{t-1},
+ * tanh c_t, H apart); dc: dL/dc_t in, dL/dc_{t-1} out; dgates: the
+ * pre-activations' gradients (H apart). */
+static inline __attribute__((always_inline)) void
+FN(lstm_backward_units)(int H, int units, FN(panel_vec) dh, const REAL *restrict gates,
+                        const REAL *restrict extra, REAL *restrict dc,
+                        REAL *restrict dgates)
+{
+    FN(panel_vec) i = FN(load_units)(gates, units), f = FN(load_units)(gates + H, units);
+    FN(panel_vec) g = FN(load_units)(gates + 2 * H, units);
+    FN(panel_vec) o = FN(load_units)(gates + 3 * H, units);
+    FN(panel_vec) cprev = FN(load_units)(extra, units), tc = FN(load_units)(extra + H, units);
+    FN(panel_vec) dct = FN(load_units)(dc, units) + dh * o * ((REAL)1 - tc * tc);
+    FN(store_units)(dgates, dct * g * i * ((REAL)1 - i), units);
+    FN(store_units)(dgates + H, dct * cprev * f * ((REAL)1 - f), units);
+    FN(store_units)(dgates + 2 * H, dct * i * ((REAL)1 - g * g), units);
+    FN(store_units)(dgates + 3 * H, dh * tc * o * ((REAL)1 - o), units);
+    FN(store_units)(dc, dct * f, units);
+}
 
 CYRNN_KERNEL void FN(cyrnn_lstm_backward)(int n, int H, const REAL *restrict gates,
                                            const REAL *restrict extra,
@@ -7,20 +30,103 @@ CYRNN_KERNEL void FN(cyrnn_lstm_backward)(int n, int H, const REAL *restrict gat
                                            REAL *restrict dc,
                                            REAL *restrict dgates)
 {
-    for (int b = 0; b < n; ++b) {
-        const REAL *gi = gates + (ptrdiff_t)b * 4 * H, *gf = gi + H, *gg = gf + H, *go = gg + H;
-        const REAL *cprev = extra + (ptrdiff_t)b * 2 * H, *tanh_c = cprev + H;
-        const REAL *dhb = dh + (ptrdiff_t)b * H;
-        REAL *dcb = dc + (ptrdiff_t)b * H;
-        REAL *di = dgates + (ptrdiff_t)b * 4 * H, *df = di + H, *dg = df + H, *dout = dg + H;
-        for (int j = 0; j < H; ++j) {
-            REAL i = gi[j], f = gf[j], g = gg[j], o = go[j], tc = tanh_c[j];
-            REAL dct = dcb[j] + dhb[j] * o * ((REAL)1 - tc * tc);
-            di[j] = dct * g * i * ((REAL)1 - i);
-            df[j] = dct * cprev[j] * f * ((REAL)1 - f);
-            dg[j] = dct * i * ((REAL)1 - g * g);
-            dout[j] = dhb[j] * tc * o * ((REAL)1 - o);
-            dcb[j] = dct * f;
+    for (ptrdiff_t b = 0; b < n; ++b)
+        for (int j0 = 0; j0 < H; j0 += V) {
+            int units = H - j0 < V ? H - j0 : V;
+            FN(lstm_backward_units)(H, units, FN(load_units)(dh + b * H + j0, units),
+                                    gates + b * 4 * H + j0, extra + b * 2 * H + j0,
+                                    dc + b * H + j0, dgates + b * 4 * H + j0);
         }
+}
+
+/* R rows of one unit block of BPTT's fused step (see below). */
+static inline __attribute__((always_inline)) void
+FN(lstm_backward_tile)(const int R, int H, const REAL *restrict panel, int j0, int units,
+                       int r0, int cells, const REAL *restrict dg, const REAL *restrict dy,
+                       ptrdiff_t ldy, const REAL *restrict gates, const REAL *restrict extra,
+                       REAL *restrict dc, REAL *restrict dh, REAL *restrict dg_out)
+{
+    const ptrdiff_t GH = 4 * (ptrdiff_t)H;
+    FN(panel_vec) acc[R];
+    /* The tape was streamed past the caches, and the product below takes
+     * far longer than memory does: fetch the cells' rows of it now. */
+    for (int r = 0; r < R && r0 + r < cells; ++r) {
+        const REAL *tape = gates + (r0 + r) * GH + j0, *kept = extra + (r0 + r) * 2 * H + j0;
+        for (int q = 0; q < 4; ++q)
+            __builtin_prefetch(tape + q * H, 0, 2);
+        __builtin_prefetch(kept, 0, 2);
+        __builtin_prefetch(kept + H, 0, 2);
+        __builtin_prefetch(dy + (r0 + r) * ldy + j0, 0, 2);
+    }
+    FN(panel_accumulate)(R, 4 * H, panel, dg + r0 * GH, GH, 1, acc);
+    for (int r = 0; r < R; ++r) {
+        ptrdiff_t row = r0 + r;
+        if (row < cells)
+            FN(lstm_backward_units)(H, units, acc[r] + FN(load_units)(dy + row * ldy + j0, units),
+                                    gates + row * GH + j0, extra + row * 2 * H + j0,
+                                    dc + row * H + j0, dg_out + row * GH + j0);
+        else
+            FN(store_units)(dh + row * H + j0, acc[r], units);
     }
 }
+
+#define CYRNN_DEFINE_LSTM_BACKWARD_PRODUCT(ISA, TARGET, R)                     \
+    TARGET static void FN(lstm_backward_product_##ISA)(                        \
+        int H, int first_block, int end_block, int n, int cells,               \
+        const REAL *restrict packed, const REAL *restrict dg,                  \
+        const REAL *restrict dy, ptrdiff_t ldy, const REAL *restrict gates,    \
+        const REAL *restrict extra, REAL *restrict dc, REAL *restrict dh,      \
+        REAL *restrict dg_out)                                                 \
+    {                                                                          \
+        for (int block = first_block; block < end_block; ++block) {           \
+            const REAL *panel = packed + (ptrdiff_t)block * 4 * H * V;        \
+            int j0 = block * V, units = H - j0 < V ? H - j0 : V, r0 = 0;      \
+            for (; r0 + (R) <= n; r0 += (R))                                   \
+                FN(lstm_backward_tile)(R, H, panel, j0, units, r0, cells, dg,  \
+                                       dy, ldy, gates, extra, dc, dh, dg_out); \
+            for (; r0 < n; ++r0)                                               \
+                FN(lstm_backward_tile)(1, H, panel, j0, units, r0, cells, dg,  \
+                                       dy, ldy, gates, extra, dc, dh, dg_out); \
+        }                                                                      \
+    }
+
+#if CYRNN_X86_DISPATCH
+CYRNN_DEFINE_LSTM_BACKWARD_PRODUCT(avx512, __attribute__((target("arch=x86-64-v4"))), 8)
+CYRNN_DEFINE_LSTM_BACKWARD_PRODUCT(avx2, __attribute__((target("arch=x86-64-v3"))), 4)
+#endif
+CYRNN_DEFINE_LSTM_BACKWARD_PRODUCT(generic, , 2)
+
+/* BPTT's step of an LSTM without projection from one step t to the one it
+ * visits next, t': the product dL/dh_{t'} = dg_t W_hh for the first n rows
+ * and unit blocks [first_block, end_block), W_hh packed transposed (G = 1,
+ * K = 4H). Rows below `cells` (t' has them too) add dy_{t'} and go on
+ * through the cell's backward, with t''s tape (gates, extra), dc in place,
+ * into dg_out; the other rows (states that t' does not have: dL/dh0) are
+ * stored to dh. Applying the cell to each product tile while it is in
+ * registers saves a pass over dh, and its tape is fetched under the
+ * product instead of on its own. */
+void FN(cyrnn_lstm_backward_product)(int H, int first_block, int end_block, int n,
+                                     int cells, const REAL *packed, const REAL *dg,
+                                     const REAL *dy, ptrdiff_t ldy, const REAL *gates,
+                                     const REAL *extra, REAL *dc, REAL *dh, REAL *dg_out)
+{
+#if CYRNN_X86_DISPATCH
+    static int isa = -1; /* benign race: every thread computes the same value */
+    if (isa < 0)
+        isa = cyrnn_cpu_level();
+    if (isa == 2) {
+        FN(lstm_backward_product_avx512)(H, first_block, end_block, n, cells, packed, dg,
+                                         dy, ldy, gates, extra, dc, dh, dg_out);
+        return;
+    }
+    if (isa == 1) {
+        FN(lstm_backward_product_avx2)(H, first_block, end_block, n, cells, packed, dg,
+                                       dy, ldy, gates, extra, dc, dh, dg_out);
+        return;
+    }
+#endif
+    FN(lstm_backward_product_generic)(H, first_block, end_block, n, cells, packed, dg, dy,
+                                      ldy, gates, extra, dc, dh, dg_out);
+}
+
+#undef V

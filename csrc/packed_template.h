@@ -80,30 +80,22 @@ void FN(cyrnn_pack_weights)(int G, int H, int K, const REAL *restrict w,
                                  (H + V - 1) / V, packed);
 }
 
-/* out[r, u] = sum_k x[r, k] W[block * V + u, k] for R rows, with x[r, k] at
- * x[r * xr + k * xk] (xk = 1 for a row-major x; xr = 1 for the transpose of a
- * row-major array, as in a weight gradient); R is a compile-time constant
- * once inlined. */
+/* out[r, u] = (or +=) sum_k x[r, k] W[block * V + u, k] for R rows, with
+ * x[r, k] at x[r * xr + k * xk] (see panel_accumulate). */
 static inline __attribute__((always_inline)) void
 FN(packed_tile)(const int R, int K, const REAL *restrict panel, const REAL *restrict x,
                 ptrdiff_t xr, ptrdiff_t xk, REAL *restrict out, ptrdiff_t ldo, int units,
                 int accumulate)
 {
     FN(panel_vec) acc[R];
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-        acc[r] = (FN(panel_vec)){0};
-        /* out is read back at the end: start fetching it now (a weight
-         * gradient's out is too large for L1 and its rows far apart) */
-        if (accumulate)
-            __builtin_prefetch(out + (ptrdiff_t)r * ldo, 1);
-    }
-    for (int k = 0; k < K; ++k) {
-        FN(panel_vec) w = *(const FN(panel_vec) *)(panel + (ptrdiff_t)k * V);
+    /* out is read back at the end: start fetching it now (a weight
+     * gradient's out is too large for L1 and its rows far apart) */
+    if (accumulate) {
 #pragma GCC unroll 16
         for (int r = 0; r < R; ++r)
-            acc[r] += x[r * xr + k * xk] * w;
+            __builtin_prefetch(out + (ptrdiff_t)r * ldo, 1);
     }
+    FN(panel_accumulate)(R, K, panel, x, xr, xk, acc);
     if (units == V) {
 #pragma GCC unroll 16
         for (int r = 0; r < R; ++r) {

@@ -5,6 +5,8 @@ from cython cimport floating
 cdef extern from "cyrnn_kernels.h" nogil:
     void cyrnn_lstm_backward_f(int n, int H, const float *gates, const float *extra, const float *dh, float *dc, float *dgates)
     void cyrnn_lstm_backward_d(int n, int H, const double *gates, const double *extra, const double *dh, double *dc, double *dgates)
+    void cyrnn_lstm_backward_product_f(int H, int first_block, int end_block, int n, int cells, const float *packed, const float *dg, const float *dy, Py_ssize_t ldy, const float *gates, const float *extra, float *dc, float *dh, float *dg_out)
+    void cyrnn_lstm_backward_product_d(int H, int first_block, int end_block, int n, int cells, const double *packed, const double *dg, const double *dy, Py_ssize_t ldy, const double *gates, const double *extra, double *dc, double *dh, double *dg_out)
     void cyrnn_gru_backward_f(int n, int H, const float *gates, const float *extra, const float *hprev, float *dh, float *dgx, float *dgh)
     void cyrnn_gru_backward_d(int n, int H, const double *gates, const double *extra, const double *hprev, double *dh, double *dgx, double *dgh)
     void cyrnn_rnn_tanh_backward_f(int n, int H, const float *gates, const float *dh, float *dgates)
@@ -47,6 +49,19 @@ cdef inline void lstm_backward(int n, int H, const floating *gates, const floati
         cyrnn_lstm_backward_f(n, H, gates, extra, dh, dc, dgates)
     else:
         cyrnn_lstm_backward_d(n, H, gates, extra, dh, dc, dgates)
+
+cdef inline void lstm_backward_product(int H, int first_block, int end_block, int n,
+                                       int cells, const floating *packed, const floating *dg,
+                                       const floating *dy, Py_ssize_t ldy,
+                                       const floating *gates, const floating *extra,
+                                       floating *dc, floating *dh,
+                                       floating *dg_out) noexcept nogil:
+    if floating is float:
+        cyrnn_lstm_backward_product_f(H, first_block, end_block, n, cells, packed, dg, dy,
+                                      ldy, gates, extra, dc, dh, dg_out)
+    else:
+        cyrnn_lstm_backward_product_d(H, first_block, end_block, n, cells, packed, dg, dy,
+                                      ldy, gates, extra, dc, dh, dg_out)
 
 cdef inline void gru_backward(int n, int H, const floating *gates, const floating *extra,
                               const floating *hprev, floating *dh, floating *dgx,

@@ -20,7 +20,7 @@ from libc.string cimport memcmp, memcpy
 from cyrnn._blas cimport gemm
 from cython.parallel cimport parallel, prange, threadid
 from cyrnn._kernels cimport (
-    lstm_backward, gru_backward, rnn_backward, copy_rows, add_rows,
+    lstm_backward, lstm_backward_product, gru_backward, rnn_backward, copy_rows, add_rows,
     weight_gradient_chunk,
     multiply, packed_blocks, packed_elements, pack_weights, pack_weight_blocks,
     packed_product,
@@ -595,12 +595,15 @@ cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
 
 
 cdef inline void _backward_rows(const Plan *p, const Direction *dr, const floating *dy,
-                                int t, Py_ssize_t row0, int tid, int threads) noexcept nogil:
-    """Thread tid's share of the rows of step t: dL/dh_t gets dy_t, the
+                                int t, Py_ssize_t row0, int first, int tid,
+                                int threads) noexcept nogil:
+    """Thread tid's share of rows [first, n) of step t: dL/dh_t gets dy_t, the
     cell's backward kernel turns it into the pre-activations' gradients (and
     dL/dc_{t-1}) in the rows of the chunk that starts at row0."""
     cdef int H = p.H, Hout = p.Hout, GH = p.G * p.H, DH = p.D * p.Hout
-    cdef int n = <int>p.batch_sizes[t], r0 = tid * n // threads, r1 = (tid + 1) * n // threads
+    cdef int n = <int>p.batch_sizes[t]
+    cdef int r0 = first + tid * (n - first) // threads
+    cdef int r1 = first + (tid + 1) * (n - first) // threads
     cdef Py_ssize_t off = p.offsets[t]
     cdef floating *dh = <floating *>dr.dh
     cdef floating *dc = <floating *>dr.dc + r0 * H if dr.dc != NULL else NULL
@@ -647,15 +650,36 @@ cdef inline void _backward_step(const Plan *p, const Layer *ly, int d,
     cdef int t = p.T - 1 - s if d == 0 else s
     cdef Py_ssize_t end = p.offsets[p.T - s0] if d == 0 else p.offsets[s1]
     cdef const Direction *dr = &ly.dirs[d]
-    cdef int GH = p.G * p.H, blocks = packed_blocks(p.Hout, <floating *>NULL)
-    _backward_rows(p, dr, <const floating *>ly.dy + d * p.Hout, t, row0, tid, threads)
-    if threads > 1:
-        omp_barrier()
-    # dL/dh_{t-1} = (GRU: +=) dgh W_hh, by blocks of Hout units
-    _product_blocks(p.Hout, GH, <int>p.batch_sizes[t], packed_hh,
-                    <const floating *>dr.dgh_rows + (p.offsets[t] - row0) * GH,
-                    <floating *>dr.dh, p.kind == GRU, tid * blocks // threads,
-                    (tid + 1) * blocks // threads)
+    cdef int GH = p.G * p.H, DH = p.D * p.Hout, blocks = packed_blocks(p.Hout, <floating *>NULL)
+    cdef int n = <int>p.batch_sizes[t], first = 0, following, cells
+    cdef const floating *dy = <const floating *>ly.dy + d * p.Hout
+    cdef floating *dgh_rows = <floating *>dr.dgh_rows
+    # An LSTM's product runs the next step's cell on its tiles (see below):
+    # not across a chunk's end, whose gradients still need these rows.
+    cdef bint fused = p.kind == LSTM and dr.w_hr == NULL
+    if fused and s > s0:  # the rows the previous step's product went on with
+        first = min(n, <int>p.batch_sizes[t + 1 if d == 0 else t - 1])
+    if first < n:
+        _backward_rows(p, dr, dy, t, row0, first, tid, threads)
+        if threads > 1:
+            omp_barrier()
+    if fused and s + 1 < s1:
+        # dL/dh_{t'} = dg_t W_hh for the step t' visited next, and on the
+        # same tiles t''s cell backward: its gates' gradients
+        following = t - 1 if d == 0 else t + 1
+        cells = min(n, <int>p.batch_sizes[following])
+        lstm_backward_product(p.H, tid * blocks // threads, (tid + 1) * blocks // threads,
+                              n, cells, packed_hh, dgh_rows + (p.offsets[t] - row0) * GH,
+                              dy + p.offsets[following] * DH, DH,
+                              <const floating *>dr.gates + p.offsets[following] * GH,
+                              <const floating *>dr.extra + p.offsets[following] * p.E,
+                              <floating *>dr.dc, <floating *>dr.dh,
+                              dgh_rows + (p.offsets[following] - row0) * GH)
+    else:
+        # dL/dh_{t-1} = (GRU: +=) dgh W_hh, by blocks of Hout units
+        _product_blocks(p.Hout, GH, n, packed_hh, dgh_rows + (p.offsets[t] - row0) * GH,
+                        <floating *>dr.dh, p.kind == GRU, tid * blocks // threads,
+                        (tid + 1) * blocks // threads)
     if s == s1 - 1 and threads > 1:
         _gradient_chunk(p, ly, d, panels, row0, <int>(end - row0), s0 > 0, tid, threads)
     elif s == s1 - 1:
