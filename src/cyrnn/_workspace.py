@@ -7,12 +7,11 @@ gradients, packed weights, and a tape's internal buffers once the tape is
 dropped) is therefore taken from and given back to a small per-model cache.
 A call takes arrays out, so concurrent calls never share one; a call that
 finds the cache empty allocates."""
-import math
 import threading
 
 import numpy as np
 
-from cyrnn._recurrence import data_address
+from cyrnn._recurrence import aligned_array
 
 
 # Bytes: a cache line, and what the kernels' streamed stores need. Every
@@ -25,21 +24,13 @@ ALIGNMENT = 64
 
 def aligned_empty(shape, dtype):
     """np.empty, starting on a cache line (numpy's own large arrays start 16
-    bytes past a page: glibc's header). Plain arithmetic rather than np.prod
-    and .ctypes: run right after a large call, with their code out of the
-    caches, those two took 90 us, a sixtieth of a medium RNN's inference."""
-    dtype = np.dtype(dtype)
-    nbytes = math.prod(shape) * dtype.itemsize
-    raw = np.empty(nbytes + ALIGNMENT, np.uint8)
-    start = -data_address(raw) % ALIGNMENT
-    return raw[start:start + nbytes].view(dtype).reshape(shape)
+    bytes past a page: glibc's header)."""
+    return aligned_array(tuple(shape), dtype, ALIGNMENT, False)
 
 
 def aligned_zeros(shape, dtype):
     """np.zeros, starting on a cache line."""
-    array = aligned_empty(shape, dtype)
-    array[...] = 0
-    return array
+    return aligned_array(tuple(shape), dtype, ALIGNMENT, True)
 
 
 class Workspace:
