@@ -55,6 +55,7 @@ class RecurrentLayer(ParameterOwner):
         self._widest = max(self._input_size, D * Hout, G * H)
         self._is_gru = self._cell.kind == _recurrence.CellKind.GRU
         self._extra_width = _recurrence.extra_width(self._cell.kind, H)
+        self._param_shapes = self._parameter_shapes()
         in_sizes = [self._input_size] + [D * Hout] * (self._num_layers - 1)
         self._packed_forward_sizes = [
             _recurrence.packed_size(self._cell.kind, H, Hout, self._dtype, False, in_size)
@@ -324,7 +325,8 @@ class RecurrentLayer(ParameterOwner):
             layer_input = y
         _recurrence.run(self._cell.kind, training, False, layout.batch_sizes, layout.offsets,
                         H, Hout, layers, self._dtype, None, get_num_threads())
-        self._packed_cache.store(entry for entry in new_packings if entry is not None)
+        if new_packings:
+            self._packed_cache.store(entry for entry in new_packings if entry is not None)
         for params, name in packings:
             # The tape keeps no forward packing, and no reference to the live
             # weights: BPTT has their transposed packing.
@@ -394,8 +396,7 @@ class RecurrentLayer(ParameterOwner):
                          ws.take("dgh_rows", rows, self._dtype)) if gru else (dgx, dgx_rows)
         dhall = ws.take("dhall", (N, Hout), self._dtype) if self._proj_size else None
         dm = aligned_empty((B, H), self._dtype) if self._proj_size else None
-        grads = {name: aligned_empty(shape, self._dtype)
-                 for name, shape in self._parameter_shapes().items()}
+        grads = {name: aligned_empty(shape, self._dtype) for name, shape in self._param_shapes.items()}
 
         layers = []
         for layer, fwd in enumerate(tape.layers):
