@@ -396,7 +396,8 @@ class RecurrentLayer(ParameterOwner):
                          ws.take("dgh_rows", rows, self._dtype)) if gru else (dgx, dgx_rows)
         dhall = ws.take("dhall", (N, Hout), self._dtype) if self._proj_size else None
         dm = aligned_empty((B, H), self._dtype) if self._proj_size else None
-        grads = {name: aligned_empty(shape, self._dtype) for name, shape in self._param_shapes.items()}
+        grads = {name: aligned_empty(shape, self._dtype)
+                 for name, shape in self._param_shapes.items()}
 
         layers = []
         for layer, fwd in enumerate(tape.layers):
