@@ -8,8 +8,9 @@ torch's PackedSequence: rows sorted by length, step t owning the first
 batch_sizes[t] rows, stored at rows offsets[t] ... of every (N, width) buffer.
 Forward, each step is one fused kernel call per range of unit blocks (input
 and recurrent products in registers, then the cell); backward, one packed
-product per step gives dL/dh_{t-1}, and the weight gradients are packed
-products over all steps, a chunk of rows at a time.
+product per step gives dL/dh_{t-1} (for an LSTM, with step t-1's cell
+backward run on its tiles), and the weight gradients are packed products
+over all steps, a chunk of rows at a time.
 """
 import numpy as np
 cimport numpy as cnp
