@@ -65,8 +65,10 @@ enum { CYRNN_CELL_LSTM = 0, CYRNN_CELL_GRU = 1, CYRNN_CELL_RNN_TANH = 2, CYRNN_C
        blocks [first_block, end_block) of rows 0..n-1: see step_template.h.  \
        x (ldx), h = h_{t-1} (ldh), out = the new h, or m for an LSTM with a   \
        projection (ldo); c (H) the LSTM's cell state, in place; gates (G*H)  \
-       and extra (LSTM 2H, GRU H) the tape, or NULL for inference;           \
-       stream_tape: store the tape past the caches. */                       \
+       and extra (LSTM 2H, GRU H) the tape, or NULL for inference; rows    \
+       below next_rows also store the new h to next_h (rows H apart: the    \
+       next step's h_{t-1} on the tape); stream_tape: store the tape past   \
+       the caches. */                                                        \
     ptrdiff_t cyrnn_packed_bias_size_##SFX(int cell, int H);                   \
     void cyrnn_pack_bias_##SFX(int cell, int H, const REAL *bias,              \
                                const REAL *bias_hn, REAL *packed_bias);        \
@@ -76,7 +78,8 @@ enum { CYRNN_CELL_LSTM = 0, CYRNN_CELL_GRU = 1, CYRNN_CELL_RNN_TANH = 2, CYRNN_C
                                const REAL *packed_bias, const REAL *x,         \
                                ptrdiff_t ldx, const REAL *h, ptrdiff_t ldh,    \
                                REAL *c, REAL *out, ptrdiff_t ldo,              \
-                               REAL *gates, REAL *extra, int stream_tape);     \
+                               REAL *gates, REAL *extra, REAL *next_h,         \
+                               int next_rows, int stream_tape);                \
     /* Weight gradients out1 (M, K1) = dg^T X1 and out2 (M, K2) = dg^T X2  \
        and the bias gradient db (M) = dg's column sums, unless NULL (=, or  \
        += if accumulate) over one chunk of rows of dg, which comes packed in \

@@ -151,7 +151,8 @@ FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
               const REAL *restrict pbias, int r0, const REAL *restrict x,
               ptrdiff_t ldx, const REAL *restrict h, ptrdiff_t ldh, REAL *restrict c,
               REAL *restrict out, ptrdiff_t ldo, REAL *restrict gates,
-              REAL *restrict extra, int j0, int units)
+              REAL *restrict extra, REAL *restrict next_h, int next_rows, int j0,
+              int units)
 {
     const int G = FN(cell_gates)(cell), A = FN(cell_accumulators)(cell);
     const int split = cell == CYRNN_CELL_GRU; /* W_hn h goes to accumulator 3 */
@@ -168,12 +169,11 @@ FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
     FN(accumulate_rows)(R, G, A, split, Hout, phh, ht, ldh, acc);
     for (int r = 0; r < R; ++r) {
         ptrdiff_t row = r0 + r;
-        REAL *o = out + row * ldo + j0;
-        FN(panel_vec) keep[6];
+        FN(panel_vec) keep[6], hv;
         if (cell == CYRNN_CELL_LSTM) {
             REAL *cr = c + row * H + j0;
             FN(panel_vec) cv = FN(load_units)(cr, units);
-            FN(store_units)(o, FN(lstm_cell)(acc[r], &cv, keep), units);
+            hv = FN(lstm_cell)(acc[r], &cv, keep);
             FN(store_units)(cr, cv, units);
             if (gates) {
                 FN(store_kept)(stream, 4, units, keep, gates + row * GH + j0, H);
@@ -181,17 +181,20 @@ FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
             }
         } else if (cell == CYRNN_CELL_GRU) {
             FN(panel_vec) hp = FN(load_units)(h + row * ldh + j0, units);
-            FN(store_units)(o, FN(gru_cell)(acc[r], hp, keep), units);
+            hv = FN(gru_cell)(acc[r], hp, keep);
             if (gates) {
                 FN(store_kept)(stream, 3, units, keep, gates + row * GH + j0, H);
                 FN(store_kept)(stream, 1, units, keep + 3, extra + row * E + j0, H);
             }
         } else {
             keep[0] = cell == CYRNN_CELL_RNN_RELU ? FN(relu)(acc[r][0]) : FN(tanh)(acc[r][0]);
-            FN(store_units)(o, keep[0], units);
+            hv = keep[0];
             if (gates)
                 FN(store_kept)(stream, 1, units, keep, gates + row * GH + j0, H);
         }
+        FN(store_units)(out + row * ldo + j0, hv, units);
+        if (row < next_rows) /* the next step reads it there, next_h's rows H apart */
+            FN(store_units)(next_h + row * H + j0, hv, units);
     }
 }
 
@@ -201,10 +204,12 @@ FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
         int r0 = 0;                                                            \
         for (; r0 + (R_) <= n; r0 += (R_))                                     \
             FN(step_tile)(CELL, R_, stream, H, I, Hout, pih, phh, pb, r0, x,   \
-                          ldx, h, ldh, c, out, ldo, gates, extra, j0, units);  \
+                          ldx, h, ldh, c, out, ldo, gates, extra, next_h,      \
+                          next_rows, j0, units);                               \
         for (; r0 < n; ++r0)                                                   \
             FN(step_tile)(CELL, 1, stream, H, I, Hout, pih, phh, pb, r0, x,    \
-                          ldx, h, ldh, c, out, ldo, gates, extra, j0, units);  \
+                          ldx, h, ldh, c, out, ldo, gates, extra, next_h,      \
+                          next_rows, j0, units);                               \
     } while (0)
 
 /* R4: rows per tile for the four-accumulator cells, R1 for the RNN; STREAM:
@@ -216,7 +221,8 @@ FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
         int n, const REAL *packed_ih, const REAL *packed_hh,                   \
         const REAL *packed_bias, const REAL *x, ptrdiff_t ldx,                 \
         const REAL *h, ptrdiff_t ldh, REAL *c, REAL *out, ptrdiff_t ldo,      \
-        REAL *gates, REAL *extra, int stream_tape)                             \
+        REAL *gates, REAL *extra, REAL *next_h, int next_rows,                \
+        int stream_tape)                                                       \
     {                                                                          \
         const int G = FN(cell_gates)(cell), A = FN(cell_accumulators)(cell);  \
         const int stream = stream_tape && gates ? (STREAM) : 0;               \
@@ -256,7 +262,8 @@ void FN(cyrnn_cell_step)(int cell, int H, int I, int Hout, int first_block,
                          const REAL *packed_hh, const REAL *packed_bias,
                          const REAL *x, ptrdiff_t ldx, const REAL *h,
                          ptrdiff_t ldh, REAL *c, REAL *out, ptrdiff_t ldo,
-                         REAL *gates, REAL *extra, int stream_tape)
+                         REAL *gates, REAL *extra, REAL *next_h, int next_rows,
+                         int stream_tape)
 {
 #if CYRNN_X86_DISPATCH
     static int isa = -1; /* benign race: every thread computes the same value */
@@ -265,19 +272,19 @@ void FN(cyrnn_cell_step)(int cell, int H, int I, int Hout, int first_block,
     if (isa == 2) {
         FN(cell_step_avx512)(cell, H, I, Hout, first_block, end_block, n, packed_ih,
                              packed_hh, packed_bias, x, ldx, h, ldh, c, out, ldo,
-                             gates, extra, stream_tape);
+                             gates, extra, next_h, next_rows, stream_tape);
         return;
     }
     if (isa == 1) {
         FN(cell_step_avx2)(cell, H, I, Hout, first_block, end_block, n, packed_ih,
                            packed_hh, packed_bias, x, ldx, h, ldh, c, out, ldo,
-                           gates, extra, stream_tape);
+                           gates, extra, next_h, next_rows, stream_tape);
         return;
     }
 #endif
     FN(cell_step_generic)(cell, H, I, Hout, first_block, end_block, n, packed_ih,
                           packed_hh, packed_bias, x, ldx, h, ldh, c, out, ldo, gates,
-                          extra, stream_tape);
+                          extra, next_h, next_rows, stream_tape);
 }
 
 #undef V

@@ -33,8 +33,8 @@ cdef extern from "cyrnn_kernels.h" nogil:
     Py_ssize_t cyrnn_packed_bias_size_d(int cell, int H)
     void cyrnn_pack_bias_f(int cell, int H, const float *bias, const float *bias_hn, float *packed_bias)
     void cyrnn_pack_bias_d(int cell, int H, const double *bias, const double *bias_hn, double *packed_bias)
-    void cyrnn_cell_step_f(int cell, int H, int I, int Hout, int first_block, int end_block, int n, const float *packed_ih, const float *packed_hh, const float *packed_bias, const float *x, Py_ssize_t ldx, const float *h, Py_ssize_t ldh, float *c, float *out, Py_ssize_t ldo, float *gates, float *extra, int stream_tape)
-    void cyrnn_cell_step_d(int cell, int H, int I, int Hout, int first_block, int end_block, int n, const double *packed_ih, const double *packed_hh, const double *packed_bias, const double *x, Py_ssize_t ldx, const double *h, Py_ssize_t ldh, double *c, double *out, Py_ssize_t ldo, double *gates, double *extra, int stream_tape)
+    void cyrnn_cell_step_f(int cell, int H, int I, int Hout, int first_block, int end_block, int n, const float *packed_ih, const float *packed_hh, const float *packed_bias, const float *x, Py_ssize_t ldx, const float *h, Py_ssize_t ldh, float *c, float *out, Py_ssize_t ldo, float *gates, float *extra, float *next_h, int next_rows, int stream_tape)
+    void cyrnn_cell_step_d(int cell, int H, int I, int Hout, int first_block, int end_block, int n, const double *packed_ih, const double *packed_hh, const double *packed_bias, const double *x, Py_ssize_t ldx, const double *h, Py_ssize_t ldh, double *c, double *out, Py_ssize_t ldo, double *gates, double *extra, double *next_h, int next_rows, int stream_tape)
     void cyrnn_weight_gradient_chunk_f(int M, int first_group, int end_group, int rows, const float *dg_blocks, Py_ssize_t block_stride, int K1, const float *panels1, float *out1, int K2, const float *panels2, float *out2, float *db, int accumulate)
     void cyrnn_weight_gradient_chunk_d(int M, int first_group, int end_group, int rows, const double *dg_blocks, Py_ssize_t block_stride, int K1, const double *panels1, double *out1, int K2, const double *panels2, double *out2, double *db, int accumulate)
     void cyrnn_sigmoid_f(Py_ssize_t n, const float *x, float *y)
@@ -153,13 +153,16 @@ cdef inline void cell_step(int cell, int H, int I, int Hout, int first_block, in
                            const floating *packed_bias, const floating *x, Py_ssize_t ldx,
                            const floating *h, Py_ssize_t ldh, floating *c, floating *out,
                            Py_ssize_t ldo, floating *gates, floating *extra,
+                           floating *next_h, int next_rows,
                            bint stream_tape) noexcept nogil:
     if floating is float:
         cyrnn_cell_step_f(cell, H, I, Hout, first_block, end_block, n, packed_ih, packed_hh,
-                          packed_bias, x, ldx, h, ldh, c, out, ldo, gates, extra, stream_tape)
+                          packed_bias, x, ldx, h, ldh, c, out, ldo, gates, extra, next_h,
+                          next_rows, stream_tape)
     else:
         cyrnn_cell_step_d(cell, H, I, Hout, first_block, end_block, n, packed_ih, packed_hh,
-                          packed_bias, x, ldx, h, ldh, c, out, ldo, gates, extra, stream_tape)
+                          packed_bias, x, ldx, h, ldh, c, out, ldo, gates, extra, next_h,
+                          next_rows, stream_tape)
 
 cdef inline void weight_gradient_chunk(int M, int first_group, int end_group, int rows,
                                        const floating *dg_blocks, Py_ssize_t block_stride,

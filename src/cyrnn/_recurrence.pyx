@@ -452,24 +452,28 @@ cdef inline void _step_blocks(const Plan *p, const Direction *dr, const floating
                               int first_block, int end_block, int in_size, int n, int carried,
                               const floating *x, const floating *prev, Py_ssize_t ld_prev,
                               const floating *rest, floating *out, Py_ssize_t ldo,
-                              floating *gates, floating *extra) noexcept nogil:
+                              floating *gates, floating *extra, floating *next_h,
+                              int next_rows) noexcept nogil:
     """One step for a range of unit blocks. Rows below `carried` continue from
     `prev` (the previous step's output, rows ld_prev apart), the others from
-    `rest` (rows Hout apart). The two calls split the rows the same way with
-    or without a tape: a row's bits depend on the tile it falls in."""
+    `rest` (rows Hout apart); rows below next_rows also store h to next_h.
+    The two calls split the rows the same way with or without a tape: a
+    row's bits depend on the tile it falls in."""
     cdef floating *c = <floating *>dr.c
     cdef Py_ssize_t GH = p.G * p.H
     if carried > 0:
         cell_step(p.kind, p.H, in_size, p.Hout, first_block, end_block, carried, packed_ih,
                   packed_hh, packed_bias, x, in_size, prev, ld_prev, c, out, ldo, gates,
-                  extra, p.stream_tape)
+                  extra, next_h, next_rows, p.stream_tape)
     if n > carried:
         cell_step(p.kind, p.H, in_size, p.Hout, first_block, end_block, n - carried,
                   packed_ih, packed_hh, packed_bias, x + carried * in_size, in_size,
                   rest, p.Hout,
                   c + carried * p.H if c != NULL else NULL, out + carried * ldo, ldo,
                   gates + carried * GH if gates != NULL else NULL,
-                  extra + carried * p.E if extra != NULL else NULL, p.stream_tape)
+                  extra + carried * p.E if extra != NULL else NULL,
+                  next_h + carried * p.H if next_h != NULL else NULL, next_rows - carried,
+                  p.stream_tape)
 
 
 cdef extern from *:
@@ -496,7 +500,7 @@ cdef inline void _forward_step(const Plan *p, const Layer *ly, int d, const floa
     cdef int blocks = packed_blocks(H, <floating *>NULL)
     cdef int t = s if d == 0 else p.T - 1 - s
     cdef int n = <int>p.batch_sizes[t], r0 = tid * n // threads, r1 = (tid + 1) * n // threads
-    cdef int prev_t, carried = 0, finished, lo
+    cdef int prev_t, next_t, carried = 0, finished, lo, next_rows = 0
     cdef Py_ssize_t off = p.offsets[t], ld_prev = DH, ldo = DH
     cdef floating *h = <floating *>dr.h
     cdef floating *hprev = <floating *>dr.hprev
@@ -507,6 +511,7 @@ cdef inline void _forward_step(const Plan *p, const Layer *ly, int d, const floa
     cdef floating *out = y + off * DH
     cdef floating *gates = NULL
     cdef floating *extra = NULL
+    cdef floating *next_h = NULL
     # The state lives in y: each step reads the previous step's rows of y
     # (rows are sorted by length, so they are the first ones) and writes its
     # own, with no copy in between.
@@ -519,10 +524,16 @@ cdef inline void _forward_step(const Plan *p, const Layer *ly, int d, const floa
         gates = <floating *>dr.gates + off * GH
         if p.E:
             extra = <floating *>dr.extra + off * p.E
-        # The tape keeps h_{t-1} for the weight gradients.
+        # The tape keeps h_{t-1} for the weight gradients. Without a
+        # projection, the previous step's kernel stored its rows there
+        # already (below); the others come from the initial state.
         lo = min(r1, carried)
-        if lo > r0:
+        if lo > r0 and w_hr != NULL:
             copy_rows(lo - r0, Hout, prev + r0 * DH, DH, hprev + (off + r0) * Hout, Hout)
+        if s + 1 < p.T and w_hr == NULL:
+            next_t = t + 1 if d == 0 else t - 1
+            next_rows = min(n, <int>p.batch_sizes[next_t])
+            next_h = hprev + p.offsets[next_t] * Hout
         lo = max(r0, carried)
         if r1 > lo:
             copy_rows(r1 - lo, Hout, h + lo * Hout, Hout, hprev + (off + lo) * Hout, Hout)
@@ -536,7 +547,7 @@ cdef inline void _forward_step(const Plan *p, const Layer *ly, int d, const floa
         ldo = H
     _step_blocks(p, dr, packed_ih, packed_hh, packed_bias, tid * blocks // threads,
                  (tid + 1) * blocks // threads, I, n, carried, x + off * I, prev, ld_prev,
-                 rest, out, ldo, gates, extra)
+                 rest, out, ldo, gates, extra, next_h, next_rows)
     if threads > 1:
         omp_barrier()
     # Rows whose sequence ends at this step hand their state to h_n.
