@@ -40,8 +40,23 @@ static inline int cyrnn_cpu_level(void)
         level = cap[0] - '0';
     return level;
 }
+/* Calls the void function FN(NAME_avx512), FN(NAME_avx2) or FN(NAME_generic)
+ * with these arguments, the best this CPU (so capped) runs. */
+#define CYRNN_DISPATCH(NAME, ...)                                              \
+    do {                                                                       \
+        static int isa = -1; /* benign race: every thread finds the same */   \
+        if (isa < 0)                                                           \
+            isa = cyrnn_cpu_level();                                           \
+        if (isa == 2)                                                          \
+            FN(NAME##_avx512)(__VA_ARGS__);                                    \
+        else if (isa == 1)                                                     \
+            FN(NAME##_avx2)(__VA_ARGS__);                                      \
+        else                                                                   \
+            FN(NAME##_generic)(__VA_ARGS__);                                   \
+    } while (0)
 #else
 #define CYRNN_X86_DISPATCH 0
+#define CYRNN_DISPATCH(NAME, ...) FN(NAME##_generic)(__VA_ARGS__)
 #endif
 #define CYRNN_PANEL_BYTES 64
 

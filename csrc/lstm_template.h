@@ -110,23 +110,8 @@ void FN(cyrnn_lstm_backward_product)(int H, int first_block, int end_block, int 
                                      const REAL *dy, ptrdiff_t ldy, const REAL *gates,
                                      const REAL *extra, REAL *dc, REAL *dh, REAL *dg_out)
 {
-#if CYRNN_X86_DISPATCH
-    static int isa = -1; /* benign race: every thread computes the same value */
-    if (isa < 0)
-        isa = cyrnn_cpu_level();
-    if (isa == 2) {
-        FN(lstm_backward_product_avx512)(H, first_block, end_block, n, cells, packed, dg,
-                                         dy, ldy, gates, extra, dc, dh, dg_out);
-        return;
-    }
-    if (isa == 1) {
-        FN(lstm_backward_product_avx2)(H, first_block, end_block, n, cells, packed, dg,
-                                       dy, ldy, gates, extra, dc, dh, dg_out);
-        return;
-    }
-#endif
-    FN(lstm_backward_product_generic)(H, first_block, end_block, n, cells, packed, dg, dy,
-                                      ldy, gates, extra, dc, dh, dg_out);
+    CYRNN_DISPATCH(lstm_backward_product, H, first_block, end_block, n, cells, packed, dg, dy,
+                   ldy, gates, extra, dc, dh, dg_out);
 }
 
 #undef V

@@ -150,20 +150,7 @@ static void FN(packed_product_strided)(int H, int K, int n, const REAL *packed,
                                        ptrdiff_t xk, REAL *out, ptrdiff_t ld,
                                        int accumulate)
 {
-#if CYRNN_X86_DISPATCH
-    static int isa = -1; /* benign race: every thread computes the same value */
-    if (isa < 0)
-        isa = cyrnn_cpu_level();
-    if (isa == 2) {
-        FN(packed_product_avx512)(H, K, n, packed, block, x, xr, xk, out, ld, accumulate);
-        return;
-    }
-    if (isa == 1) {
-        FN(packed_product_avx2)(H, K, n, packed, block, x, xr, xk, out, ld, accumulate);
-        return;
-    }
-#endif
-    FN(packed_product_generic)(H, K, n, packed, block, x, xr, xk, out, ld, accumulate);
+    CYRNN_DISPATCH(packed_product, H, K, n, packed, block, x, xr, xk, out, ld, accumulate);
 }
 
 /* out (n, H) gets (accumulate = 0) or adds (accumulate = 1) the columns of

@@ -265,26 +265,9 @@ void FN(cyrnn_cell_step)(int cell, int H, int I, int Hout, int first_block,
                          REAL *gates, REAL *extra, REAL *next_h, int next_rows,
                          int stream_tape)
 {
-#if CYRNN_X86_DISPATCH
-    static int isa = -1; /* benign race: every thread computes the same value */
-    if (isa < 0)
-        isa = cyrnn_cpu_level();
-    if (isa == 2) {
-        FN(cell_step_avx512)(cell, H, I, Hout, first_block, end_block, n, packed_ih,
-                             packed_hh, packed_bias, x, ldx, h, ldh, c, out, ldo,
-                             gates, extra, next_h, next_rows, stream_tape);
-        return;
-    }
-    if (isa == 1) {
-        FN(cell_step_avx2)(cell, H, I, Hout, first_block, end_block, n, packed_ih,
-                           packed_hh, packed_bias, x, ldx, h, ldh, c, out, ldo,
-                           gates, extra, next_h, next_rows, stream_tape);
-        return;
-    }
-#endif
-    FN(cell_step_generic)(cell, H, I, Hout, first_block, end_block, n, packed_ih,
-                          packed_hh, packed_bias, x, ldx, h, ldh, c, out, ldo, gates,
-                          extra, next_h, next_rows, stream_tape);
+    CYRNN_DISPATCH(cell_step, cell, H, I, Hout, first_block, end_block, n, packed_ih,
+                   packed_hh, packed_bias, x, ldx, h, ldh, c, out, ldo, gates, extra,
+                   next_h, next_rows, stream_tape);
 }
 
 #undef V
