@@ -48,6 +48,7 @@ Examples:
 import argparse
 import contextlib
 import gc
+import math
 import os
 import platform
 import re
@@ -530,6 +531,24 @@ def alternate(fns, repeat, sample_time, warmup, fixed_numbers=None):
     return samples
 
 
+def median_interval(values, confidence=0.95):
+    """A distribution-free confidence interval for the median of `values`:
+    the k-th smallest and k-th largest, with k the largest rank for which
+    the binomial tails leave at least `confidence` between them. None when
+    there are too few values for one."""
+    n = len(values)
+    tail, k = 0.0, 0
+    while True:
+        tail_next = tail + math.comb(n, k) / 2.0 ** n
+        if 2 * tail_next > 1 - confidence:
+            break
+        tail, k = tail_next, k + 1
+    if k == 0:
+        return None
+    ordered = sorted(values)
+    return ordered[k - 1], ordered[n - k]
+
+
 def make_gemm(dtype, n):
     """A callable doing one n x n x n GEMM through scipy.linalg.blas (the BLAS
     cyrnn uses), and its FLOP count."""
@@ -656,14 +675,16 @@ def run_case(case, threads, libs, args, checks):
         # ratios paired within a round (the libraries ran seconds apart), then
         # the median over rounds: steadier than a ratio of medians when the
         # machine's load drifts
-        ratios = {name: statistics.median(c / p for c, p in zip(samples["cyrnn"], s))
+        paired = {name: [c / p for c, p in zip(samples["cyrnn"], s)]
                   for name, s in samples.items() if name != "cyrnn"}
+        ratios = {name: statistics.median(r) for name, r in paired.items()}
         q = statistics.quantiles(samples["cyrnn"], n=4) if len(samples["cyrnn"]) > 1 else [0, 0, 0]
         rows.append(dict(case=case, mode=mode, medians=medians, flops=flops, ratios=ratios,
                          cyrnn_iqr=(q[2] - q[0]) / medians["cyrnn"],
                          gemm_gflops=gemm_flops / statistics.median(gemm_times) / 1e9,
                          gemm_samples=[gemm_flops / t / 1e9 for t in gemm_times],
-                         spread={name: (min(s), max(s)) for name, s in samples.items()}))
+                         spread={name: (min(s), max(s)) for name, s in samples.items()},
+                         ratio_intervals={name: median_interval(r) for name, r in paired.items()}))
     return rows, problems, lengths
 
 
@@ -790,11 +811,16 @@ def _speedup_summary(threads, rows, out):
     rows = [r for r in rows if ONE_THREAD in r["ratios"]]
     if not rows:
         return
-    parts = [f"{r['case'].name} {r['mode']} {1 / r['ratios'][ONE_THREAD]:.2f}x "
-             f"({fmt_ms(r['medians'][ONE_THREAD])} -> {fmt_ms(r['medians']['cyrnn'])} ms)"
-             for r in rows]
-    out(f"- cyrnn on {threads} threads against 1 thread, in the same rounds: "
-        + "; ".join(parts))
+    parts = []
+    for r in rows:
+        interval = r["ratio_intervals"][ONE_THREAD]
+        ci = "" if interval is None else f"95% CI {1 / interval[1]:.2f}-{1 / interval[0]:.2f}, "
+        parts.append(f"{r['case'].name} {r['mode']} {1 / r['ratios'][ONE_THREAD]:.2f}x "
+                     f"({ci}{fmt_ms(r['medians'][ONE_THREAD])} -> "
+                     f"{fmt_ms(r['medians']['cyrnn'])} ms)")
+    out(f"- cyrnn on {threads} threads against 1 thread, in the same rounds (speed-up = "
+        f"one-thread time / {threads}-thread time, median over rounds, with a "
+        f"distribution-free confidence interval for that median): " + "; ".join(parts))
 
 
 def _ragged_summary(rows, ragged_info, libs, out):
