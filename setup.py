@@ -18,7 +18,8 @@ C_HEADERS = sorted(glob.glob("csrc/*.h"))
 COMPILE_ARGS = ["-O3", "-std=gnu99", "-fno-math-errno", "-Wno-unused-function", "-Wno-psabi", "-fopenmp"]
 LINK_ARGS = ["-fopenmp"]
 if os.environ.get("CYRNN_NATIVE") == "1":
-    COMPILE_ARGS.append("-march=native")
+    # CYRNN_NATIVE tells the kernels' variants not to narrow their targets
+    COMPILE_ARGS += ["-march=native", "-DCYRNN_NATIVE"]
 if os.environ.get("CYRNN_SANITIZE") == "1":
     COMPILE_ARGS += ["-O1", "-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer"]
 

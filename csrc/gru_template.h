@@ -4,11 +4,10 @@
  *   h' = (1 - z) n + z h,
  * where the x_* blocks already hold b_ir + b_hr, b_iz + b_hz and b_in. */
 
-CYRNN_KERNEL void FN(cyrnn_gru_backward)(int n, int H, const REAL *restrict gates,
-                                          const REAL *restrict extra,
-                                          const REAL *restrict hprev,
-                                          REAL *restrict dh, REAL *restrict dgx,
-                                          REAL *restrict dgh)
+static inline __attribute__((always_inline)) void
+FN(cyrnn_gru_backward_body)(int n, int H, const REAL *restrict gates,
+                            const REAL *restrict extra, const REAL *restrict hprev,
+                            REAL *restrict dh, REAL *restrict dgx, REAL *restrict dgh)
 {
     for (int b = 0; b < n; ++b) {
         const REAL *gr = gates + (ptrdiff_t)b * 3 * H, *gz = gr + H, *gn = gz + H;
@@ -31,3 +30,8 @@ CYRNN_KERNEL void FN(cyrnn_gru_backward)(int n, int H, const REAL *restrict gate
         }
     }
 }
+CYRNN_VECTORIZED_KERNEL(cyrnn_gru_backward,
+                        (int n, int H, const REAL *restrict gates, const REAL *restrict extra,
+                         const REAL *restrict hprev, REAL *restrict dh, REAL *restrict dgx,
+                         REAL *restrict dgh),
+                        n, H, gates, extra, hprev, dh, dgx, dgh)

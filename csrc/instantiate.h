@@ -9,20 +9,22 @@
 #define CYRNN_CAT(a, b) CYRNN_CAT_(a, b)
 #define FN(name) CYRNN_CAT(name, SFX)
 
-/* Exported kernels are compiled for AVX-512, AVX2 and baseline x86-64 and the
- * loader picks the best the CPU has, so a portable wheel is still fast. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
-    defined(__linux__) && !defined(CYRNN_NO_MULTIVERSION)
-#define CYRNN_KERNEL \
-    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CYRNN_KERNEL
-#endif
-
-/* The packed recurrent product picks its instruction set at run time. */
+/* Kernels that pick their instruction set at run time come in three
+ * variants: AVX-512, AVX2 + FMA and baseline x86-64, so that a portable wheel
+ * is fast here and still runs on an older CPU. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define CYRNN_X86_DISPATCH 1
 #include <stdlib.h>
+#ifdef CYRNN_NATIVE
+/* Compiled with -march=native for this CPU only: every variant has its
+ * instruction sets already, and a narrower target would stop GCC inlining
+ * the always_inline helpers the variants are made of. */
+#define CYRNN_TARGET_AVX512
+#define CYRNN_TARGET_AVX2
+#else
+#define CYRNN_TARGET_AVX512 __attribute__((target("arch=x86-64-v4")))
+#define CYRNN_TARGET_AVX2 __attribute__((target("arch=x86-64-v3")))
+#endif
 /* 2: AVX-512, 1: AVX2 + FMA, 0: baseline. CYRNN_CPU_LEVEL=0 or 1 in the
  * environment caps it, so that the tests can run the kernels an older CPU
  * would run. */
@@ -54,10 +56,25 @@ static inline int cyrnn_cpu_level(void)
         else                                                                   \
             FN(NAME##_generic)(__VA_ARGS__);                                   \
     } while (0)
+/* The AVX-512 and AVX2 variants of a loop the compiler vectorizes itself:
+ * FN(NAME_body), always_inline, compiled once per target. */
+#define CYRNN_WIDE_VARIANTS(NAME, PARAMS, ...)                                 \
+    CYRNN_TARGET_AVX512 static void FN(NAME##_avx512) PARAMS                   \
+    { FN(NAME##_body)(__VA_ARGS__); }                                          \
+    CYRNN_TARGET_AVX2 static void FN(NAME##_avx2) PARAMS                       \
+    { FN(NAME##_body)(__VA_ARGS__); }
 #else
 #define CYRNN_X86_DISPATCH 0
 #define CYRNN_DISPATCH(NAME, ...) FN(NAME##_generic)(__VA_ARGS__)
+#define CYRNN_WIDE_VARIANTS(NAME, PARAMS, ...)
 #endif
+/* The exported void kernel FN(NAME) PARAMS, calling FN(NAME_body) (an
+ * always_inline loop) with the arguments given, in the variant the CPU runs
+ * best. */
+#define CYRNN_VECTORIZED_KERNEL(NAME, PARAMS, ...)                             \
+    CYRNN_WIDE_VARIANTS(NAME, PARAMS, __VA_ARGS__)                             \
+    static void FN(NAME##_generic) PARAMS { FN(NAME##_body)(__VA_ARGS__); }   \
+    void FN(NAME) PARAMS { CYRNN_DISPATCH(NAME, __VA_ARGS__); }
 #define CYRNN_PANEL_BYTES 64
 
 /* float: e^y = 2^n (1 + p(r)), clamp bounds keep 2^n a normal number. */

@@ -24,11 +24,10 @@ FN(lstm_backward_units)(int H, int units, FN(panel_vec) dh, const REAL *restrict
     FN(store_units)(dc, dct * f, units);
 }
 
-CYRNN_KERNEL void FN(cyrnn_lstm_backward)(int n, int H, const REAL *restrict gates,
-                                           const REAL *restrict extra,
-                                           const REAL *restrict dh,
-                                           REAL *restrict dc,
-                                           REAL *restrict dgates)
+static inline __attribute__((always_inline)) void
+FN(cyrnn_lstm_backward_body)(int n, int H, const REAL *restrict gates,
+                             const REAL *restrict extra, const REAL *restrict dh,
+                             REAL *restrict dc, REAL *restrict dgates)
 {
     for (ptrdiff_t b = 0; b < n; ++b)
         for (int j0 = 0; j0 < H; j0 += V) {
@@ -38,6 +37,10 @@ CYRNN_KERNEL void FN(cyrnn_lstm_backward)(int n, int H, const REAL *restrict gat
                                     dc + b * H + j0, dgates + b * 4 * H + j0);
         }
 }
+CYRNN_VECTORIZED_KERNEL(cyrnn_lstm_backward,
+                        (int n, int H, const REAL *restrict gates, const REAL *restrict extra,
+                         const REAL *restrict dh, REAL *restrict dc, REAL *restrict dgates),
+                        n, H, gates, extra, dh, dc, dgates)
 
 /* R rows of one unit block of BPTT's fused step (see below). */
 static inline __attribute__((always_inline)) void
@@ -91,8 +94,8 @@ FN(lstm_backward_tile)(const int R, int H, const REAL *restrict panel, int j0, i
     }
 
 #if CYRNN_X86_DISPATCH
-CYRNN_DEFINE_LSTM_BACKWARD_PRODUCT(avx512, __attribute__((target("arch=x86-64-v4"))), 8)
-CYRNN_DEFINE_LSTM_BACKWARD_PRODUCT(avx2, __attribute__((target("arch=x86-64-v3"))), 4)
+CYRNN_DEFINE_LSTM_BACKWARD_PRODUCT(avx512, CYRNN_TARGET_AVX512, 8)
+CYRNN_DEFINE_LSTM_BACKWARD_PRODUCT(avx2, CYRNN_TARGET_AVX2, 4)
 #endif
 CYRNN_DEFINE_LSTM_BACKWARD_PRODUCT(generic, , 2)
 

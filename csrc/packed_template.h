@@ -138,8 +138,8 @@ FN(packed_tile)(const int R, int K, const REAL *restrict panel, const REAL *rest
     }
 
 #if CYRNN_X86_DISPATCH
-CYRNN_DEFINE_PACKED_PRODUCT(avx512, __attribute__((target("arch=x86-64-v4"))), 8)
-CYRNN_DEFINE_PACKED_PRODUCT(avx2, __attribute__((target("arch=x86-64-v3"))), 4)
+CYRNN_DEFINE_PACKED_PRODUCT(avx512, CYRNN_TARGET_AVX512, 8)
+CYRNN_DEFINE_PACKED_PRODUCT(avx2, CYRNN_TARGET_AVX2, 4)
 #endif
 CYRNN_DEFINE_PACKED_PRODUCT(generic, , 2)
 

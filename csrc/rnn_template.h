@@ -2,19 +2,24 @@
  * step is in step_template.h). The tape keeps the activated output: both
  * derivatives are functions of it. */
 
-#define CYRNN_RNN_KERNELS(NAME, DACT)                                           \
-    CYRNN_KERNEL void FN(cyrnn_rnn_##NAME##_backward)(                          \
-        int n, int H, const REAL *restrict gates, const REAL *restrict dh,      \
-        REAL *restrict dgates)                                                  \
+#define CYRNN_RNN_KERNELS(NAME, DGATE)                                           \
+    static inline __attribute__((always_inline)) void                           \
+    FN(cyrnn_rnn_##NAME##_backward_body)(int n, int H, const REAL *restrict gates, \
+                                         const REAL *restrict dh,               \
+                                         REAL *restrict dgates)                 \
     {                                                                           \
         ptrdiff_t total = (ptrdiff_t)n * H;                                     \
         for (ptrdiff_t k = 0; k < total; ++k) {                                 \
-            REAL y = gates[k];                                                  \
-            dgates[k] = dh[k] * (DACT);                                         \
+            REAL y = gates[k], d = dh[k];                                       \
+            dgates[k] = (DGATE);                                                \
         }                                                                       \
-    }
+    }                                                                           \
+    CYRNN_VECTORIZED_KERNEL(cyrnn_rnn_##NAME##_backward,                        \
+                            (int n, int H, const REAL *restrict gates,          \
+                             const REAL *restrict dh, REAL *restrict dgates),   \
+                            n, H, gates, dh, dgates)
 
-CYRNN_RNN_KERNELS(tanh, ((REAL)1 - y * y))
-CYRNN_RNN_KERNELS(relu, (y > 0 ? (REAL)1 : (REAL)0))
+CYRNN_RNN_KERNELS(tanh, d * ((REAL)1 - y * y))
+CYRNN_RNN_KERNELS(relu, d * (y > 0 ? (REAL)1 : (REAL)0))
 
 #undef CYRNN_RNN_KERNELS

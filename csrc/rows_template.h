@@ -12,9 +12,9 @@ void FN(cyrnn_copy_rows)(int n, int w, const REAL *restrict src, ptrdiff_t lds,
         memcpy(dst + b * ldd, src + b * lds, (size_t)w * sizeof(REAL));
 }
 
-CYRNN_KERNEL void FN(cyrnn_add_rows)(int n, int w, const REAL *restrict src,
-                                      ptrdiff_t lds, REAL *restrict dst,
-                                      ptrdiff_t ldd)
+static inline __attribute__((always_inline)) void
+FN(cyrnn_add_rows_body)(int n, int w, const REAL *restrict src, ptrdiff_t lds,
+                        REAL *restrict dst, ptrdiff_t ldd)
 {
     for (int b = 0; b < n; ++b) {
         const REAL *s = src + b * lds;
@@ -23,12 +23,18 @@ CYRNN_KERNEL void FN(cyrnn_add_rows)(int n, int w, const REAL *restrict src,
             d[j] += s[j];
     }
 }
+CYRNN_VECTORIZED_KERNEL(cyrnn_add_rows, (int n, int w, const REAL *restrict src, ptrdiff_t lds,
+                                         REAL *restrict dst, ptrdiff_t ldd),
+                        n, w, src, lds, dst, ldd)
 
-CYRNN_KERNEL void FN(cyrnn_multiply)(ptrdiff_t n, REAL *restrict a, const REAL *restrict b)
+static inline __attribute__((always_inline)) void
+FN(cyrnn_multiply_body)(ptrdiff_t n, REAL *restrict a, const REAL *restrict b)
 {
     for (ptrdiff_t k = 0; k < n; ++k)
         a[k] *= b[k];
 }
+CYRNN_VECTORIZED_KERNEL(cyrnn_multiply, (ptrdiff_t n, REAL *restrict a, const REAL *restrict b),
+                        n, a, b)
 
 /* The step kernel's activations over an array, for testing their accuracy:
  * whole vectors, then the tail in a zero-padded one. */

@@ -252,8 +252,8 @@ FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
 #endif
 
 #if CYRNN_X86_DISPATCH
-CYRNN_DEFINE_STEP(avx512, __attribute__((target("arch=x86-64-v4"))), 4, 8, 2)
-CYRNN_DEFINE_STEP(avx2, __attribute__((target("arch=x86-64-v3"))), 1, 4, 1)
+CYRNN_DEFINE_STEP(avx512, CYRNN_TARGET_AVX512, 4, 8, 2)
+CYRNN_DEFINE_STEP(avx2, CYRNN_TARGET_AVX2, 1, 4, 1)
 #endif
 CYRNN_DEFINE_STEP(generic, , 1, 2, 0)
 
