@@ -20,6 +20,7 @@
                             n, H, gates, dh, dgates)
 
 CYRNN_RNN_KERNELS(tanh, d * ((REAL)1 - y * y))
-CYRNN_RNN_KERNELS(relu, d * (y > 0 ? (REAL)1 : (REAL)0))
+/* torch's threshold_backward: exactly 0 where y <= 0, whatever dh holds there. */
+CYRNN_RNN_KERNELS(relu, y > 0 ? d : (REAL)0)
 
 #undef CYRNN_RNN_KERNELS

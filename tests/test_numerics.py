@@ -375,6 +375,26 @@ def test_nan_past_a_sequence_end_is_never_read(cell):
         np.testing.assert_array_equal(grads.params[key], g_clean.params[key], err_msg=key)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_gradient_is_zero_where_the_unit_is_off_whatever_dy_holds(dtype):
+    """As torch's threshold_backward: where y <= 0 the pre-activation's
+    gradient is exactly 0, so Inf or NaN in dy there reaches no gradient."""
+    model = make_model("RNN_RELU", I, H, num_layers=2, dtype=dtype, seed=5)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((T, B, I)).astype(dtype)
+    y, _, tape = model.forward(x)
+    off = y == 0
+    assert off.any() and not off.all()
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    special = np.where(rng.random(y.shape) < 0.5, np.inf, np.nan).astype(dtype)
+    clean = model.backward(tape, np.where(off, 0, dy).astype(dtype))
+    dirty = model.backward(tape, np.where(off, special, dy).astype(dtype))
+    np.testing.assert_array_equal(dirty.input, clean.input)
+    np.testing.assert_array_equal(dirty.hx, clean.hx)
+    for key in clean.params:
+        np.testing.assert_array_equal(dirty.params[key], clean.params[key], err_msg=key)
+
+
 @pytest.mark.parametrize("cell", CELLS)
 def test_all_nan_everything_runs_to_completion(cell):
     model = make_model(cell, I, H, num_layers=2, bidirectional=True, dropout=0.5, seed=0)
