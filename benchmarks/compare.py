@@ -26,8 +26,11 @@ reported, never silently ignored.
 
 Timing: warm-up calls, a calibration giving each library a number of calls
 per sample so that a sample lasts about --sample-time seconds, then --repeat
-rounds in which the libraries run one after another, in an order rotated
-every round. Medians are reported. With more than one thread, cyrnn also
+rounds in which the libraries run one after another, in orders that follow
+a Williams design: over a cycle of rounds each library runs right after
+every other equally often, so that no ratio carries the after-effect of one
+neighbour (a cache flushed by the GEMM, a pool still spinning). Medians are
+reported. With more than one thread, cyrnn also
 runs on one thread as one more participant of the same rounds, and its
 speed-up is reported from those paired samples. The machine's GEMM throughput (n=2048
 through scipy.linalg.blas.sgemm, dgemm for float64 cases, median GFLOP/s) is
@@ -509,6 +512,21 @@ def _settle(seconds):
         pass
 
 
+def balanced_orders(n):
+    """Orders of range(n), one per round, in which each element comes right
+    after every other equally often over the cycle (a Williams design: n
+    orders for even n, n and their reverses for odd n)."""
+    first, low, high = [0], 1, n - 1
+    while len(first) < n:
+        first.append(low)
+        low += 1
+        if len(first) < n:
+            first.append(high)
+            high -= 1
+    orders = [[(x + shift) % n for x in first] for shift in range(n)]
+    return orders if n % 2 == 0 else orders + [order[::-1] for order in orders]
+
+
 def alternate(fns, repeat, sample_time, warmup, fixed_numbers=None):
     """fns: name -> callable. Returns name -> list of seconds per call.
     fixed_numbers: name -> calls per sample, for those not to calibrate."""
@@ -520,10 +538,10 @@ def alternate(fns, repeat, sample_time, warmup, fixed_numbers=None):
             once = _time_calls(fn, 1)
             numbers[name] = max(1, min(10000, int(sample_time / max(once, 1e-7))))
     names = list(fns)
+    orders = balanced_orders(len(names))
     samples = {name: [] for name in names}
     for r in range(repeat):
-        k = r % len(names)
-        for name in names[k:] + names[:k]:
+        for name in (names[i] for i in orders[r % len(orders)]):
             if SETTLE_SECONDS:
                 _settle(SETTLE_SECONDS)
             samples[name].append(_time_calls(fns[name], numbers[name],
