@@ -2,9 +2,10 @@
  * step is in step_template.h). The tape keeps the activated output: both
  * derivatives are functions of it. */
 
-#define CYRNN_RNN_KERNELS(NAME, DGATE)                                           \
+#define CYRNN_RNN_KERNELS(NAME, DGATE)                                          \
     static inline __attribute__((always_inline)) void                           \
-    FN(cyrnn_rnn_##NAME##_backward_body)(int n, int H, const REAL *restrict gates, \
+    FN(cyrnn_rnn_##NAME##_backward_body)(int n, int H,                          \
+                                         const REAL *restrict gates,            \
                                          const REAL *restrict dh,               \
                                          REAL *restrict dgates)                 \
     {                                                                           \
