@@ -19,11 +19,11 @@
 /* Compiled with -march=native for this CPU only: every variant has its
  * instruction sets already, and a narrower target would stop GCC inlining
  * the always_inline helpers the variants are made of. */
-#define CYRNN_TARGET_AVX512
-#define CYRNN_TARGET_AVX2
+#define CYRNN_TARGET_avx512
+#define CYRNN_TARGET_avx2
 #else
-#define CYRNN_TARGET_AVX512 __attribute__((target("arch=x86-64-v4")))
-#define CYRNN_TARGET_AVX2 __attribute__((target("arch=x86-64-v3")))
+#define CYRNN_TARGET_avx512 __attribute__((target("arch=x86-64-v4")))
+#define CYRNN_TARGET_avx2 __attribute__((target("arch=x86-64-v3")))
 #endif
 /* 2: AVX-512, 1: AVX2 + FMA, 0: baseline. CYRNN_CPU_LEVEL=0 or 1 in the
  * environment caps it, so that the tests can run the kernels an older CPU
@@ -59,15 +59,17 @@ static inline int cyrnn_cpu_level(void)
 /* The AVX-512 and AVX2 variants of a loop the compiler vectorizes itself:
  * FN(NAME_body), always_inline, compiled once per target. */
 #define CYRNN_WIDE_VARIANTS(NAME, PARAMS, ...)                                 \
-    CYRNN_TARGET_AVX512 static void FN(NAME##_avx512) PARAMS                   \
+    CYRNN_TARGET_avx512 static void FN(NAME##_avx512) PARAMS                   \
     { FN(NAME##_body)(__VA_ARGS__); }                                          \
-    CYRNN_TARGET_AVX2 static void FN(NAME##_avx2) PARAMS                       \
+    CYRNN_TARGET_avx2 static void FN(NAME##_avx2) PARAMS                       \
     { FN(NAME##_body)(__VA_ARGS__); }
 #else
 #define CYRNN_X86_DISPATCH 0
 #define CYRNN_DISPATCH(NAME, ...) FN(NAME##_generic)(__VA_ARGS__)
 #define CYRNN_WIDE_VARIANTS(NAME, PARAMS, ...)
 #endif
+/* A variant's target attribute, by its name; the baseline keeps the build's. */
+#define CYRNN_TARGET_generic
 /* The exported void kernel FN(NAME) PARAMS, calling FN(NAME_body) (an
  * always_inline loop) with the arguments given, in the variant the CPU runs
  * best. */

@@ -73,8 +73,8 @@ FN(lstm_backward_tile)(const int R, int H, const REAL *restrict panel, int j0, i
     }
 }
 
-#define CYRNN_DEFINE_LSTM_BACKWARD_PRODUCT(ISA, TARGET, R)                     \
-    TARGET static void FN(lstm_backward_product_##ISA)(                        \
+#define CYRNN_DEFINE_LSTM_BACKWARD_PRODUCT(ISA, R)                             \
+    CYRNN_TARGET_##ISA static void FN(lstm_backward_product_##ISA)(            \
         int H, int first_block, int end_block, int n, int cells,               \
         const REAL *restrict packed, const REAL *restrict dg,                  \
         const REAL *restrict dy, ptrdiff_t ldy, const REAL *restrict gates,    \
@@ -94,10 +94,10 @@ FN(lstm_backward_tile)(const int R, int H, const REAL *restrict panel, int j0, i
     }
 
 #if CYRNN_X86_DISPATCH
-CYRNN_DEFINE_LSTM_BACKWARD_PRODUCT(avx512, CYRNN_TARGET_AVX512, 8)
-CYRNN_DEFINE_LSTM_BACKWARD_PRODUCT(avx2, CYRNN_TARGET_AVX2, 4)
+CYRNN_DEFINE_LSTM_BACKWARD_PRODUCT(avx512, 8)
+CYRNN_DEFINE_LSTM_BACKWARD_PRODUCT(avx2, 4)
 #endif
-CYRNN_DEFINE_LSTM_BACKWARD_PRODUCT(generic, , 2)
+CYRNN_DEFINE_LSTM_BACKWARD_PRODUCT(generic, 2)
 
 /* BPTT's step of an LSTM without projection from one step t to the one it
  * visits next, t': the product dL/dh_{t'} = dg_t W_hh for the first n rows

@@ -119,8 +119,8 @@ FN(packed_tile)(const int R, int K, const REAL *restrict panel, const REAL *rest
 /* One instantiation per instruction set, with tiles of R rows sized for its
  * register file. Only single-gate packings (G = 1) come here: the forward
  * step, which packs G gates together, has its own kernel (step_template.h). */
-#define CYRNN_DEFINE_PACKED_PRODUCT(ISA, TARGET, R)                            \
-    TARGET static void FN(packed_product_##ISA)(                               \
+#define CYRNN_DEFINE_PACKED_PRODUCT(ISA, R)                                    \
+    CYRNN_TARGET_##ISA static void FN(packed_product_##ISA)(                   \
         int H, int K, int n, const REAL *restrict packed, int block,           \
         const REAL *restrict x, ptrdiff_t xr, ptrdiff_t xk,                    \
         REAL *restrict out, ptrdiff_t ld, int accumulate)                      \
@@ -138,10 +138,10 @@ FN(packed_tile)(const int R, int K, const REAL *restrict panel, const REAL *rest
     }
 
 #if CYRNN_X86_DISPATCH
-CYRNN_DEFINE_PACKED_PRODUCT(avx512, CYRNN_TARGET_AVX512, 8)
-CYRNN_DEFINE_PACKED_PRODUCT(avx2, CYRNN_TARGET_AVX2, 4)
+CYRNN_DEFINE_PACKED_PRODUCT(avx512, 8)
+CYRNN_DEFINE_PACKED_PRODUCT(avx2, 4)
 #endif
-CYRNN_DEFINE_PACKED_PRODUCT(generic, , 2)
+CYRNN_DEFINE_PACKED_PRODUCT(generic, 2)
 
 /* The block's columns of x W^T for x[r, k] at x[r * xr + k * xk], into out
  * with rows ld apart. */

@@ -215,8 +215,8 @@ FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
 /* R4: rows per tile for the four-accumulator cells, R1 for the RNN; STREAM:
  * how this instruction set streams the tape's stores when stream_tape asks
  * for it (see store_kept), fenced once the step is done. */
-#define CYRNN_DEFINE_STEP(ISA, TARGET, R4, R1, STREAM)                         \
-    TARGET static void FN(cell_step_##ISA)(                                    \
+#define CYRNN_DEFINE_STEP(ISA, R4, R1, STREAM)                                 \
+    CYRNN_TARGET_##ISA static void FN(cell_step_##ISA)(                        \
         int cell, int H, int I, int Hout, int first_block, int end_block,     \
         int n, const REAL *packed_ih, const REAL *packed_hh,                   \
         const REAL *packed_bias, const REAL *x, ptrdiff_t ldx,                 \
@@ -252,10 +252,10 @@ FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
 #endif
 
 #if CYRNN_X86_DISPATCH
-CYRNN_DEFINE_STEP(avx512, CYRNN_TARGET_AVX512, 4, 8, 2)
-CYRNN_DEFINE_STEP(avx2, CYRNN_TARGET_AVX2, 1, 4, 1)
+CYRNN_DEFINE_STEP(avx512, 4, 8, 2)
+CYRNN_DEFINE_STEP(avx2, 1, 4, 1)
 #endif
-CYRNN_DEFINE_STEP(generic, , 1, 2, 0)
+CYRNN_DEFINE_STEP(generic, 1, 2, 0)
 
 void FN(cyrnn_cell_step)(int cell, int H, int I, int Hout, int first_block,
                          int end_block, int n, const REAL *packed_ih,
