@@ -31,8 +31,9 @@ a Williams design: over a cycle of rounds each library runs right after
 every other equally often, so that no ratio carries the after-effect of one
 neighbour (a cache flushed by the GEMM, a pool still spinning). Medians are
 reported. With more than one thread, cyrnn also
-runs on one thread as one more participant of the same rounds, and its
-speed-up is reported from those paired samples. The machine's GEMM throughput (n=2048
+runs on one thread in the same rounds, its samples interleaved with the
+n-thread ones in slices of a few milliseconds, and its speed-up is reported
+from those paired samples. The machine's GEMM throughput (n=2048
 through scipy.linalg.blas.sgemm, dgemm for float64 cases, median GFLOP/s) is
 measured in the same run, at the same thread count, as one more participant
 of every round of every pass, so that it sees the same load as the libraries;
@@ -527,9 +528,31 @@ def balanced_orders(n):
     return orders if n % 2 == 0 else orders + [order[::-1] for order in orders]
 
 
-def alternate(fns, repeat, sample_time, warmup, fixed_numbers=None):
+# Slices per sample of a pair run interleaved: see alternate().
+PAIR_SLICES = 8
+
+
+def _interleaved(fns, names, numbers):
+    """Seconds per call of each of the two `names`, timed in up to
+    PAIR_SLICES slices of their calls that alternate a, b, b, a, ... so
+    that a disturbance shorter than the sample weighs on both alike."""
+    slices = max(1, min(PAIR_SLICES, *(numbers[n] for n in names)))
+    totals = dict.fromkeys(names, 0.0)
+    for i in range(slices):
+        for name in (names if i % 2 == 0 else names[::-1]):
+            calls = numbers[name] * (i + 1) // slices - numbers[name] * i // slices
+            totals[name] += calls * _time_calls(fns[name], calls, SAMPLE_SETTINGS.get(name))
+    return {name: totals[name] / numbers[name] for name in names}
+
+
+def alternate(fns, repeat, sample_time, warmup, fixed_numbers=None, pair=None):
     """fns: name -> callable. Returns name -> list of seconds per call.
-    fixed_numbers: name -> calls per sample, for those not to calibrate."""
+    fixed_numbers: name -> calls per sample, for those not to calibrate.
+    pair: two names whose ratio matters most (cyrnn against itself on one
+    thread, the same code at tiny sizes): they take one place in the order
+    and their samples interleave in slices (_interleaved). Run as separate
+    places, 50 ms apart, their per-round ratios spread over 0.76-1.52 in a
+    disturbed stretch of a run where the medians differed by 1%."""
     numbers = dict(fixed_numbers or {})
     for name, fn in fns.items():
         for _ in range(warmup):
@@ -537,13 +560,19 @@ def alternate(fns, repeat, sample_time, warmup, fixed_numbers=None):
         if name not in numbers:
             once = _time_calls(fn, 1)
             numbers[name] = max(1, min(10000, int(sample_time / max(once, 1e-7))))
-    names = list(fns)
-    orders = balanced_orders(len(names))
-    samples = {name: [] for name in names}
+    units = [name for name in fns if not pair or name != pair[1]]
+    orders = balanced_orders(len(units))
+    samples = {name: [] for name in fns}
     for r in range(repeat):
-        for name in (names[i] for i in orders[r % len(orders)]):
+        for name in (units[i] for i in orders[r % len(orders)]):
             if SETTLE_SECONDS:
                 _settle(SETTLE_SECONDS)
+            if pair and name == pair[0]:
+                # which of the two leads alternates over rounds too
+                for each, seconds in _interleaved(fns, pair[::-1] if r % 2 else pair,
+                                                  numbers).items():
+                    samples[each].append(seconds)
+                continue
             samples[name].append(_time_calls(fns[name], numbers[name],
                                              SAMPLE_SETTINGS.get(name)))
     return samples
@@ -666,9 +695,9 @@ def run_case(case, threads, libs, args, checks):
     fns_inf = {"cyrnn": lambda: model(x, lengths=lengths)}
     fns_train = {"cyrnn": lambda: model.backward(model.forward(x, lengths=lengths)[2], dy)}
     if threads > 1:
-        # cyrnn on one thread as one more participant of the same rounds: its
-        # speed-up then compares samples taken seconds apart under the same
-        # load, not two passes minutes apart
+        # cyrnn on one thread in the same rounds, sliced in with cyrnn's own
+        # samples (alternate's pair): its speed-up then compares calls made
+        # milliseconds apart under the same load, not two passes minutes apart
         fns_inf[ONE_THREAD] = fns_inf["cyrnn"]
         fns_train[ONE_THREAD] = fns_train["cyrnn"]
     if "torch" in runners:
@@ -687,7 +716,8 @@ def run_case(case, threads, libs, args, checks):
         # one GEMM joins every round, so the machine's throughput is measured
         # under the same load as the libraries (the machine is shared)
         fns = dict(fns, gemm=gemm)
-        samples = alternate(fns, args.repeat, args.sample_time, args.warmup, {"gemm": 1})
+        samples = alternate(fns, args.repeat, args.sample_time, args.warmup, {"gemm": 1},
+                            pair=("cyrnn", ONE_THREAD) if ONE_THREAD in fns else None)
         gemm_times = samples.pop("gemm")
         medians = {name: statistics.median(s) for name, s in samples.items()}
         # ratios paired within a round (the libraries ran seconds apart), then
@@ -833,12 +863,15 @@ def _speedup_summary(threads, rows, out):
     for r in rows:
         interval = r["ratio_intervals"][ONE_THREAD]
         ci = "" if interval is None else f"95% CI {1 / interval[1]:.2f}-{1 / interval[0]:.2f}, "
+        if interval is not None and interval[0] > 1:  # the whole interval below 1x
+            ci = "slower: " + ci
         parts.append(f"{r['case'].name} {r['mode']} {1 / r['ratios'][ONE_THREAD]:.2f}x "
                      f"({ci}{fmt_ms(r['medians'][ONE_THREAD])} -> "
                      f"{fmt_ms(r['medians']['cyrnn'])} ms)")
     out(f"- cyrnn on {threads} threads against 1 thread, in the same rounds (speed-up = "
         f"one-thread time / {threads}-thread time, median over rounds, with a "
-        f"distribution-free confidence interval for that median): " + "; ".join(parts))
+        f"distribution-free confidence interval for that median; 'slower' where the "
+        f"whole interval lies below 1x): " + "; ".join(parts))
 
 
 def _ragged_summary(rows, ragged_info, libs, out):
