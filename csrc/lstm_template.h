@@ -73,6 +73,9 @@ FN(lstm_backward_tile)(const int R, int H, const REAL *restrict panel, int j0, i
     }
 }
 
+#define CYRNN_LSTM_BACKWARD_TILE(RT, R0)                                       \
+    FN(lstm_backward_tile)(RT, H, panel, j0, units, R0, cells, dg, dy, ldy,    \
+                           gates, extra, dc, dh, dg_out)
 #define CYRNN_DEFINE_LSTM_BACKWARD_PRODUCT(ISA, R)                             \
     CYRNN_TARGET_##ISA static void FN(lstm_backward_product_##ISA)(            \
         int H, int first_block, int end_block, int n, int cells,               \
@@ -83,13 +86,8 @@ FN(lstm_backward_tile)(const int R, int H, const REAL *restrict panel, int j0, i
     {                                                                          \
         for (int block = first_block; block < end_block; ++block) {           \
             const REAL *panel = packed + (ptrdiff_t)block * 4 * H * V;        \
-            int j0 = block * V, units = H - j0 < V ? H - j0 : V, r0 = 0;      \
-            for (; r0 + (R) <= n; r0 += (R))                                   \
-                FN(lstm_backward_tile)(R, H, panel, j0, units, r0, cells, dg,  \
-                                       dy, ldy, gates, extra, dc, dh, dg_out); \
-            for (; r0 < n; ++r0)                                               \
-                FN(lstm_backward_tile)(1, H, panel, j0, units, r0, cells, dg,  \
-                                       dy, ldy, gates, extra, dc, dh, dg_out); \
+            int j0 = block * V, units = H - j0 < V ? H - j0 : V;              \
+            CYRNN_ROW_TILES(R, n, CYRNN_LSTM_BACKWARD_TILE);                   \
         }                                                                      \
     }
 

@@ -119,6 +119,9 @@ FN(packed_tile)(const int R, int K, const REAL *restrict panel, const REAL *rest
 /* One instantiation per instruction set, with tiles of R rows sized for its
  * register file. Only single-gate packings (G = 1) come here: the forward
  * step, which packs G gates together, has its own kernel (step_template.h). */
+#define CYRNN_PACKED_TILE(RT, R0)                                              \
+    FN(packed_tile)(RT, K, panel, x + (R0) * xr, xr, xk, o + (ptrdiff_t)(R0) * ld, \
+                    ld, units, accumulate)
 #define CYRNN_DEFINE_PACKED_PRODUCT(ISA, R)                                    \
     CYRNN_TARGET_##ISA static void FN(packed_product_##ISA)(                   \
         int H, int K, int n, const REAL *restrict packed, int block,           \
@@ -128,13 +131,7 @@ FN(packed_tile)(const int R, int K, const REAL *restrict panel, const REAL *rest
         const REAL *panel = packed + (ptrdiff_t)block * K * V;                 \
         int units = H - block * V < V ? H - block * V : V;                     \
         REAL *o = out + (ptrdiff_t)block * V;                                  \
-        int r0 = 0;                                                            \
-        for (; r0 + (R) <= n; r0 += (R))                                       \
-            FN(packed_tile)(R, K, panel, x + r0 * xr, xr, xk,            \
-                            o + (ptrdiff_t)r0 * ld, ld, units, accumulate);    \
-        for (; r0 < n; ++r0)                                                   \
-            FN(packed_tile)(1, K, panel, x + r0 * xr, xr, xk,            \
-                            o + (ptrdiff_t)r0 * ld, ld, units, accumulate);    \
+        CYRNN_ROW_TILES(R, n, CYRNN_PACKED_TILE);                              \
     }
 
 #if CYRNN_X86_DISPATCH

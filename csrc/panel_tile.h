@@ -23,3 +23,27 @@ FN(panel_accumulate)(const int R, int K, const REAL *restrict panel, const REAL 
             acc[r] += x[r * xr + k * xk] * w;
     }
 }
+
+/* Rows [0, n) in tiles: as many of R rows as fit, then what is left in at
+ * most two tiles (4, then 3, 2 or 1 rows). Every tile streams the block's
+ * weights once, so a ragged batch's odd rows must not go one by one (a
+ * single-row tile costs nearly what a full one does). TILE(RT, R0) runs
+ * the RT rows from R0; RT is a constant, as a tile's registers need. */
+#define CYRNN_ROW_TILES(R, n, TILE)                                            \
+    do {                                                                       \
+        int r0_ = 0, rest_;                                                    \
+        for (; r0_ + (R) <= (n); r0_ += (R))                                   \
+            TILE(R, r0_);                                                      \
+        rest_ = (n) - r0_;                                                     \
+        if ((R) > 4 && rest_ >= 4) {                                           \
+            TILE(4, r0_);                                                      \
+            r0_ += 4;                                                          \
+            rest_ -= 4;                                                        \
+        }                                                                      \
+        if ((R) > 3 && rest_ == 3)                                             \
+            TILE(3, r0_);                                                      \
+        else if ((R) > 2 && rest_ == 2)                                        \
+            TILE(2, r0_);                                                      \
+        else if (rest_ >= 1) /* R > 2 leaves 1 here; R = 2 leaves 1 at most */ \
+            TILE(1, r0_);                                                      \
+    } while (0)

@@ -198,18 +198,14 @@ FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
     }
 }
 
-/* Every row of one block: tiles of R_ rows, then single rows. */
+/* Every row of one block, in tiles (see CYRNN_ROW_TILES). */
+#define CYRNN_STEP_TILE(RT, R0)                                                \
+    FN(step_tile)(cell_, RT, stream, H, I, Hout, pih, phh, pb, R0, x, ldx, h,  \
+                  ldh, c, out, ldo, gates, extra, next_h, next_rows, j0, units)
 #define CYRNN_STEP_CELL(CELL, R_)                                              \
     do {                                                                       \
-        int r0 = 0;                                                            \
-        for (; r0 + (R_) <= n; r0 += (R_))                                     \
-            FN(step_tile)(CELL, R_, stream, H, I, Hout, pih, phh, pb, r0, x,   \
-                          ldx, h, ldh, c, out, ldo, gates, extra, next_h,      \
-                          next_rows, j0, units);                               \
-        for (; r0 < n; ++r0)                                                   \
-            FN(step_tile)(CELL, 1, stream, H, I, Hout, pih, phh, pb, r0, x,    \
-                          ldx, h, ldh, c, out, ldo, gates, extra, next_h,      \
-                          next_rows, j0, units);                               \
+        const int cell_ = (CELL);                                              \
+        CYRNN_ROW_TILES(R_, n, CYRNN_STEP_TILE);                               \
     } while (0)
 
 /* R4: rows per tile for the four-accumulator cells, R1 for the RNN; STREAM:
