@@ -66,6 +66,7 @@ import scipy
 import scipy.linalg.blas
 
 import cyrnn
+import speed_targets  # beside this script
 
 try:
     import threadpoolctl
@@ -827,7 +828,7 @@ def main(argv=None):
         except RuntimeError:
             pass
 
-    all_checks, all_problems = [], []
+    all_checks, all_problems, passes = [], [], {}
     for threads in args.threads:
         set_threads(threads)
         rows, ragged_info = [], {}
@@ -837,6 +838,7 @@ def main(argv=None):
             all_problems += problems
             if lengths is not None:
                 ragged_info[case.name] = lengths
+        passes[threads] = rows
         print_table(threads, rows, libs, out)
         out("")
         for dtype in sorted({r["case"].dtype for r in rows}):
@@ -849,6 +851,7 @@ def main(argv=None):
         out(f"- thread pools: {thread_report()}")
         _ragged_summary(rows, ragged_info, libs, out)
         _speedup_summary(threads, rows, out)
+    speed_targets.report(passes, ONE_THREAD, out)
     _check_summary(all_checks, all_problems, args.tolerance, out)
     return 0 if all(ok for *_, ok in all_checks) else 1
 

@@ -1,0 +1,126 @@
+"""The project's speed targets (issue 4), checked against compare.py's rows.
+
+Printed ratios are rounded to two decimals, so a ratio shown as 0.85 may be
+0.854 and miss a <= 0.85 target: this check reads the unrounded values and
+shows three decimals. A target whose cases did not run is left out. The
+two-thread targets are the LSTM's at medium and large (and tiny); the other
+cases' speed-ups are in compare.py's own two-thread summary.
+
+Each target is (label, threads, case, mode, measure, goal):
+measure(row, rows, one_thread) gives the figure (one_thread: the name compare.py
+gives cyrnn on one thread inside a wider pass), goal(figure) whether it holds.
+"""
+
+SIZES = ("tiny", "small", "medium", "large")
+TRAIN_LIMITS = {"tiny": 0.4, "small": 0.85, "medium": 0.85, "large": 0.95}
+
+
+def _ratio(peer):
+    def measure(row, rows, one_thread):
+        return row["ratios"].get(peer)
+    return measure
+
+
+def _both_peers(row, rows, one_thread):
+    """cyrnn against the faster of torch and onnxruntime: the larger ratio."""
+    found = [row["ratios"][p] for p in ("torch", "onnxrt") if p in row["ratios"]]
+    return max(found) if len(found) == 2 else None
+
+
+def _gemm_share(row, rows, one_thread):
+    cy, peak = row["medians"].get("cyrnn"), row["gemm_gflops"]
+    return row["flops"] / cy / 1e9 / peak if cy and peak else None
+
+
+def _against_full_length(row, rows, one_thread):
+    """cyrnn's ragged time over its full-length time on the same batch."""
+    full = rows.get((row["case"].name.replace("-ragged", ""), row["mode"]))
+    if full is None:
+        return None
+    return row["medians"]["cyrnn"] / full["medians"]["cyrnn"]
+
+
+def _speedup(row, rows, one_thread):
+    ratio = row["ratios"].get(one_thread)
+    return None if ratio is None else 1 / ratio
+
+
+def _speedup_interval_top(row, rows, one_thread):
+    """The top of the speed-up's 95% interval: 'not slower' unless it lies
+    below 1x, as compare.py's own summary reads it. Too few rounds for an
+    interval (--quick): the speed-up itself."""
+    interval = row["ratio_intervals"].get(one_thread)
+    return _speedup(row, rows, one_thread) if interval is None else 1 / interval[0]
+
+
+def _at_most(limit):
+    return f"<= {limit:g}", lambda value: value <= limit
+
+
+def _at_least(limit):
+    return f">= {limit:g}", lambda value: value >= limit
+
+
+def _targets():
+    out = []
+    for size in SIZES:
+        out.append((f"LSTM {size} inference vs the faster peer", 1, f"lstm-{size}",
+                    "inference", _both_peers, _at_most(1.0)))
+    out.append(("LSTM large inference, share of SGEMM", 1, "lstm-large", "inference",
+                _gemm_share, _at_least(0.88)))
+    for size in SIZES:
+        out.append((f"LSTM {size} training vs torch", 1, f"lstm-{size}", "train step",
+                    _ratio("torch"), _at_most(TRAIN_LIMITS[size])))
+    for cell, name, torch_limit, train_limit in (("gru", "GRU", 0.8, 0.75),
+                                                 ("rnn_tanh", "RNN tanh", 0.7, 0.7),
+                                                 ("rnn_relu", "RNN relu", 0.7, 0.7)):
+        case = f"{cell}-medium"
+        out.append((f"{name} inference vs onnxrt", 1, case, "inference", _ratio("onnxrt"),
+                    _at_most(1.0)))
+        out.append((f"{name} inference vs torch", 1, case, "inference", _ratio("torch"),
+                    _at_most(torch_limit)))
+        out.append((f"{name} training vs torch", 1, case, "train step", _ratio("torch"),
+                    _at_most(train_limit)))
+    for mode in ("inference", "train step"):
+        out.append((f"LSTM float64 {mode} vs torch", 1, "lstm-medium-f64", mode,
+                    _ratio("torch"), _at_most(0.8)))
+        out.append((f"ragged / full length, {mode}", 1, "lstm-medium-ragged", mode,
+                    _against_full_length, _at_most(0.75)))
+    for size in ("medium", "large"):
+        for mode in ("inference", "train step"):
+            out.append((f"2 threads, LSTM {size} {mode}", 2, f"lstm-{size}", mode, _speedup,
+                        _at_least(1.7)))
+    for mode in ("inference", "train step"):
+        out.append((f"2 threads, LSTM tiny {mode}: interval reaches 1x", 2, "lstm-tiny", mode,
+                    _speedup_interval_top, _at_least(1.0)))
+    return out
+
+
+TARGETS = _targets()
+
+
+def report(passes, one_thread, out):
+    """passes: {threads: rows} as compare.py builds them. Prints one line per
+    target that ran; returns the labels of those that missed."""
+    lines, missed = [], []
+    for label, threads, case, mode, measure, (goal_text, holds) in TARGETS:
+        rows = {(r["case"].name, r["mode"]): r for r in passes.get(threads, [])}
+        row = rows.get((case, mode))
+        value = None if row is None else measure(row, rows, one_thread)
+        if value is None:
+            continue
+        ok = holds(value)
+        lines.append(f"| {label} | {goal_text} | {value:.3f} | {'yes' if ok else 'MISSED'} |")
+        if not ok:
+            missed.append(label)
+    if not lines:
+        return missed
+    out("\n### speed targets (unrounded, from the tables above)\n")
+    out("| target | goal | measured | holds |")
+    out("|---|---|---:|---|")
+    for line in lines:
+        out(line)
+    out("")
+    out(f"- {len(lines) - len(missed)} of {len(lines)} held"
+        + (f"; missed: {', '.join(missed)}" if missed else ""))
+    return missed
