@@ -103,8 +103,10 @@ def report(passes, one_thread, out):
     """passes: {threads: rows} as compare.py builds them. Prints one line per
     target that ran; returns the labels of those that missed."""
     lines, missed = [], []
+    by_pass = {threads: {(r["case"].name, r["mode"]): r for r in rows}
+               for threads, rows in passes.items()}
     for label, threads, case, mode, measure, (goal_text, holds) in TARGETS:
-        rows = {(r["case"].name, r["mode"]): r for r in passes.get(threads, [])}
+        rows = by_pass.get(threads, {})
         row = rows.get((case, mode))
         value = None if row is None else measure(row, rows, one_thread)
         if value is None:
