@@ -114,6 +114,9 @@ def test_every_leftover_row_count_agrees_with_sequences_alone(cell, dtype):
         g = model.backward(tape_b, dy[:n, b:b + 1])
         np.testing.assert_allclose(y[:n, b:b + 1], y_b, **tol)
         np.testing.assert_allclose(grads.input[:n, b:b + 1], g.input, **tol)
+        for state, state_b in zip(hn if isinstance(hn, tuple) else (hn,),
+                                  hn_b if isinstance(hn_b, tuple) else (hn_b,)):
+            np.testing.assert_allclose(state[:, b:b + 1], state_b, **tol)
         for key, value in g.params.items():
             param_sum[key] = param_sum.get(key, 0) + value
     # The weight gradients sum the 15 sequences in another order: in float32
