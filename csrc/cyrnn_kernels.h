@@ -15,20 +15,21 @@
 enum { CYRNN_CELL_LSTM = 0, CYRNN_CELL_GRU = 1, CYRNN_CELL_RNN_TANH = 2, CYRNN_CELL_RNN_RELU = 3 };
 
 #define CYRNN_DECLARE_KERNELS(REAL, SFX)                                        \
-    /* Backward steps. LSTM, gates i,f,g,o (4H); extra = (c_{t-1},        \
-       tanh c_t) (2H); dh (H) -> dgates (4H); dc: dL/dc_t in, dL/dc_{t-1}     \
-       out. */                                                                 \
+    /* Backward steps. The pre-activations' gradients (dgates, dg, dgx,   \
+       dgh) have rows ldg apart: see cyrnn_gradient_width. LSTM, gates     \
+       i,f,g,o (4H); extra = (c_{t-1}, tanh c_t) (2H); dh (H) -> dgates     \
+       (4H); dc: dL/dc_t in, dL/dc_{t-1} out. */                              \
     void cyrnn_lstm_backward_##SFX(int n, int H, const REAL *gates,            \
                                    const REAL *extra, const REAL *dh,          \
-                                   REAL *dc, REAL *dgates);                    \
+                                   REAL *dc, REAL *dgates, ptrdiff_t ldg);     \
     /* The product dL/dh = dg W_hh of BPTT's step fused with the next        \
        step's cell backward, for an LSTM without projection: see           \
        lstm_template.h. */                                                     \
     void cyrnn_lstm_backward_product_##SFX(int H, int first_block,            \
                                            int end_block, int n, int cells,   \
                                            const REAL *packed, const REAL *dg,\
-                                           const REAL *dy, ptrdiff_t ldy,     \
-                                           const REAL *gates,                 \
+                                           ptrdiff_t ldg, const REAL *dy,     \
+                                           ptrdiff_t ldy, const REAL *gates,  \
                                            const REAL *extra, REAL *dc,       \
                                            REAL *dh, REAL *dg_out);           \
     /* GRU, gates r,z,n (3H); extra = W_hn h + b_hn (H); hprev = h_{t-1};  \
@@ -36,12 +37,15 @@ enum { CYRNN_CELL_LSTM = 0, CYRNN_CELL_GRU = 1, CYRNN_CELL_RNN_TANH = 2, CYRNN_C
        dgh @ W_hh); dgx, dgh (3H) differ only in the n block. */              \
     void cyrnn_gru_backward_##SFX(int n, int H, const REAL *gates,             \
                                   const REAL *extra, const REAL *hprev,        \
-                                  REAL *dh, REAL *dgx, REAL *dgh);             \
+                                  REAL *dh, REAL *dgx, REAL *dgh,              \
+                                  ptrdiff_t ldg);                              \
     /* Elman RNN: gates (H) hold h_t. */                                      \
     void cyrnn_rnn_tanh_backward_##SFX(int n, int H, const REAL *gates,        \
-                                       const REAL *dh, REAL *dgates);          \
+                                       const REAL *dh, REAL *dgates,           \
+                                       ptrdiff_t ldg);                         \
     void cyrnn_rnn_relu_backward_##SFX(int n, int H, const REAL *gates,        \
-                                       const REAL *dh, REAL *dgates);          \
+                                       const REAL *dh, REAL *dgates,           \
+                                       ptrdiff_t ldg);                         \
     /* Row helpers; ld* are leading dimensions in elements. */                 \
     void cyrnn_copy_rows_##SFX(int n, int w, const REAL *src, ptrdiff_t lds,   \
                                REAL *dst, ptrdiff_t ldd);                      \
@@ -51,6 +55,7 @@ enum { CYRNN_CELL_LSTM = 0, CYRNN_CELL_GRU = 1, CYRNN_CELL_RNN_TANH = 2, CYRNN_C
     /* Recurrent product with W (G*H, K) packed once: see packed_template.h */\
     ptrdiff_t cyrnn_packed_size_##SFX(int G, int H, int K);                    \
     int cyrnn_packed_blocks_##SFX(int H);                                      \
+    ptrdiff_t cyrnn_gradient_width_##SFX(int GH);                              \
     void cyrnn_pack_weights_##SFX(int G, int H, int K, const REAL *w,          \
                                   ptrdiff_t row_stride, ptrdiff_t col_stride,  \
                                   REAL *packed);                               \
@@ -59,8 +64,8 @@ enum { CYRNN_CELL_LSTM = 0, CYRNN_CELL_GRU = 1, CYRNN_CELL_RNN_TANH = 2, CYRNN_C
                                         ptrdiff_t col_stride, int first_block, \
                                         int end_block, REAL *packed);          \
     void cyrnn_packed_product_##SFX(int H, int K, int n, const REAL *packed,   \
-                                    int block, const REAL *x, REAL *out,       \
-                                    int accumulate);                           \
+                                    int block, const REAL *x, ptrdiff_t ldx,   \
+                                    REAL *out, int accumulate);                \
     /* One fused step (pre-activations in registers, then the cell) for unit \
        blocks [first_block, end_block) of rows 0..n-1: see step_template.h.  \
        x (ldx), h = h_{t-1} (ldh), out = the new h, or m for an LSTM with a   \
@@ -82,14 +87,13 @@ enum { CYRNN_CELL_LSTM = 0, CYRNN_CELL_GRU = 1, CYRNN_CELL_RNN_TANH = 2, CYRNN_C
                                int next_rows, int stream_tape);                \
     /* Weight gradients out1 (M, K1) = dg^T X1 and out2 (M, K2) = dg^T X2  \
        and the bias gradient db (M) = dg's column sums, unless NULL (=, or  \
-       += if accumulate) over one chunk of rows of dg, which comes packed in \
-       column blocks (block b's rows at dg_blocks + b * block_stride), for   \
+       += if accumulate) over one chunk of rows of dg (rows ldg apart), for  \
        the gate rows of groups [first_group, end_group); see              \
        packed_template.h. */                                                  \
     void cyrnn_weight_gradient_chunk_##SFX(int M, int first_group,            \
                                            int end_group, int rows,           \
-                                           const REAL *dg_blocks,             \
-                                           ptrdiff_t block_stride, int K1,    \
+                                           const REAL *dg, ptrdiff_t ldg,     \
+                                           int K1,                            \
                                            const REAL *panels1, REAL *out1,   \
                                            int K2, const REAL *panels2,       \
                                            REAL *out2, REAL *db,              \

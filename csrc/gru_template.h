@@ -7,14 +7,15 @@
 static inline __attribute__((always_inline)) void
 FN(cyrnn_gru_backward_body)(int n, int H, const REAL *restrict gates,
                             const REAL *restrict extra, const REAL *restrict hprev,
-                            REAL *restrict dh, REAL *restrict dgx, REAL *restrict dgh)
+                            REAL *restrict dh, REAL *restrict dgx, REAL *restrict dgh,
+                            ptrdiff_t ldg)
 {
     for (int b = 0; b < n; ++b) {
         const REAL *gr = gates + (ptrdiff_t)b * 3 * H, *gz = gr + H, *gn = gz + H;
         const REAL *hnb = extra + (ptrdiff_t)b * H, *hp = hprev + (ptrdiff_t)b * H;
         REAL *dhb = dh + (ptrdiff_t)b * H;
-        REAL *dxr = dgx + (ptrdiff_t)b * 3 * H, *dxz = dxr + H, *dxn = dxz + H;
-        REAL *dhr = dgh + (ptrdiff_t)b * 3 * H, *dhz = dhr + H, *dhn = dhz + H;
+        REAL *dxr = dgx + b * ldg, *dxz = dxr + H, *dxn = dxz + H;
+        REAL *dhr = dgh + b * ldg, *dhz = dhr + H, *dhn = dhz + H;
         for (int j = 0; j < H; ++j) {
             REAL r = gr[j], z = gz[j], nj = gn[j], d = dhb[j];
             REAL dn = d * ((REAL)1 - z) * ((REAL)1 - nj * nj);
@@ -33,5 +34,5 @@ FN(cyrnn_gru_backward_body)(int n, int H, const REAL *restrict gates,
 CYRNN_VECTORIZED_KERNEL(cyrnn_gru_backward,
                         (int n, int H, const REAL *restrict gates, const REAL *restrict extra,
                          const REAL *restrict hprev, REAL *restrict dh, REAL *restrict dgx,
-                         REAL *restrict dgh),
-                        n, H, gates, extra, hprev, dh, dgx, dgh)
+                         REAL *restrict dgh, ptrdiff_t ldg),
+                        n, H, gates, extra, hprev, dh, dgx, dgh, ldg)

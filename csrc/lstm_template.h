@@ -27,25 +27,27 @@ FN(lstm_backward_units)(int H, int units, FN(panel_vec) dh, const REAL *restrict
 static inline __attribute__((always_inline)) void
 FN(cyrnn_lstm_backward_body)(int n, int H, const REAL *restrict gates,
                              const REAL *restrict extra, const REAL *restrict dh,
-                             REAL *restrict dc, REAL *restrict dgates)
+                             REAL *restrict dc, REAL *restrict dgates, ptrdiff_t ldg)
 {
     for (ptrdiff_t b = 0; b < n; ++b)
         for (int j0 = 0; j0 < H; j0 += V) {
             int units = H - j0 < V ? H - j0 : V;
             FN(lstm_backward_units)(H, units, FN(load_units)(dh + b * H + j0, units),
                                     gates + b * 4 * H + j0, extra + b * 2 * H + j0,
-                                    dc + b * H + j0, dgates + b * 4 * H + j0);
+                                    dc + b * H + j0, dgates + b * ldg + j0);
         }
 }
 CYRNN_VECTORIZED_KERNEL(cyrnn_lstm_backward,
                         (int n, int H, const REAL *restrict gates, const REAL *restrict extra,
-                         const REAL *restrict dh, REAL *restrict dc, REAL *restrict dgates),
-                        n, H, gates, extra, dh, dc, dgates)
+                         const REAL *restrict dh, REAL *restrict dc, REAL *restrict dgates,
+                         ptrdiff_t ldg),
+                        n, H, gates, extra, dh, dc, dgates, ldg)
 
 /* R rows of one unit block of BPTT's fused step (see below). */
 static inline __attribute__((always_inline)) void
 FN(lstm_backward_tile)(const int R, int H, const REAL *restrict panel, int j0, int units,
-                       int r0, int cells, const REAL *restrict dg, const REAL *restrict dy,
+                       int r0, int cells, const REAL *restrict dg, ptrdiff_t ldg,
+                       const REAL *restrict dy,
                        ptrdiff_t ldy, const REAL *restrict gates, const REAL *restrict extra,
                        REAL *restrict dc, REAL *restrict dh, REAL *restrict dg_out)
 {
@@ -61,25 +63,25 @@ FN(lstm_backward_tile)(const int R, int H, const REAL *restrict panel, int j0, i
         __builtin_prefetch(kept + H, 0, 2);
         __builtin_prefetch(dy + (r0 + r) * ldy + j0, 0, 2);
     }
-    FN(panel_accumulate)(R, 4 * H, panel, dg + r0 * GH, GH, 1, acc);
+    FN(panel_accumulate)(R, 4 * H, panel, dg + r0 * ldg, ldg, 1, acc);
     for (int r = 0; r < R; ++r) {
         ptrdiff_t row = r0 + r;
         if (row < cells)
             FN(lstm_backward_units)(H, units, acc[r] + FN(load_units)(dy + row * ldy + j0, units),
                                     gates + row * GH + j0, extra + row * 2 * H + j0,
-                                    dc + row * H + j0, dg_out + row * GH + j0);
+                                    dc + row * H + j0, dg_out + row * ldg + j0);
         else
             FN(store_units)(dh + row * H + j0, acc[r], units);
     }
 }
 
 #define CYRNN_LSTM_BACKWARD_TILE(RT, R0)                                       \
-    FN(lstm_backward_tile)(RT, H, panel, j0, units, R0, cells, dg, dy, ldy,    \
+    FN(lstm_backward_tile)(RT, H, panel, j0, units, R0, cells, dg, ldg, dy, ldy, \
                            gates, extra, dc, dh, dg_out)
 #define CYRNN_DEFINE_LSTM_BACKWARD_PRODUCT(ISA, R)                             \
     CYRNN_TARGET_##ISA static void FN(lstm_backward_product_##ISA)(            \
         int H, int first_block, int end_block, int n, int cells,               \
-        const REAL *restrict packed, const REAL *restrict dg,                  \
+        const REAL *restrict packed, const REAL *restrict dg, ptrdiff_t ldg,   \
         const REAL *restrict dy, ptrdiff_t ldy, const REAL *restrict gates,    \
         const REAL *restrict extra, REAL *restrict dc, REAL *restrict dh,      \
         REAL *restrict dg_out)                                                 \
@@ -108,11 +110,12 @@ CYRNN_DEFINE_LSTM_BACKWARD_PRODUCT(generic, 2)
  * product instead of on its own. */
 void FN(cyrnn_lstm_backward_product)(int H, int first_block, int end_block, int n,
                                      int cells, const REAL *packed, const REAL *dg,
-                                     const REAL *dy, ptrdiff_t ldy, const REAL *gates,
-                                     const REAL *extra, REAL *dc, REAL *dh, REAL *dg_out)
+                                     ptrdiff_t ldg, const REAL *dy, ptrdiff_t ldy,
+                                     const REAL *gates, const REAL *extra, REAL *dc, REAL *dh,
+                                     REAL *dg_out)
 {
-    CYRNN_DISPATCH(lstm_backward_product, H, first_block, end_block, n, cells, packed, dg, dy,
-                   ldy, gates, extra, dc, dh, dg_out);
+    CYRNN_DISPATCH(lstm_backward_product, H, first_block, end_block, n, cells, packed, dg,
+                   ldg, dy, ldy, gates, extra, dc, dh, dg_out);
 }
 
 #undef V

@@ -34,8 +34,8 @@ void FN(cyrnn_pack_weight_blocks)(int G, int H, int K, const REAL *restrict w,
     if (row_stride == 1) {
         /* Units are contiguous in w: read it in memory order, V units at a
          * time. Going down a column instead strides by whole rows, which
-         * the prefetchers do not follow (measured: packing a weight
-         * gradient's dg that way cost a fifth of its time). */
+         * the prefetchers do not follow (measured when BPTT packed the
+         * gates' gradients: a fifth of the weight gradients' time). */
         for (int k = 0; k < K; ++k)
             for (int g = 0; g < G; ++g) {
                 const REAL *src = w + (ptrdiff_t)g * H + k * col_stride;
@@ -151,55 +151,65 @@ static void FN(packed_product_strided)(int H, int K, int n, const REAL *packed,
 }
 
 /* out (n, H) gets (accumulate = 0) or adds (accumulate = 1) the columns of
- * unit block `block` of x (n, K) W^T, for W (H, K) packed with G = 1. */
+ * unit block `block` of x (n, K; rows ldx apart) W^T, for W (H, K) packed
+ * with G = 1. */
 void FN(cyrnn_packed_product)(int H, int K, int n, const REAL *packed, int block,
-                              const REAL *x, REAL *out, int accumulate)
+                              const REAL *x, ptrdiff_t ldx, REAL *out, int accumulate)
 {
-    FN(packed_product_strided)(H, K, n, packed, block, x, K, 1, out, H, accumulate);
+    FN(packed_product_strided)(H, K, n, packed, block, x, ldx, 1, out, H, accumulate);
 }
 
 /* Gate rows [first_group * V, end_group * V) of the weight gradients
  * out1 (M, K1) = dg^T X1 and out2 (M, K2) = dg^T X2 over one chunk of `rows`
- * rows (K2 = 0: no second product); accumulate = 1 adds to out. dg comes
- * packed by cyrnn_pack_weight_blocks(1, M, rows, dg, 1, ld_dg, ...), group
- * g's rows of the chunk at dg_blocks + g * block_stride, so that the
- * micro-kernel reads a column of dg contiguously (in place, it strides by
- * whole rows, and rows 4 kB apart all fall in the same L1 sets). X1 and X2 come packed by
- * cyrnn_pack_weights(1, K, rows, X, 1, ld_x, panels), X^T by unit blocks.
- * The two products share each group of dg while it is in cache, as an
- * LSTM's dW_ih and dW_hh share dg; so does db (M), the sum of dg over rows,
- * unless NULL. */
+ * rows of dg (M wide, rows ldg apart; K2 = 0: no second product);
+ * accumulate = 1 adds to out. The micro-kernel reads group g's column of dg
+ * in place, one V-wide run per row: rows cyrnn_gradient_width apart fall in
+ * different L1 sets. (Copying dg into column blocks first, so that it read
+ * contiguously, cost a pass over dg that the products did not win back.)
+ * X1 and X2 come packed by cyrnn_pack_weights(1, K, rows, X, 1, ld_x,
+ * panels), X^T by unit blocks. The two products share each group of dg
+ * while it is in cache, as an LSTM's dW_ih and dW_hh share dg; so does db
+ * (M), the sum of dg over rows, unless NULL. */
 void FN(cyrnn_weight_gradient_chunk)(int M, int first_group, int end_group, int rows,
-                                     const REAL *dg_blocks, ptrdiff_t block_stride,
-                                     int K1, const REAL *panels1, REAL *out1, int K2,
+                                     const REAL *dg, ptrdiff_t ldg, int K1,
+                                     const REAL *panels1, REAL *out1, int K2,
                                      const REAL *panels2, REAL *out2, REAL *db,
                                      int accumulate)
 {
     int blocks1 = (K1 + V - 1) / V, blocks2 = (K2 + V - 1) / V;
     for (int g = first_group; g < end_group; ++g) {
-        const REAL *group = dg_blocks + (ptrdiff_t)g * block_stride;
+        const REAL *group = dg + (ptrdiff_t)g * V;
         int n = M - g * V < V ? M - g * V : V;
-        if (db) { /* the bias gradient, while the group is in L1 */
+        if (db) { /* the bias gradient, while the group is in cache */
             FN(panel_vec) part[4] = {{0}}, sum; /* four chains: adds have latency */
             int k = 0;
             for (; k + 4 <= rows; k += 4)
                 for (int q = 0; q < 4; ++q)
-                    part[q] += *(const FN(panel_vec) *)(group + (ptrdiff_t)(k + q) * V);
+                    part[q] += FN(load_units)(group + (ptrdiff_t)(k + q) * ldg, n);
             for (; k < rows; ++k)
-                part[0] += *(const FN(panel_vec) *)(group + (ptrdiff_t)k * V);
+                part[0] += FN(load_units)(group + (ptrdiff_t)k * ldg, n);
             sum = (part[0] + part[1]) + (part[2] + part[3]);
             for (int v = 0; v < n; ++v)
                 db[g * V + v] = accumulate ? db[g * V + v] + sum[v] : sum[v];
         }
         for (int block = 0; block < blocks1; ++block)
-            FN(packed_product_strided)(K1, rows, n, panels1, block, group, 1, V,
+            FN(packed_product_strided)(K1, rows, n, panels1, block, group, 1, ldg,
                                        out1 + (ptrdiff_t)g * V * K1, K1, accumulate);
         for (int block = 0; block < blocks2; ++block)
-            FN(packed_product_strided)(K2, rows, n, panels2, block, group, 1, V,
+            FN(packed_product_strided)(K2, rows, n, panels2, block, group, 1, ldg,
                                        out2 + (ptrdiff_t)g * V * K2, K2, accumulate);
     }
 }
 
 int FN(cyrnn_packed_blocks)(int H) { return (H + V - 1) / V; }
+
+/* The distance between rows of BPTT's pre-activation gradients, GH wide:
+ * whole V-wide runs (a cache line at 64-byte panels), an odd number of
+ * them, so that a column read down 64 successive rows visits all 64 of
+ * L1's sets. With GH = 1024 floats unpadded, every row fell in one set. */
+ptrdiff_t FN(cyrnn_gradient_width)(int GH)
+{
+    return (ptrdiff_t)(((GH + V - 1) / V) | 1) * V;
+}
 
 #undef V

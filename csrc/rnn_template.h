@@ -7,18 +7,19 @@
     FN(cyrnn_rnn_##NAME##_backward_body)(int n, int H,                          \
                                          const REAL *restrict gates,            \
                                          const REAL *restrict dh,               \
-                                         REAL *restrict dgates)                 \
+                                         REAL *restrict dgates, ptrdiff_t ldg)  \
     {                                                                           \
-        ptrdiff_t total = (ptrdiff_t)n * H;                                     \
-        for (ptrdiff_t k = 0; k < total; ++k) {                                 \
-            REAL y = gates[k], d = dh[k];                                       \
-            dgates[k] = (DGATE);                                                \
-        }                                                                       \
+        for (ptrdiff_t b = 0; b < n; ++b)                                       \
+            for (int j = 0; j < H; ++j) {                                       \
+                REAL y = gates[b * H + j], d = dh[b * H + j];                   \
+                dgates[b * ldg + j] = (DGATE);                                  \
+            }                                                                   \
     }                                                                           \
     CYRNN_VECTORIZED_KERNEL(cyrnn_rnn_##NAME##_backward,                        \
                             (int n, int H, const REAL *restrict gates,          \
-                             const REAL *restrict dh, REAL *restrict dgates),   \
-                            n, H, gates, dh, dgates)
+                             const REAL *restrict dh, REAL *restrict dgates,    \
+                             ptrdiff_t ldg),                                    \
+                            n, H, gates, dh, dgates, ldg)
 
 CYRNN_RNN_KERNELS(tanh, d * ((REAL)1 - y * y))
 /* torch's threshold_backward: exactly 0 where y <= 0, whatever dh holds there. */

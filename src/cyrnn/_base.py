@@ -383,17 +383,15 @@ class RecurrentLayer(ParameterOwner):
               if self._cell.has_cell_state else None)
 
         H, Hout, D, N, B = self._hidden_size, self._out_size, self._directions, layout.N, layout.B
-        GH = self._cell.gates * H
         ws = self._workspace
-        # The pre-activations' gradients, a chunk of steps at a time: row-major,
-        # and in column blocks for the weight gradients; GRU keeps the
-        # recurrent side (dgh) apart from the input side (dgx).
-        blocked = (_recurrence.gate_gradient_size(self._cell.kind, H, B, self._dtype),)
-        rows = (_recurrence.gradient_rows(B), GH)
+        # The pre-activations' gradients, a chunk of steps at a time, in rows
+        # padded past G*H; GRU keeps the recurrent side (dgh) apart from the
+        # input side (dgx).
+        rows = (_recurrence.gradient_rows(B),
+                _recurrence.gate_gradient_width(self._cell.kind, H, self._dtype))
         gru = self._is_gru
-        dgx, dgx_rows = ws.take("dgx", blocked, self._dtype), ws.take("dgx_rows", rows, self._dtype)
-        dgh, dgh_rows = (ws.take("dgh", blocked, self._dtype),
-                         ws.take("dgh_rows", rows, self._dtype)) if gru else (dgx, dgx_rows)
+        dgx = ws.take("dgx", rows, self._dtype)
+        dgh = ws.take("dgh", rows, self._dtype) if gru else dgx
         dhall = ws.take("dhall", (N, Hout), self._dtype) if self._proj_size else None
         dm = aligned_empty((B, H), self._dtype) if self._proj_size else None
         grads = {name: aligned_empty(shape, self._dtype)
@@ -406,8 +404,7 @@ class RecurrentLayer(ParameterOwner):
                 sfx = self._direction_suffixes[layer, direction]
                 k = layer * D + direction
                 dirs.append(dict(
-                    fwd_dir, dgx=dgx, dgh=dgh, dgx_rows=dgx_rows, dgh_rows=dgh_rows,
-                    dhall=dhall, dm=dm, dh=dh[k],
+                    fwd_dir, dgx=dgx, dgh=dgh, dhall=dhall, dm=dm, dh=dh[k],
                     dc=None if dc is None else dc[k],
                     dw_ih=grads["weight_ih" + sfx], dw_hh=grads["weight_hh" + sfx],
                     db_ih=grads.get("bias_ih" + sfx), db_hh=grads.get("bias_hh" + sfx),
@@ -423,10 +420,9 @@ class RecurrentLayer(ParameterOwner):
             Hout, [layer["x"].shape[1] for layer in tape.layers], B, self._dtype),), self._dtype)
         _recurrence.run(self._cell.kind, True, True, layout.batch_sizes, layout.offsets,
                         H, Hout, layers, self._dtype, packed, get_num_threads())
-        for name, array in [("dgx", dgx), ("dgx_rows", dgx_rows), ("dhall", dhall),
-                            ("packed_backward", packed)] + \
+        for name, array in [("dgx", dgx), ("dhall", dhall), ("packed_backward", packed)] + \
                 [(f"dx{layer}", layers[layer]["dx"]) for layer in range(1, self._num_layers)] + \
-                ([("dgh", dgh), ("dgh_rows", dgh_rows)] if gru else []):
+                ([("dgh", dgh)] if gru else []):
             ws.give(name, array)
 
         dx = layout.unpack(layers[0]["dx"], self._batch_first and not tape.unbatched)

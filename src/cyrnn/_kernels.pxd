@@ -3,16 +3,16 @@
 from cython cimport floating
 
 cdef extern from "cyrnn_kernels.h" nogil:
-    void cyrnn_lstm_backward_f(int n, int H, const float *gates, const float *extra, const float *dh, float *dc, float *dgates)
-    void cyrnn_lstm_backward_d(int n, int H, const double *gates, const double *extra, const double *dh, double *dc, double *dgates)
-    void cyrnn_lstm_backward_product_f(int H, int first_block, int end_block, int n, int cells, const float *packed, const float *dg, const float *dy, Py_ssize_t ldy, const float *gates, const float *extra, float *dc, float *dh, float *dg_out)
-    void cyrnn_lstm_backward_product_d(int H, int first_block, int end_block, int n, int cells, const double *packed, const double *dg, const double *dy, Py_ssize_t ldy, const double *gates, const double *extra, double *dc, double *dh, double *dg_out)
-    void cyrnn_gru_backward_f(int n, int H, const float *gates, const float *extra, const float *hprev, float *dh, float *dgx, float *dgh)
-    void cyrnn_gru_backward_d(int n, int H, const double *gates, const double *extra, const double *hprev, double *dh, double *dgx, double *dgh)
-    void cyrnn_rnn_tanh_backward_f(int n, int H, const float *gates, const float *dh, float *dgates)
-    void cyrnn_rnn_tanh_backward_d(int n, int H, const double *gates, const double *dh, double *dgates)
-    void cyrnn_rnn_relu_backward_f(int n, int H, const float *gates, const float *dh, float *dgates)
-    void cyrnn_rnn_relu_backward_d(int n, int H, const double *gates, const double *dh, double *dgates)
+    void cyrnn_lstm_backward_f(int n, int H, const float *gates, const float *extra, const float *dh, float *dc, float *dgates, Py_ssize_t ldg)
+    void cyrnn_lstm_backward_d(int n, int H, const double *gates, const double *extra, const double *dh, double *dc, double *dgates, Py_ssize_t ldg)
+    void cyrnn_lstm_backward_product_f(int H, int first_block, int end_block, int n, int cells, const float *packed, const float *dg, Py_ssize_t ldg, const float *dy, Py_ssize_t ldy, const float *gates, const float *extra, float *dc, float *dh, float *dg_out)
+    void cyrnn_lstm_backward_product_d(int H, int first_block, int end_block, int n, int cells, const double *packed, const double *dg, Py_ssize_t ldg, const double *dy, Py_ssize_t ldy, const double *gates, const double *extra, double *dc, double *dh, double *dg_out)
+    void cyrnn_gru_backward_f(int n, int H, const float *gates, const float *extra, const float *hprev, float *dh, float *dgx, float *dgh, Py_ssize_t ldg)
+    void cyrnn_gru_backward_d(int n, int H, const double *gates, const double *extra, const double *hprev, double *dh, double *dgx, double *dgh, Py_ssize_t ldg)
+    void cyrnn_rnn_tanh_backward_f(int n, int H, const float *gates, const float *dh, float *dgates, Py_ssize_t ldg)
+    void cyrnn_rnn_tanh_backward_d(int n, int H, const double *gates, const double *dh, double *dgates, Py_ssize_t ldg)
+    void cyrnn_rnn_relu_backward_f(int n, int H, const float *gates, const float *dh, float *dgates, Py_ssize_t ldg)
+    void cyrnn_rnn_relu_backward_d(int n, int H, const double *gates, const double *dh, double *dgates, Py_ssize_t ldg)
     void cyrnn_copy_rows_f(int n, int w, const float *src, Py_ssize_t lds, float *dst, Py_ssize_t ldd)
     void cyrnn_copy_rows_d(int n, int w, const double *src, Py_ssize_t lds, double *dst, Py_ssize_t ldd)
     void cyrnn_add_rows_f(int n, int w, const float *src, Py_ssize_t lds, float *dst, Py_ssize_t ldd)
@@ -23,20 +23,22 @@ cdef extern from "cyrnn_kernels.h" nogil:
     Py_ssize_t cyrnn_packed_size_d(int G, int H, int K)
     int cyrnn_packed_blocks_f(int H)
     int cyrnn_packed_blocks_d(int H)
+    Py_ssize_t cyrnn_gradient_width_f(int GH)
+    Py_ssize_t cyrnn_gradient_width_d(int GH)
     void cyrnn_pack_weights_f(int G, int H, int K, const float *w, Py_ssize_t row_stride, Py_ssize_t col_stride, float *packed)
     void cyrnn_pack_weights_d(int G, int H, int K, const double *w, Py_ssize_t row_stride, Py_ssize_t col_stride, double *packed)
     void cyrnn_pack_weight_blocks_f(int G, int H, int K, const float *w, Py_ssize_t row_stride, Py_ssize_t col_stride, int first_block, int end_block, float *packed)
     void cyrnn_pack_weight_blocks_d(int G, int H, int K, const double *w, Py_ssize_t row_stride, Py_ssize_t col_stride, int first_block, int end_block, double *packed)
-    void cyrnn_packed_product_f(int H, int K, int n, const float *packed, int block, const float *x, float *out, int accumulate)
-    void cyrnn_packed_product_d(int H, int K, int n, const double *packed, int block, const double *x, double *out, int accumulate)
+    void cyrnn_packed_product_f(int H, int K, int n, const float *packed, int block, const float *x, Py_ssize_t ldx, float *out, int accumulate)
+    void cyrnn_packed_product_d(int H, int K, int n, const double *packed, int block, const double *x, Py_ssize_t ldx, double *out, int accumulate)
     Py_ssize_t cyrnn_packed_bias_size_f(int cell, int H)
     Py_ssize_t cyrnn_packed_bias_size_d(int cell, int H)
     void cyrnn_pack_bias_f(int cell, int H, const float *bias, const float *bias_hn, float *packed_bias)
     void cyrnn_pack_bias_d(int cell, int H, const double *bias, const double *bias_hn, double *packed_bias)
     void cyrnn_cell_step_f(int cell, int H, int I, int Hout, int first_block, int end_block, int n, const float *packed_ih, const float *packed_hh, const float *packed_bias, const float *x, Py_ssize_t ldx, const float *h, Py_ssize_t ldh, float *c, float *out, Py_ssize_t ldo, float *gates, float *extra, float *next_h, int next_rows, int stream_tape)
     void cyrnn_cell_step_d(int cell, int H, int I, int Hout, int first_block, int end_block, int n, const double *packed_ih, const double *packed_hh, const double *packed_bias, const double *x, Py_ssize_t ldx, const double *h, Py_ssize_t ldh, double *c, double *out, Py_ssize_t ldo, double *gates, double *extra, double *next_h, int next_rows, int stream_tape)
-    void cyrnn_weight_gradient_chunk_f(int M, int first_group, int end_group, int rows, const float *dg_blocks, Py_ssize_t block_stride, int K1, const float *panels1, float *out1, int K2, const float *panels2, float *out2, float *db, int accumulate)
-    void cyrnn_weight_gradient_chunk_d(int M, int first_group, int end_group, int rows, const double *dg_blocks, Py_ssize_t block_stride, int K1, const double *panels1, double *out1, int K2, const double *panels2, double *out2, double *db, int accumulate)
+    void cyrnn_weight_gradient_chunk_f(int M, int first_group, int end_group, int rows, const float *dg, Py_ssize_t ldg, int K1, const float *panels1, float *out1, int K2, const float *panels2, float *out2, float *db, int accumulate)
+    void cyrnn_weight_gradient_chunk_d(int M, int first_group, int end_group, int rows, const double *dg, Py_ssize_t ldg, int K1, const double *panels1, double *out1, int K2, const double *panels2, double *out2, double *db, int accumulate)
     void cyrnn_sigmoid_f(Py_ssize_t n, const float *x, float *y)
     void cyrnn_sigmoid_d(Py_ssize_t n, const double *x, double *y)
     void cyrnn_tanh_f(Py_ssize_t n, const float *x, float *y)
@@ -44,45 +46,47 @@ cdef extern from "cyrnn_kernels.h" nogil:
 
 
 cdef inline void lstm_backward(int n, int H, const floating *gates, const floating *extra,
-                               const floating *dh, floating *dc, floating *dgates) noexcept nogil:
+                               const floating *dh, floating *dc, floating *dgates,
+                               Py_ssize_t ldg) noexcept nogil:
     if floating is float:
-        cyrnn_lstm_backward_f(n, H, gates, extra, dh, dc, dgates)
+        cyrnn_lstm_backward_f(n, H, gates, extra, dh, dc, dgates, ldg)
     else:
-        cyrnn_lstm_backward_d(n, H, gates, extra, dh, dc, dgates)
+        cyrnn_lstm_backward_d(n, H, gates, extra, dh, dc, dgates, ldg)
 
 cdef inline void lstm_backward_product(int H, int first_block, int end_block, int n,
                                        int cells, const floating *packed, const floating *dg,
-                                       const floating *dy, Py_ssize_t ldy,
+                                       Py_ssize_t ldg, const floating *dy, Py_ssize_t ldy,
                                        const floating *gates, const floating *extra,
                                        floating *dc, floating *dh,
                                        floating *dg_out) noexcept nogil:
     if floating is float:
-        cyrnn_lstm_backward_product_f(H, first_block, end_block, n, cells, packed, dg, dy,
-                                      ldy, gates, extra, dc, dh, dg_out)
+        cyrnn_lstm_backward_product_f(H, first_block, end_block, n, cells, packed, dg, ldg,
+                                      dy, ldy, gates, extra, dc, dh, dg_out)
     else:
-        cyrnn_lstm_backward_product_d(H, first_block, end_block, n, cells, packed, dg, dy,
-                                      ldy, gates, extra, dc, dh, dg_out)
+        cyrnn_lstm_backward_product_d(H, first_block, end_block, n, cells, packed, dg, ldg,
+                                      dy, ldy, gates, extra, dc, dh, dg_out)
 
 cdef inline void gru_backward(int n, int H, const floating *gates, const floating *extra,
                               const floating *hprev, floating *dh, floating *dgx,
-                              floating *dgh) noexcept nogil:
+                              floating *dgh, Py_ssize_t ldg) noexcept nogil:
     if floating is float:
-        cyrnn_gru_backward_f(n, H, gates, extra, hprev, dh, dgx, dgh)
+        cyrnn_gru_backward_f(n, H, gates, extra, hprev, dh, dgx, dgh, ldg)
     else:
-        cyrnn_gru_backward_d(n, H, gates, extra, hprev, dh, dgx, dgh)
+        cyrnn_gru_backward_d(n, H, gates, extra, hprev, dh, dgx, dgh, ldg)
 
 cdef inline void rnn_backward(bint relu, int n, int H, const floating *gates,
-                              const floating *dh, floating *dgates) noexcept nogil:
+                              const floating *dh, floating *dgates,
+                              Py_ssize_t ldg) noexcept nogil:
     if floating is float:
         if relu:
-            cyrnn_rnn_relu_backward_f(n, H, gates, dh, dgates)
+            cyrnn_rnn_relu_backward_f(n, H, gates, dh, dgates, ldg)
         else:
-            cyrnn_rnn_tanh_backward_f(n, H, gates, dh, dgates)
+            cyrnn_rnn_tanh_backward_f(n, H, gates, dh, dgates, ldg)
     else:
         if relu:
-            cyrnn_rnn_relu_backward_d(n, H, gates, dh, dgates)
+            cyrnn_rnn_relu_backward_d(n, H, gates, dh, dgates, ldg)
         else:
-            cyrnn_rnn_tanh_backward_d(n, H, gates, dh, dgates)
+            cyrnn_rnn_tanh_backward_d(n, H, gates, dh, dgates, ldg)
 
 cdef inline void copy_rows(int n, int w, const floating *src, Py_ssize_t lds,
                            floating *dst, Py_ssize_t ldd) noexcept nogil:
@@ -128,12 +132,18 @@ cdef inline void pack_weight_blocks(int G, int H, int K, const floating *w,
         cyrnn_pack_weight_blocks_d(G, H, K, w, row_stride, col_stride, first_block,
                                    end_block, packed)
 
-cdef inline void packed_product(int H, int K, int n, const floating *packed, int block,
-                                const floating *x, floating *out, bint accumulate) noexcept nogil:
+cdef inline Py_ssize_t gradient_width(int GH, floating *kind) noexcept nogil:
     if floating is float:
-        cyrnn_packed_product_f(H, K, n, packed, block, x, out, accumulate)
+        return cyrnn_gradient_width_f(GH)
     else:
-        cyrnn_packed_product_d(H, K, n, packed, block, x, out, accumulate)
+        return cyrnn_gradient_width_d(GH)
+cdef inline void packed_product(int H, int K, int n, const floating *packed, int block,
+                                const floating *x, Py_ssize_t ldx, floating *out,
+                                bint accumulate) noexcept nogil:
+    if floating is float:
+        cyrnn_packed_product_f(H, K, n, packed, block, x, ldx, out, accumulate)
+    else:
+        cyrnn_packed_product_d(H, K, n, packed, block, x, ldx, out, accumulate)
 
 cdef inline Py_ssize_t packed_elements(int G, int H, int K, floating *kind) noexcept nogil:
     if floating is float:
@@ -165,15 +175,13 @@ cdef inline void cell_step(int cell, int H, int I, int Hout, int first_block, in
                           next_rows, stream_tape)
 
 cdef inline void weight_gradient_chunk(int M, int first_group, int end_group, int rows,
-                                       const floating *dg_blocks, Py_ssize_t block_stride,
+                                       const floating *dg, Py_ssize_t ldg,
                                        int K1, const floating *panels1, floating *out1,
                                        int K2, const floating *panels2, floating *out2,
                                        floating *db, bint accumulate) noexcept nogil:
     if floating is float:
-        cyrnn_weight_gradient_chunk_f(M, first_group, end_group, rows, dg_blocks,
-                                      block_stride, K1, panels1, out1, K2, panels2, out2, db,
-                                      accumulate)
+        cyrnn_weight_gradient_chunk_f(M, first_group, end_group, rows, dg, ldg, K1, panels1,
+                                      out1, K2, panels2, out2, db, accumulate)
     else:
-        cyrnn_weight_gradient_chunk_d(M, first_group, end_group, rows, dg_blocks,
-                                      block_stride, K1, panels1, out1, K2, panels2, out2, db,
-                                      accumulate)
+        cyrnn_weight_gradient_chunk_d(M, first_group, end_group, rows, dg, ldg, K1, panels1,
+                                      out1, K2, panels2, out2, db, accumulate)

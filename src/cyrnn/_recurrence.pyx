@@ -28,7 +28,7 @@ from cyrnn._kernels cimport (
     packed_product,
     pack_bias, cell_step, cyrnn_packed_bias_size_f, cyrnn_packed_bias_size_d,
     cyrnn_sigmoid_f, cyrnn_sigmoid_d, cyrnn_tanh_f, cyrnn_tanh_d,
-    cyrnn_packed_size_f, cyrnn_packed_size_d)
+    cyrnn_packed_size_f, cyrnn_packed_size_d, cyrnn_gradient_width_f, cyrnn_gradient_width_d)
 
 cnp.import_array()
 
@@ -60,14 +60,11 @@ cdef struct Direction:
     # backward buffers
     # The pre-activations' gradients: the input side (dgx) and the recurrent
     # side (dgh, the same as dgx but for GRU), a chunk of whole steps at a
-    # time (gradient_rows rows at most). The steps' rows go row-major into
-    # *_rows, where each step's dL/dh product reads them; once the chunk is
-    # complete, dx reads them there too, and the weight gradients from a copy
-    # in column blocks of V (dgx, dgh: block b's row r at (b * rows + r) * V).
+    # time (gradient_rows rows at most, ldg apart), where each step's dL/dh
+    # product reads them; once the chunk is complete, dx and the weight
+    # gradients read them there too.
     void *dgx
     void *dgh
-    void *dgx_rows
-    void *dgh_rows
     void *dhall         # LSTM with projection: (N, Hout) dL/dh per step
     void *dm            # LSTM with projection: (B, H) scratch
     void *dh            # (B, Hout): dL/dh_n in, dL/dh0 out
@@ -95,6 +92,7 @@ cdef struct Plan:
     int num_threads     # OpenMP threads sharing each step's unit blocks
     bint stream_tape    # store the tape past the caches (see _fill_plan)
     Py_ssize_t gradient_rows  # rows of a chunk of the weight gradients, at most
+    Py_ssize_t ldg      # distance between the rows of dgx and dgh
     int T, H, Hout, G, E, D, L
     void *packed        # backward: the weight gradients' scratch
     Py_ssize_t B, N
@@ -175,11 +173,15 @@ def gradient_rows(Py_ssize_t batch):
     return _gradient_rows(batch)
 
 
-def gate_gradient_size(int kind, int hidden_size, Py_ssize_t batch, object dtype):
-    """Elements of a buffer for a chunk of a cell's pre-activation gradients
-    in column blocks (BPTT's dgx and dgh), for batches of `batch` rows."""
-    return _packed_size(1, _gate_count(kind) * hidden_size, _gradient_rows(batch),
-                        np.dtype(dtype))
+cdef Py_ssize_t _gradient_width(int kind, int H, object dtype):
+    cdef int GH = _gate_count(kind) * H
+    return cyrnn_gradient_width_f(GH) if _is_float32(dtype) else cyrnn_gradient_width_d(GH)
+
+
+def gate_gradient_width(int kind, int hidden_size, object dtype):
+    """Columns of BPTT's buffers of a cell's pre-activation gradients (dgx
+    and dgh): the gates' G*H, padded."""
+    return _gradient_width(kind, hidden_size, np.dtype(dtype))
 
 
 cdef Py_ssize_t _gradient_scratch(int Hout, int in_size, Py_ssize_t batch, object dtype):
@@ -249,6 +251,7 @@ cdef void _fill_plan(Plan *p, int kind, bint training, const Py_ssize_t[::1] bat
     # streamed; a tiny LSTM's 77 kB tape, read back from memory, 8% slower).
     p.stream_tape = training and N * (GH + E) * dtype.itemsize >= STREAM_TAPE_BYTES
     p.gradient_rows = _gradient_rows(B)
+    p.ldg = _gradient_width(kind, H, dtype)
     p.packed = NULL
     if backward:
         p.packed = _data(packed, dtype, packed.size, "packed")
@@ -299,12 +302,9 @@ cdef void _fill_plan(Plan *p, int kind, bint training, const Py_ssize_t[::1] bat
                                   "packed")
                 dr.packed_ready = ds.get("packed_ready", False)
                 continue
-            dr.dgx = _data(ds["dgx"], dtype, _packed_size(1, GH, p.gradient_rows, dtype), "dgx")
-            dr.dgh = _data(ds["dgh"], dtype, _packed_size(1, GH, p.gradient_rows, dtype), "dgh")
-            dr.dgx_rows = _data(ds["dgx_rows"], dtype, p.gradient_rows * GH, "dgx_rows")
-            dr.dgh_rows = _data(ds["dgh_rows"], dtype, p.gradient_rows * GH, "dgh_rows")
-            if (dr.dgx == dr.dgh) != (kind != GRU) or \
-                    (dr.dgx_rows == dr.dgh_rows) != (kind != GRU):
+            dr.dgx = _data(ds["dgx"], dtype, p.gradient_rows * p.ldg, "dgx")
+            dr.dgh = _data(ds["dgh"], dtype, p.gradient_rows * p.ldg, "dgh")
+            if (dr.dgx == dr.dgh) != (kind != GRU):
                 raise RuntimeError("cyrnn internal error: dgh must be dgx but for GRU")
             dr.dhall = _data(ds.get("dhall"), dtype, N * Hout, "dhall")
             dr.dm = _data(ds.get("dm"), dtype, B * H, "dm")
@@ -357,30 +357,24 @@ cdef inline void _gradient_chunk(const Plan *p, const Layer *ly, int d, floating
     """Thread tid's share of the work on a complete chunk of rows [row0,
     row0 + rows): its rows of dx = dgx W_ih (+= for the second direction,
     which reads the same input) by blocks of input units; then, by groups of
-    gate rows, dg copied into column blocks and dW_ih (+)= dgx^T x,
-    dW_hh (+)= dgh^T h_{t-1} and the bias gradients (+)= dg's column sums.
-    The chunk of x and of h_{t-1} is packed once, its blocks shared. Against scipy's BLAS, which repacks dg
-    for each product, on an LSTM's two products at 1 thread (float32, best
-    of 15): 96 vs 83 GFLOP/s at H=256, 96 vs 89 at H=512, even at H=128; at
-    2 threads it also keeps BLAS's pool out of the loops' way."""
+    gate rows, dW_ih (+)= dgx^T x, dW_hh (+)= dgh^T h_{t-1} and the bias
+    gradients (+)= dg's column sums, reading dg in place. The chunk of x and
+    of h_{t-1} is packed once, its blocks shared. Against scipy's BLAS, which
+    repacks dg for each product, on an LSTM's two products at 1 thread
+    (float32, best of 15): 96 vs 83 GFLOP/s at H=256, 96 vs 89 at H=512, even
+    at H=128; at 2 threads it also keeps BLAS's pool out of the loops' way."""
     cdef const Direction *dr = &ly.dirs[d]
     cdef int GH = p.G * p.H, Hout = p.Hout, in_size = ly.in_size
     cdef int groups = packed_blocks(GH, <floating *>NULL)
     cdef int g0 = tid * groups // threads, g1 = (tid + 1) * groups // threads
     cdef int x_blocks = packed_blocks(in_size, <floating *>NULL)
-    cdef Py_ssize_t stride = rows * packed_elements(1, 1, 1, <floating *>NULL)
     cdef const floating *packed_ih = <const floating *>dr.transposed + packed_elements(
         1, Hout, GH, <floating *>NULL)
     cdef floating *panels_x = panels
     cdef floating *panels_h = panels + packed_elements(1, in_size, rows, <floating *>NULL)
-    _product_blocks(in_size, GH, rows, packed_ih, <const floating *>dr.dgx_rows,
+    _product_blocks(in_size, GH, rows, packed_ih, <const floating *>dr.dgx, p.ldg,
                     <floating *>ly.dx + row0 * in_size, d > 0, tid * x_blocks // threads,
                     (tid + 1) * x_blocks // threads)
-    pack_weight_blocks(1, GH, rows, <const floating *>dr.dgx_rows, 1, GH, g0, g1,
-                       <floating *>dr.dgx)
-    if dr.dgh != dr.dgx:
-        pack_weight_blocks(1, GH, rows, <const floating *>dr.dgh_rows, 1, GH, g0, g1,
-                           <floating *>dr.dgh)
     _pack_share(tid, threads, 1, in_size, rows, <const floating *>ly.x + row0 * in_size, 1,
                 in_size, panels_x)
     _pack_share(tid, threads, 1, Hout, rows, <const floating *>dr.hprev + row0 * Hout, 1, Hout,
@@ -388,14 +382,14 @@ cdef inline void _gradient_chunk(const Plan *p, const Layer *ly, int d, floating
     if threads > 1:  # every thread reads all of the panels
         omp_barrier()
     if dr.dgh == dr.dgx:  # dW_ih and dW_hh share the pre-activations' gradients
-        weight_gradient_chunk(GH, g0, g1, rows, <const floating *>dr.dgx, stride, in_size,
+        weight_gradient_chunk(GH, g0, g1, rows, <const floating *>dr.dgx, p.ldg, in_size,
                               panels_x, <floating *>dr.dw_ih, Hout, panels_h,
                               <floating *>dr.dw_hh, <floating *>dr.db_ih, accumulate)
     else:
-        weight_gradient_chunk(GH, g0, g1, rows, <const floating *>dr.dgx, stride, in_size,
+        weight_gradient_chunk(GH, g0, g1, rows, <const floating *>dr.dgx, p.ldg, in_size,
                               panels_x, <floating *>dr.dw_ih, 0, NULL, NULL,
                               <floating *>dr.db_ih, accumulate)
-        weight_gradient_chunk(GH, g0, g1, rows, <const floating *>dr.dgh, stride, Hout,
+        weight_gradient_chunk(GH, g0, g1, rows, <const floating *>dr.dgh, p.ldg, Hout,
                               panels_h, <floating *>dr.dw_hh, 0, NULL, NULL,
                               <floating *>dr.db_hh, accumulate)
 
@@ -438,13 +432,15 @@ cdef inline Py_ssize_t _chunk_first_row(const Plan *p, int d, int s0, int s1) no
 
 
 cdef inline void _product_blocks(int H, int K, int n, const floating *packed,
-                                 const floating *x, floating *out, bint accumulate,
-                                 int first_block, int end_block) noexcept nogil:
+                                 const floating *x, Py_ssize_t ldx, floating *out,
+                                 bint accumulate, int first_block,
+                                 int end_block) noexcept nogil:
     """The columns of unit blocks [first_block, end_block) of out (n, H) =
-    (or +=) x (n, K) W^T, for W packed by pack_weights with G = 1."""
+    (or +=) x (n, K; rows ldx apart) W^T, for W packed by pack_weights with
+    G = 1."""
     cdef int block
     for block in range(first_block, end_block):
-        packed_product(H, K, n, packed, block, x, out, accumulate)
+        packed_product(H, K, n, packed, block, x, ldx, out, accumulate)
 
 
 cdef inline void _step_blocks(const Plan *p, const Direction *dr, const floating *packed_ih,
@@ -621,8 +617,8 @@ cdef inline void _backward_rows(const Plan *p, const Direction *dr, const floati
     cdef floating *dh = <floating *>dr.dh
     cdef floating *dc = <floating *>dr.dc + r0 * H if dr.dc != NULL else NULL
     cdef floating *dm = <floating *>dr.dm
-    cdef floating *dgx = <floating *>dr.dgx_rows + (off + r0 - row0) * GH
-    cdef floating *dgh = <floating *>dr.dgh_rows + (off + r0 - row0) * GH
+    cdef floating *dgx = <floating *>dr.dgx + (off + r0 - row0) * p.ldg
+    cdef floating *dgh = <floating *>dr.dgh + (off + r0 - row0) * p.ldg
     cdef const floating *gates = <const floating *>dr.gates + (off + r0) * GH
     cdef const floating *extra = NULL
     cdef const floating *w_hr = <const floating *>dr.w_hr
@@ -643,14 +639,15 @@ cdef inline void _backward_rows(const Plan *p, const Direction *dr, const floati
     if r1 <= r0:
         return
     if p.kind == LSTM:
-        lstm_backward(r1 - r0, H, gates, extra, (dm if w_hr != NULL else dh) + r0 * H, dc, dgx)
+        lstm_backward(r1 - r0, H, gates, extra, (dm if w_hr != NULL else dh) + r0 * H, dc, dgx,
+                      p.ldg)
     elif p.kind == GRU:
         # The kernel leaves the direct part z * dh in dh; the product adds
         # the part that flows back through the weights.
         gru_backward(r1 - r0, H, gates, extra, <const floating *>dr.hprev + (off + r0) * Hout,
-                     dh + r0 * Hout, dgx, dgh)
+                     dh + r0 * Hout, dgx, dgh, p.ldg)
     else:
-        rnn_backward(p.kind == RNN_RELU, r1 - r0, H, gates, dh + r0 * Hout, dgx)
+        rnn_backward(p.kind == RNN_RELU, r1 - r0, H, gates, dh + r0 * Hout, dgx, p.ldg)
 
 
 cdef inline void _backward_step(const Plan *p, const Layer *ly, int d,
@@ -666,7 +663,7 @@ cdef inline void _backward_step(const Plan *p, const Layer *ly, int d,
     cdef int GH = p.G * p.H, DH = p.D * p.Hout, blocks = packed_blocks(p.Hout, <floating *>NULL)
     cdef int n = <int>p.batch_sizes[t], first = 0, following, cells
     cdef const floating *dy = <const floating *>ly.dy + d * p.Hout
-    cdef floating *dgh_rows = <floating *>dr.dgh_rows
+    cdef floating *dgh = <floating *>dr.dgh
     # An LSTM's product runs the next step's cell on its tiles (see below):
     # not across a chunk's end, whose gradients still need these rows.
     cdef bint fused = p.kind == LSTM and dr.w_hr == NULL
@@ -682,15 +679,15 @@ cdef inline void _backward_step(const Plan *p, const Layer *ly, int d,
         following = t - 1 if d == 0 else t + 1
         cells = min(n, <int>p.batch_sizes[following])
         lstm_backward_product(p.H, tid * blocks // threads, (tid + 1) * blocks // threads,
-                              n, cells, packed_hh, dgh_rows + (p.offsets[t] - row0) * GH,
-                              dy + p.offsets[following] * DH, DH,
+                              n, cells, packed_hh, dgh + (p.offsets[t] - row0) * p.ldg,
+                              p.ldg, dy + p.offsets[following] * DH, DH,
                               <const floating *>dr.gates + p.offsets[following] * GH,
                               <const floating *>dr.extra + p.offsets[following] * p.E,
                               <floating *>dr.dc, <floating *>dr.dh,
-                              dgh_rows + (p.offsets[following] - row0) * GH)
+                              dgh + (p.offsets[following] - row0) * p.ldg)
     else:
         # dL/dh_{t-1} = (GRU: +=) dgh W_hh, by blocks of Hout units
-        _product_blocks(p.Hout, GH, n, packed_hh, dgh_rows + (p.offsets[t] - row0) * GH,
+        _product_blocks(p.Hout, GH, n, packed_hh, dgh + (p.offsets[t] - row0) * p.ldg, p.ldg,
                         <floating *>dr.dh, p.kind == GRU, tid * blocks // threads,
                         (tid + 1) * blocks // threads)
     if s == s1 - 1 and threads > 1:
