@@ -118,12 +118,18 @@ FN(packed_tile)(const int R, int K, const REAL *restrict panel, const REAL *rest
 
 /* One instantiation per instruction set, with tiles of R rows sized for its
  * register file. Only single-gate packings (G = 1) come here: the forward
- * step, which packs G gates together, has its own kernel (step_template.h). */
+ * step, which packs G gates together, has its own kernel (step_template.h).
+ * The weight gradients' product (weight_product) reads a tile's R values of
+ * x for each k from one cache line (xr = 1), and with AVX-512 takes the 16
+ * rows of a whole group of gate rows at once: one pass over the group and
+ * over X instead of two (measured: the products 4% faster on a small LSTM's
+ * training step, 6% on a medium one). The products of BPTT's steps read R
+ * rows of x, each its own line; there, R = 16 measured slower than 8. */
 #define CYRNN_PACKED_TILE(RT, R0)                                              \
     FN(packed_tile)(RT, K, panel, x + (R0) * xr, xr, xk, o + (ptrdiff_t)(R0) * ld, \
                     ld, units, accumulate)
-#define CYRNN_DEFINE_PACKED_PRODUCT(ISA, R)                                    \
-    CYRNN_TARGET_##ISA static void FN(packed_product_##ISA)(                   \
+#define CYRNN_DEFINE_PACKED_PRODUCT(NAME, ISA, R)                              \
+    CYRNN_TARGET_##ISA static void FN(NAME##_##ISA)(                           \
         int H, int K, int n, const REAL *restrict packed, int block,           \
         const REAL *restrict x, ptrdiff_t xr, ptrdiff_t xk,                    \
         REAL *restrict out, ptrdiff_t ld, int accumulate)                      \
@@ -135,10 +141,13 @@ FN(packed_tile)(const int R, int K, const REAL *restrict panel, const REAL *rest
     }
 
 #if CYRNN_X86_DISPATCH
-CYRNN_DEFINE_PACKED_PRODUCT(avx512, 8)
-CYRNN_DEFINE_PACKED_PRODUCT(avx2, 4)
+CYRNN_DEFINE_PACKED_PRODUCT(packed_product, avx512, 8)
+CYRNN_DEFINE_PACKED_PRODUCT(packed_product, avx2, 4)
+CYRNN_DEFINE_PACKED_PRODUCT(weight_product, avx512, 16)
+CYRNN_DEFINE_PACKED_PRODUCT(weight_product, avx2, 4)
 #endif
-CYRNN_DEFINE_PACKED_PRODUCT(generic, 2)
+CYRNN_DEFINE_PACKED_PRODUCT(packed_product, generic, 2)
+CYRNN_DEFINE_PACKED_PRODUCT(weight_product, generic, 2)
 
 /* The block's columns of x W^T for x[r, k] at x[r * xr + k * xk], into out
  * with rows ld apart. */
@@ -148,6 +157,14 @@ static void FN(packed_product_strided)(int H, int K, int n, const REAL *packed,
                                        int accumulate)
 {
     CYRNN_DISPATCH(packed_product, H, K, n, packed, block, x, xr, xk, out, ld, accumulate);
+}
+
+/* The same for the weight gradients, whose x is the transpose of dg. */
+static void FN(weight_product)(int H, int K, int n, const REAL *packed, int block,
+                               const REAL *dg_t, ptrdiff_t ldg, REAL *out, ptrdiff_t ld,
+                               int accumulate)
+{
+    CYRNN_DISPATCH(weight_product, H, K, n, packed, block, dg_t, 1, ldg, out, ld, accumulate);
 }
 
 /* out (n, H) gets (accumulate = 0) or adds (accumulate = 1) the columns of
@@ -193,11 +210,11 @@ void FN(cyrnn_weight_gradient_chunk)(int M, int first_group, int end_group, int 
                 db[g * V + v] = accumulate ? db[g * V + v] + sum[v] : sum[v];
         }
         for (int block = 0; block < blocks1; ++block)
-            FN(packed_product_strided)(K1, rows, n, panels1, block, group, 1, ldg,
-                                       out1 + (ptrdiff_t)g * V * K1, K1, accumulate);
+            FN(weight_product)(K1, rows, n, panels1, block, group, ldg,
+                               out1 + (ptrdiff_t)g * V * K1, K1, accumulate);
         for (int block = 0; block < blocks2; ++block)
-            FN(packed_product_strided)(K2, rows, n, panels2, block, group, 1, ldg,
-                                       out2 + (ptrdiff_t)g * V * K2, K2, accumulate);
+            FN(weight_product)(K2, rows, n, panels2, block, group, ldg,
+                               out2 + (ptrdiff_t)g * V * K2, K2, accumulate);
     }
 }
 

@@ -24,17 +24,23 @@ FN(panel_accumulate)(const int R, int K, const REAL *restrict panel, const REAL 
     }
 }
 
-/* Rows [0, n) in tiles: as many of R rows as fit, then what is left in at
- * most two tiles (4, then 3, 2 or 1 rows). Every tile streams the block's
- * weights once, so a ragged batch's odd rows must not go one by one (a
- * single-row tile costs nearly what a full one does). TILE(RT, R0) runs
- * the RT rows from R0; RT is a constant, as a tile's registers need. */
+/* Rows [0, n) in tiles: as many of R rows as fit (R at most 16), then what
+ * is left in at most three tiles (8, 4, then 3, 2 or 1 rows). Every tile
+ * streams the block's weights once, so a ragged batch's odd rows must not
+ * go one by one (a single-row tile costs nearly what a full one does).
+ * TILE(RT, R0) runs the RT rows from R0; RT is a constant, as a tile's
+ * registers need. */
 #define CYRNN_ROW_TILES(R, n, TILE)                                            \
     do {                                                                       \
         int r0_ = 0, rest_;                                                    \
         for (; r0_ + (R) <= (n); r0_ += (R))                                   \
             TILE(R, r0_);                                                      \
         rest_ = (n) - r0_;                                                     \
+        if ((R) > 8 && rest_ >= 8) {                                           \
+            TILE(8, r0_);                                                      \
+            r0_ += 8;                                                          \
+            rest_ -= 8;                                                        \
+        }                                                                      \
         if ((R) > 4 && rest_ >= 4) {                                           \
             TILE(4, r0_);                                                      \
             r0_ += 4;                                                          \
