@@ -149,31 +149,22 @@ CYRNN_DEFINE_PACKED_PRODUCT(weight_product, avx2, 4)
 CYRNN_DEFINE_PACKED_PRODUCT(packed_product, generic, 2)
 CYRNN_DEFINE_PACKED_PRODUCT(weight_product, generic, 2)
 
-/* The block's columns of x W^T for x[r, k] at x[r * xr + k * xk], into out
- * with rows ld apart. */
-static void FN(packed_product_strided)(int H, int K, int n, const REAL *packed,
-                                       int block, const REAL *x, ptrdiff_t xr,
-                                       ptrdiff_t xk, REAL *out, ptrdiff_t ld,
-                                       int accumulate)
-{
-    CYRNN_DISPATCH(packed_product, H, K, n, packed, block, x, xr, xk, out, ld, accumulate);
-}
-
-/* The same for the weight gradients, whose x is the transpose of dg. */
-static void FN(weight_product)(int H, int K, int n, const REAL *packed, int block,
-                               const REAL *dg_t, ptrdiff_t ldg, REAL *out, ptrdiff_t ld,
-                               int accumulate)
-{
-    CYRNN_DISPATCH(weight_product, H, K, n, packed, block, dg_t, 1, ldg, out, ld, accumulate);
-}
-
 /* out (n, H) gets (accumulate = 0) or adds (accumulate = 1) the columns of
  * unit block `block` of x (n, K; rows ldx apart) W^T, for W (H, K) packed
  * with G = 1. */
 void FN(cyrnn_packed_product)(int H, int K, int n, const REAL *packed, int block,
                               const REAL *x, ptrdiff_t ldx, REAL *out, int accumulate)
 {
-    FN(packed_product_strided)(H, K, n, packed, block, x, ldx, 1, out, H, accumulate);
+    CYRNN_DISPATCH(packed_product, H, K, n, packed, block, x, ldx, 1, out, H, accumulate);
+}
+
+/* The block's columns of out (n, H; rows ld apart) = (or +=) dg_t W^T, where
+ * dg_t (n, K) is the transpose of dg (K, n; rows ldg apart). */
+static void FN(weight_product)(int H, int K, int n, const REAL *packed, int block,
+                               const REAL *dg_t, ptrdiff_t ldg, REAL *out, ptrdiff_t ld,
+                               int accumulate)
+{
+    CYRNN_DISPATCH(weight_product, H, K, n, packed, block, dg_t, 1, ldg, out, ld, accumulate);
 }
 
 /* Gate rows [first_group * V, end_group * V) of the weight gradients
