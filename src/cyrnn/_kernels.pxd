@@ -132,11 +132,6 @@ cdef inline void pack_weight_blocks(int G, int H, int K, const floating *w,
         cyrnn_pack_weight_blocks_d(G, H, K, w, row_stride, col_stride, first_block,
                                    end_block, packed)
 
-cdef inline Py_ssize_t gradient_width(int GH, floating *kind) noexcept nogil:
-    if floating is float:
-        return cyrnn_gradient_width_f(GH)
-    else:
-        return cyrnn_gradient_width_d(GH)
 cdef inline void packed_product(int H, int K, int n, const floating *packed, int block,
                                 const floating *x, Py_ssize_t ldx, floating *out,
                                 bint accumulate) noexcept nogil:
