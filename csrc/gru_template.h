@@ -4,11 +4,12 @@
  *   h' = (1 - z) n + z h,
  * where the x_* blocks already hold b_ir + b_hr, b_iz + b_hz and b_in. */
 
-static inline __attribute__((always_inline)) void
-FN(cyrnn_gru_backward_body)(int n, int H, const REAL *restrict gates,
-                            const REAL *restrict extra, const REAL *restrict hprev,
-                            REAL *restrict dh, REAL *restrict dgx, REAL *restrict dgh,
-                            ptrdiff_t ldg)
+#ifndef CYRNN_ENTRY_POINTS
+
+static void FN(cyrnn_gru_backward)(int n, int H, const REAL *restrict gates,
+                                   const REAL *restrict extra, const REAL *restrict hprev,
+                                   REAL *restrict dh, REAL *restrict dgx, REAL *restrict dgh,
+                                   ptrdiff_t ldg)
 {
     for (int b = 0; b < n; ++b) {
         const REAL *gr = gates + (ptrdiff_t)b * 3 * H, *gz = gr + H, *gn = gz + H;
@@ -31,8 +32,12 @@ FN(cyrnn_gru_backward_body)(int n, int H, const REAL *restrict gates,
         }
     }
 }
-CYRNN_VECTORIZED_KERNEL(cyrnn_gru_backward,
-                        (int n, int H, const REAL *restrict gates, const REAL *restrict extra,
-                         const REAL *restrict hprev, REAL *restrict dh, REAL *restrict dgx,
-                         REAL *restrict dgh, ptrdiff_t ldg),
-                        n, H, gates, extra, hprev, dh, dgx, dgh, ldg)
+#else /* CYRNN_ENTRY_POINTS */
+
+void FN(cyrnn_gru_backward)(int n, int H, const REAL *gates, const REAL *extra,
+                            const REAL *hprev, REAL *dh, REAL *dgx, REAL *dgh, ptrdiff_t ldg)
+{
+    CYRNN_PICK(cyrnn_gru_backward)(n, H, gates, extra, hprev, dh, dgx, dgh, ldg);
+}
+
+#endif /* CYRNN_ENTRY_POINTS */

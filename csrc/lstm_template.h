@@ -1,6 +1,8 @@
 /* LSTM backward step kernels (template, see instantiate.h); the forward step
  * is in step_template.h. Gate blocks are i, f, g, o, torch's order. */
 
+#ifndef CYRNN_ENTRY_POINTS
+
 #define V ((int)(CYRNN_PANEL_BYTES / sizeof(REAL)))
 
 /* The cell's backward on the first `units` of V units of one row: dh =
@@ -24,10 +26,9 @@ FN(lstm_backward_units)(int H, int units, FN(panel_vec) dh, const REAL *restrict
     FN(store_units)(dc, dct * f, units);
 }
 
-static inline __attribute__((always_inline)) void
-FN(cyrnn_lstm_backward_body)(int n, int H, const REAL *restrict gates,
-                             const REAL *restrict extra, const REAL *restrict dh,
-                             REAL *restrict dc, REAL *restrict dgates, ptrdiff_t ldg)
+static void FN(cyrnn_lstm_backward)(int n, int H, const REAL *restrict gates,
+                                    const REAL *restrict extra, const REAL *restrict dh,
+                                    REAL *restrict dc, REAL *restrict dgates, ptrdiff_t ldg)
 {
     for (ptrdiff_t b = 0; b < n; ++b)
         for (int j0 = 0; j0 < H; j0 += V) {
@@ -37,11 +38,6 @@ FN(cyrnn_lstm_backward_body)(int n, int H, const REAL *restrict gates,
                                     dc + b * H + j0, dgates + b * ldg + j0);
         }
 }
-CYRNN_VECTORIZED_KERNEL(cyrnn_lstm_backward,
-                        (int n, int H, const REAL *restrict gates, const REAL *restrict extra,
-                         const REAL *restrict dh, REAL *restrict dc, REAL *restrict dgates,
-                         ptrdiff_t ldg),
-                        n, H, gates, extra, dh, dc, dgates, ldg)
 
 /* R rows of one unit block of BPTT's fused step (see below). */
 static inline __attribute__((always_inline)) void
@@ -78,26 +74,6 @@ FN(lstm_backward_tile)(const int R, int H, const REAL *restrict panel, int j0, i
 #define CYRNN_LSTM_BACKWARD_TILE(RT, R0)                                       \
     FN(lstm_backward_tile)(RT, H, panel, j0, units, R0, cells, dg, ldg, dy, ldy, \
                            gates, extra, dc, dh, dg_out)
-#define CYRNN_DEFINE_LSTM_BACKWARD_PRODUCT(ISA, R)                             \
-    CYRNN_TARGET_##ISA static void FN(lstm_backward_product_##ISA)(            \
-        int H, int first_block, int end_block, int n, int cells,               \
-        const REAL *restrict packed, const REAL *restrict dg, ptrdiff_t ldg,   \
-        const REAL *restrict dy, ptrdiff_t ldy, const REAL *restrict gates,    \
-        const REAL *restrict extra, REAL *restrict dc, REAL *restrict dh,      \
-        REAL *restrict dg_out)                                                 \
-    {                                                                          \
-        for (int block = first_block; block < end_block; ++block) {           \
-            const REAL *panel = packed + (ptrdiff_t)block * 4 * H * V;        \
-            int j0 = block * V, units = H - j0 < V ? H - j0 : V;              \
-            CYRNN_ROW_TILES(R, n, CYRNN_LSTM_BACKWARD_TILE);                   \
-        }                                                                      \
-    }
-
-#if CYRNN_X86_DISPATCH
-CYRNN_DEFINE_LSTM_BACKWARD_PRODUCT(avx512, 8)
-CYRNN_DEFINE_LSTM_BACKWARD_PRODUCT(avx2, 4)
-#endif
-CYRNN_DEFINE_LSTM_BACKWARD_PRODUCT(generic, 2)
 
 /* BPTT's step of an LSTM without projection from one step t to the one it
  * visits next, t': the product dL/dh_{t'} = dg_t W_hh for the first n rows
@@ -108,14 +84,40 @@ CYRNN_DEFINE_LSTM_BACKWARD_PRODUCT(generic, 2)
  * stored to dh. Applying the cell to each product tile while it is in
  * registers saves a pass over dh, and its tape is fetched under the
  * product instead of on its own. */
+static void FN(cyrnn_lstm_backward_product)(int H, int first_block, int end_block, int n,
+                                            int cells, const REAL *restrict packed,
+                                            const REAL *restrict dg, ptrdiff_t ldg,
+                                            const REAL *restrict dy, ptrdiff_t ldy,
+                                            const REAL *restrict gates,
+                                            const REAL *restrict extra, REAL *restrict dc,
+                                            REAL *restrict dh, REAL *restrict dg_out)
+{
+    for (int block = first_block; block < end_block; ++block) {
+        const REAL *panel = packed + (ptrdiff_t)block * 4 * H * V;
+        int j0 = block * V, units = H - j0 < V ? H - j0 : V;
+        CYRNN_ROW_TILES(CYRNN_BACKWARD_ROWS, n, CYRNN_LSTM_BACKWARD_TILE);
+    }
+}
+
+#undef CYRNN_LSTM_BACKWARD_TILE
+#undef V
+
+#else /* CYRNN_ENTRY_POINTS */
+
+void FN(cyrnn_lstm_backward)(int n, int H, const REAL *gates, const REAL *extra,
+                             const REAL *dh, REAL *dc, REAL *dgates, ptrdiff_t ldg)
+{
+    CYRNN_PICK(cyrnn_lstm_backward)(n, H, gates, extra, dh, dc, dgates, ldg);
+}
+
 void FN(cyrnn_lstm_backward_product)(int H, int first_block, int end_block, int n,
                                      int cells, const REAL *packed, const REAL *dg,
                                      ptrdiff_t ldg, const REAL *dy, ptrdiff_t ldy,
                                      const REAL *gates, const REAL *extra, REAL *dc, REAL *dh,
                                      REAL *dg_out)
 {
-    CYRNN_DISPATCH(lstm_backward_product, H, first_block, end_block, n, cells, packed, dg,
-                   ldg, dy, ldy, gates, extra, dc, dh, dg_out);
+    CYRNN_PICK(cyrnn_lstm_backward_product)(H, first_block, end_block, n, cells, packed, dg,
+                                            ldg, dy, ldy, gates, extra, dc, dh, dg_out);
 }
 
-#undef V
+#endif /* CYRNN_ENTRY_POINTS */

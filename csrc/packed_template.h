@@ -15,9 +15,11 @@
  * per instruction set. Written with GCC vector extensions, it compiles to
  * AVX-512, AVX2 or SSE from one source. */
 
+#ifndef CYRNN_ENTRY_POINTS
+
 #define V ((int)(CYRNN_PANEL_BYTES / sizeof(REAL)))
 
-ptrdiff_t FN(cyrnn_packed_size)(int G, int H, int K)
+static ptrdiff_t FN(cyrnn_packed_size)(int G, int H, int K)
 {
     ptrdiff_t blocks = (H + V - 1) / V;
     return blocks * K * G * V;
@@ -27,9 +29,10 @@ ptrdiff_t FN(cyrnn_packed_size)(int G, int H, int K)
  * strides (K, 1), or its transpose (K, G*H) with strides (1, G*H). Packs
  * unit blocks [first_block, end_block) into their place in `packed`, so that
  * threads can share the packing. */
-void FN(cyrnn_pack_weight_blocks)(int G, int H, int K, const REAL *restrict w,
-                                  ptrdiff_t row_stride, ptrdiff_t col_stride,
-                                  int first_block, int end_block, REAL *restrict packed)
+static void FN(cyrnn_pack_weight_blocks)(int G, int H, int K, const REAL *restrict w,
+                                         ptrdiff_t row_stride, ptrdiff_t col_stride,
+                                         int first_block, int end_block,
+                                         REAL *restrict packed)
 {
     if (row_stride == 1) {
         /* Units are contiguous in w: read it in memory order, V units at a
@@ -72,9 +75,9 @@ void FN(cyrnn_pack_weight_blocks)(int G, int H, int K, const REAL *restrict w,
         }
 }
 
-void FN(cyrnn_pack_weights)(int G, int H, int K, const REAL *restrict w,
-                            ptrdiff_t row_stride, ptrdiff_t col_stride,
-                            REAL *restrict packed)
+static void FN(cyrnn_pack_weights)(int G, int H, int K, const REAL *restrict w,
+                                   ptrdiff_t row_stride, ptrdiff_t col_stride,
+                                   REAL *restrict packed)
 {
     FN(cyrnn_pack_weight_blocks)(G, H, K, w, row_stride, col_stride, 0,
                                  (H + V - 1) / V, packed);
@@ -116,23 +119,23 @@ FN(packed_tile)(const int R, int K, const REAL *restrict panel, const REAL *rest
     }
 }
 
-/* One instantiation per instruction set, with tiles of R rows sized for its
- * register file. Only single-gate packings (G = 1) come here: the forward
- * step, which packs G gates together, has its own kernel (step_template.h).
- * The weight gradients' product (weight_product) reads a tile's R values of
- * x for each k from one cache line (xr = 1), and with AVX-512 takes the 16
- * rows of a whole group of gate rows at once: one pass over the group and
- * over X instead of two (measured: the products 4% faster on a small LSTM's
+/* Tiles of R rows sized for the level's register file (isa.h). Only
+ * single-gate packings (G = 1) come here: the forward step, which packs G
+ * gates together, has its own kernel (step_template.h). The weight
+ * gradients' product (weight_product) reads a tile's R values of x for each
+ * k from one cache line (xr = 1), and with AVX-512 takes the 16 rows of a
+ * whole group of gate rows at once: one pass over the group and over X
+ * instead of two (measured: the products 4% faster on a small LSTM's
  * training step, 6% on a medium one). The products of BPTT's steps read R
- * rows of x, each its own line; there, R = 16 measured slower than 8. */
+ * rows of x, each its own line; there, R = 16 measured slower than 8 with
+ * AVX-512. */
 #define CYRNN_PACKED_TILE(RT, R0)                                              \
     FN(packed_tile)(RT, K, panel, x + (R0) * xr, xr, xk, o + (ptrdiff_t)(R0) * ld, \
                     ld, units, accumulate)
-#define CYRNN_DEFINE_PACKED_PRODUCT(NAME, ISA, R)                              \
-    CYRNN_TARGET_##ISA static void FN(NAME##_##ISA)(                           \
-        int H, int K, int n, const REAL *restrict packed, int block,           \
-        const REAL *restrict x, ptrdiff_t xr, ptrdiff_t xk,                    \
-        REAL *restrict out, ptrdiff_t ld, int accumulate)                      \
+#define CYRNN_DEFINE_PACKED_PRODUCT(NAME, R)                                   \
+    static void FN(NAME)(int H, int K, int n, const REAL *restrict packed, int block, \
+                         const REAL *restrict x, ptrdiff_t xr, ptrdiff_t xk,   \
+                         REAL *restrict out, ptrdiff_t ld, int accumulate)     \
     {                                                                          \
         const REAL *panel = packed + (ptrdiff_t)block * K * V;                 \
         int units = H - block * V < V ? H - block * V : V;                     \
@@ -140,32 +143,16 @@ FN(packed_tile)(const int R, int K, const REAL *restrict panel, const REAL *rest
         CYRNN_ROW_TILES(R, n, CYRNN_PACKED_TILE);                              \
     }
 
-#if CYRNN_X86_DISPATCH
-CYRNN_DEFINE_PACKED_PRODUCT(packed_product, avx512, 8)
-CYRNN_DEFINE_PACKED_PRODUCT(packed_product, avx2, 4)
-CYRNN_DEFINE_PACKED_PRODUCT(weight_product, avx512, 16)
-CYRNN_DEFINE_PACKED_PRODUCT(weight_product, avx2, 4)
-#endif
-CYRNN_DEFINE_PACKED_PRODUCT(packed_product, generic, 2)
-CYRNN_DEFINE_PACKED_PRODUCT(weight_product, generic, 2)
-
 /* out (n, H) gets (accumulate = 0) or adds (accumulate = 1) the columns of
  * unit block `block` of x (n, K; rows ldx apart) W^T, for W (H, K) packed
- * with G = 1. */
-void FN(cyrnn_packed_product)(int H, int K, int n, const REAL *packed, int block,
-                              const REAL *x, ptrdiff_t ldx, REAL *out, int accumulate)
-{
-    CYRNN_DISPATCH(packed_product, H, K, n, packed, block, x, ldx, 1, out, H, accumulate);
-}
-
-/* The block's columns of out (n, H; rows ld apart) = (or +=) dg_t W^T, where
+ * with G = 1: packed_product(H, K, n, packed, block, x, ldx, 1, out, H, acc).
+ * weight_product(H, K, n, packed, block, dg_t, 1, ldg, out, ld, acc): the
+ * block's columns of out (n, H; rows ld apart) = (or +=) dg_t W^T, where
  * dg_t (n, K) is the transpose of dg (K, n; rows ldg apart). */
-static void FN(weight_product)(int H, int K, int n, const REAL *packed, int block,
-                               const REAL *dg_t, ptrdiff_t ldg, REAL *out, ptrdiff_t ld,
-                               int accumulate)
-{
-    CYRNN_DISPATCH(weight_product, H, K, n, packed, block, dg_t, 1, ldg, out, ld, accumulate);
-}
+CYRNN_DEFINE_PACKED_PRODUCT(packed_product, CYRNN_PRODUCT_ROWS)
+CYRNN_DEFINE_PACKED_PRODUCT(weight_product, CYRNN_WEIGHT_ROWS)
+#undef CYRNN_DEFINE_PACKED_PRODUCT
+#undef CYRNN_PACKED_TILE
 
 /* Gate rows [first_group * V, end_group * V) of the weight gradients
  * out1 (M, K1) = dg^T X1 and out2 (M, K2) = dg^T X2 over one chunk of `rows`
@@ -178,11 +165,11 @@ static void FN(weight_product)(int H, int K, int n, const REAL *packed, int bloc
  * panels), X^T by unit blocks. The two products share each group of dg
  * while it is in cache, as an LSTM's dW_ih and dW_hh share dg; so does db
  * (M), the sum of dg over rows, unless NULL. */
-void FN(cyrnn_weight_gradient_chunk)(int M, int first_group, int end_group, int rows,
-                                     const REAL *dg, ptrdiff_t ldg, int K1,
-                                     const REAL *panels1, REAL *out1, int K2,
-                                     const REAL *panels2, REAL *out2, REAL *db,
-                                     int accumulate)
+static void FN(cyrnn_weight_gradient_chunk)(int M, int first_group, int end_group,
+                                            int rows, const REAL *dg, ptrdiff_t ldg,
+                                            int K1, const REAL *panels1, REAL *out1,
+                                            int K2, const REAL *panels2, REAL *out2,
+                                            REAL *db, int accumulate)
 {
     int blocks1 = (K1 + V - 1) / V, blocks2 = (K2 + V - 1) / V;
     for (int g = first_group; g < end_group; ++g) {
@@ -201,23 +188,73 @@ void FN(cyrnn_weight_gradient_chunk)(int M, int first_group, int end_group, int 
                 db[g * V + v] = accumulate ? db[g * V + v] + sum[v] : sum[v];
         }
         for (int block = 0; block < blocks1; ++block)
-            FN(weight_product)(K1, rows, n, panels1, block, group, ldg,
+            FN(weight_product)(K1, rows, n, panels1, block, group, 1, ldg,
                                out1 + (ptrdiff_t)g * V * K1, K1, accumulate);
         for (int block = 0; block < blocks2; ++block)
-            FN(weight_product)(K2, rows, n, panels2, block, group, ldg,
+            FN(weight_product)(K2, rows, n, panels2, block, group, 1, ldg,
                                out2 + (ptrdiff_t)g * V * K2, K2, accumulate);
     }
 }
 
-int FN(cyrnn_packed_blocks)(int H) { return (H + V - 1) / V; }
+static int FN(cyrnn_packed_blocks)(int H) { return (H + V - 1) / V; }
 
 /* The distance between rows of BPTT's pre-activation gradients, GH wide:
- * whole V-wide runs (a cache line at 64-byte panels), an odd number of
- * them, so that a column read down 64 successive rows visits all 64 of
- * L1's sets. With GH = 1024 floats unpadded, every row fell in one set. */
-ptrdiff_t FN(cyrnn_gradient_width)(int GH)
+ * whole cache lines (so whole vectors), an odd number of them, so that a
+ * column read down 64 successive rows visits all 64 of L1's sets. With
+ * GH = 1024 floats unpadded, every row fell in one set. */
+static ptrdiff_t FN(cyrnn_gradient_width)(int GH)
 {
-    return (ptrdiff_t)(((GH + V - 1) / V) | 1) * V;
+    const ptrdiff_t line = 64 / sizeof(REAL);
+    return (((GH + line - 1) / line) | 1) * line;
+}
+
+static void FN(cyrnn_packed_product)(int H, int K, int n, const REAL *packed, int block,
+                                     const REAL *x, ptrdiff_t ldx, REAL *out, int accumulate)
+{
+    FN(packed_product)(H, K, n, packed, block, x, ldx, 1, out, H, accumulate);
 }
 
 #undef V
+
+#else /* CYRNN_ENTRY_POINTS */
+
+ptrdiff_t FN(cyrnn_packed_size)(int G, int H, int K)
+{
+    return CYRNN_PICK(cyrnn_packed_size)(G, H, K);
+}
+
+int FN(cyrnn_packed_blocks)(int H) { return CYRNN_PICK(cyrnn_packed_blocks)(H); }
+
+ptrdiff_t FN(cyrnn_gradient_width)(int GH) { return CYRNN_PICK(cyrnn_gradient_width)(GH); }
+
+void FN(cyrnn_pack_weight_blocks)(int G, int H, int K, const REAL *w, ptrdiff_t row_stride,
+                                  ptrdiff_t col_stride, int first_block, int end_block,
+                                  REAL *packed)
+{
+    CYRNN_PICK(cyrnn_pack_weight_blocks)(G, H, K, w, row_stride, col_stride, first_block,
+                                         end_block, packed);
+}
+
+void FN(cyrnn_pack_weights)(int G, int H, int K, const REAL *w, ptrdiff_t row_stride,
+                            ptrdiff_t col_stride, REAL *packed)
+{
+    CYRNN_PICK(cyrnn_pack_weights)(G, H, K, w, row_stride, col_stride, packed);
+}
+
+void FN(cyrnn_packed_product)(int H, int K, int n, const REAL *packed, int block,
+                              const REAL *x, ptrdiff_t ldx, REAL *out, int accumulate)
+{
+    CYRNN_PICK(cyrnn_packed_product)(H, K, n, packed, block, x, ldx, out, accumulate);
+}
+
+void FN(cyrnn_weight_gradient_chunk)(int M, int first_group, int end_group, int rows,
+                                     const REAL *dg, ptrdiff_t ldg, int K1,
+                                     const REAL *panels1, REAL *out1, int K2,
+                                     const REAL *panels2, REAL *out2, REAL *db,
+                                     int accumulate)
+{
+    CYRNN_PICK(cyrnn_weight_gradient_chunk)(M, first_group, end_group, rows, dg, ldg, K1,
+                                            panels1, out1, K2, panels2, out2, db, accumulate);
+}
+
+#endif /* CYRNN_ENTRY_POINTS */

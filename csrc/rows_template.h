@@ -1,20 +1,10 @@
-/* Row helpers the time loops need around the BLAS calls (template, see
- * instantiate.h), and the activations exported for tests. */
+/* Row helpers of the time loops (template, see instantiate.h), and the
+ * activations exported for tests. */
 
-void FN(cyrnn_copy_rows)(int n, int w, const REAL *restrict src, ptrdiff_t lds,
-                         REAL *restrict dst, ptrdiff_t ldd)
-{
-    if (lds == w && ldd == w) { /* both contiguous: one copy */
-        memcpy(dst, src, (size_t)n * (size_t)w * sizeof(REAL));
-        return;
-    }
-    for (int b = 0; b < n; ++b)
-        memcpy(dst + b * ldd, src + b * lds, (size_t)w * sizeof(REAL));
-}
+#ifndef CYRNN_ENTRY_POINTS
 
-static inline __attribute__((always_inline)) void
-FN(cyrnn_add_rows_body)(int n, int w, const REAL *restrict src, ptrdiff_t lds,
-                        REAL *restrict dst, ptrdiff_t ldd)
+static void FN(cyrnn_add_rows)(int n, int w, const REAL *restrict src, ptrdiff_t lds,
+                               REAL *restrict dst, ptrdiff_t ldd)
 {
     for (int b = 0; b < n; ++b) {
         const REAL *s = src + b * lds;
@@ -23,23 +13,17 @@ FN(cyrnn_add_rows_body)(int n, int w, const REAL *restrict src, ptrdiff_t lds,
             d[j] += s[j];
     }
 }
-CYRNN_VECTORIZED_KERNEL(cyrnn_add_rows, (int n, int w, const REAL *restrict src, ptrdiff_t lds,
-                                         REAL *restrict dst, ptrdiff_t ldd),
-                        n, w, src, lds, dst, ldd)
 
-static inline __attribute__((always_inline)) void
-FN(cyrnn_multiply_body)(ptrdiff_t n, REAL *restrict a, const REAL *restrict b)
+static void FN(cyrnn_multiply)(ptrdiff_t n, REAL *restrict a, const REAL *restrict b)
 {
     for (ptrdiff_t k = 0; k < n; ++k)
         a[k] *= b[k];
 }
-CYRNN_VECTORIZED_KERNEL(cyrnn_multiply, (ptrdiff_t n, REAL *restrict a, const REAL *restrict b),
-                        n, a, b)
 
 /* The step kernel's activations over an array, for testing their accuracy:
  * whole vectors, then the tail in a zero-padded one. */
 #define CYRNN_ACTIVATION_ROWS(NAME)                                            \
-    void FN(cyrnn_##NAME)(ptrdiff_t n, const REAL *restrict x, REAL *restrict y) \
+    static void FN(cyrnn_##NAME)(ptrdiff_t n, const REAL *restrict x, REAL *restrict y) \
     {                                                                          \
         const int V = (int)(CYRNN_PANEL_BYTES / sizeof(REAL));                 \
         for (ptrdiff_t k = 0; k < n; k += V) {                                 \
@@ -51,3 +35,37 @@ CYRNN_VECTORIZED_KERNEL(cyrnn_multiply, (ptrdiff_t n, REAL *restrict a, const RE
 CYRNN_ACTIVATION_ROWS(sigmoid)
 CYRNN_ACTIVATION_ROWS(tanh)
 #undef CYRNN_ACTIVATION_ROWS
+
+#else /* CYRNN_ENTRY_POINTS */
+
+/* A copy is memcpy's work at every level. */
+void FN(cyrnn_copy_rows)(int n, int w, const REAL *restrict src, ptrdiff_t lds,
+                         REAL *restrict dst, ptrdiff_t ldd)
+{
+    if (lds == w && ldd == w) { /* both contiguous: one copy */
+        memcpy(dst, src, (size_t)n * (size_t)w * sizeof(REAL));
+        return;
+    }
+    for (int b = 0; b < n; ++b)
+        memcpy(dst + b * ldd, src + b * lds, (size_t)w * sizeof(REAL));
+}
+
+void FN(cyrnn_add_rows)(int n, int w, const REAL *src, ptrdiff_t lds, REAL *dst,
+                        ptrdiff_t ldd)
+{
+    CYRNN_PICK(cyrnn_add_rows)(n, w, src, lds, dst, ldd);
+}
+
+void FN(cyrnn_multiply)(ptrdiff_t n, REAL *a, const REAL *b)
+{
+    CYRNN_PICK(cyrnn_multiply)(n, a, b);
+}
+
+void FN(cyrnn_sigmoid)(ptrdiff_t n, const REAL *x, REAL *y)
+{
+    CYRNN_PICK(cyrnn_sigmoid)(n, x, y);
+}
+
+void FN(cyrnn_tanh)(ptrdiff_t n, const REAL *x, REAL *y) { CYRNN_PICK(cyrnn_tanh)(n, x, y); }
+
+#endif /* CYRNN_ENTRY_POINTS */

@@ -13,6 +13,8 @@
  * The GRU keeps W_hn h + b_hn apart from x W_in^T + b_in (r multiplies only
  * the former), so its tile has a fourth accumulator: cell_accumulators(). */
 
+#ifndef CYRNN_ENTRY_POINTS
+
 #define V ((int)(CYRNN_PANEL_BYTES / sizeof(REAL)))
 
 /* Gate blocks of W (G) and register accumulators per row (A) of a cell. */
@@ -26,15 +28,15 @@ static inline int FN(cell_accumulators)(int cell)
     return cell == CYRNN_CELL_GRU ? 4 : FN(cell_gates)(cell);
 }
 
-ptrdiff_t FN(cyrnn_packed_bias_size)(int cell, int H)
+static ptrdiff_t FN(cyrnn_packed_bias_size)(int cell, int H)
 {
     return (ptrdiff_t)((H + V - 1) / V) * FN(cell_accumulators)(cell) * V;
 }
 
 /* packed_bias[(block * A + a) * V + v]: the folded biases of gate a of the
  * units of `block` (zero past H); for the GRU, a = 3 holds b_hn. */
-void FN(cyrnn_pack_bias)(int cell, int H, const REAL *restrict bias,
-                         const REAL *restrict bias_hn, REAL *restrict packed_bias)
+static void FN(cyrnn_pack_bias)(int cell, int H, const REAL *restrict bias,
+                                const REAL *restrict bias_hn, REAL *restrict packed_bias)
 {
     int blocks = (H + V - 1) / V, G = FN(cell_gates)(cell), A = FN(cell_accumulators)(cell);
     for (int block = 0; block < blocks; ++block)
@@ -80,46 +82,36 @@ FN(gru_cell)(const FN(panel_vec) *acc, FN(panel_vec) hprev, FN(panel_vec) *keep)
     return n + z * (hprev - n);
 }
 
-#if CYRNN_X86_DISPATCH && !defined(CYRNN_STREAM_DEFINED)
-#define CYRNN_STREAM_DEFINED
-#include <immintrin.h>
-/* Non-temporal stores of 64 bytes to an aligned dst (src may be unaligned).
- * The tape is read only by BPTT, long after the forward pass has moved on:
+/* Stores v to dst, a vector-aligned row of the tape, past the caches. The
+ * tape is read only by BPTT, long after the forward pass has moved on:
  * stored normally, each line is first read in (write-allocate) and then
  * evicts the streamed weights. */
-__attribute__((target("avx512f"))) static inline void
-cyrnn_stream_avx512(void *dst, const void *src)
+static inline __attribute__((always_inline)) void
+FN(stream_vec)(REAL *dst, FN(panel_vec) v)
 {
-    _mm512_stream_si512((__m512i *)dst, _mm512_loadu_si512(src));
-}
-
-__attribute__((target("avx"))) static inline void
-cyrnn_stream_avx(void *dst, const void *src)
-{
-    _mm256_stream_si256((__m256i *)dst, _mm256_loadu_si256((const __m256i *)src));
-    _mm256_stream_si256((__m256i *)dst + 1, _mm256_loadu_si256((const __m256i *)src + 1));
-}
+#if CYRNN_ISA_LEVEL == 2
+    _mm512_stream_si512((__m512i *)dst, (__m512i)v);
+#elif CYRNN_ISA_LEVEL == 1
+    _mm256_stream_si256((__m256i *)dst, (__m256i)v);
+#elif CYRNN_X86_DISPATCH
+    _mm_stream_si128((__m128i *)dst, (__m128i)v);
+#else
+    *(FN(panel_vec) *)dst = v;
 #endif
+}
 
 /* Stores `count` kept vectors to rows of the tape `stride` apart, streamed
- * past the caches (stream: 2 AVX-512, 1 AVX, 0 no) where a whole vector
- * goes to a 64-byte aligned row. */
+ * past the caches (if stream) where a whole vector goes to an aligned row. */
 static inline __attribute__((always_inline)) void
 FN(store_kept)(int stream, int count, int units, const FN(panel_vec) *keep,
                REAL *tape, ptrdiff_t stride)
 {
     for (int q = 0; q < count; ++q) {
         REAL *dst = tape + q * stride;
-#if CYRNN_X86_DISPATCH
-        if (units == V && stream && ((uintptr_t)dst & 63) == 0) {
-            if (stream == 2)
-                cyrnn_stream_avx512(dst, &keep[q]);
-            else
-                cyrnn_stream_avx(dst, &keep[q]);
-            continue;
-        }
-#endif
-        FN(store_units)(dst, keep[q], units);
+        if (units == V && stream && ((uintptr_t)dst % CYRNN_PANEL_BYTES) == 0)
+            FN(stream_vec)(dst, keep[q]);
+        else
+            FN(store_units)(dst, keep[q], units);
     }
 }
 
@@ -208,50 +200,56 @@ FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
         CYRNN_ROW_TILES(R_, n, CYRNN_STEP_TILE);                               \
     } while (0)
 
-/* R4: rows per tile for the four-accumulator cells, R1 for the RNN; STREAM:
- * how this instruction set streams the tape's stores when stream_tape asks
- * for it (see store_kept), fenced once the step is done. */
-#define CYRNN_DEFINE_STEP(ISA, R4, R1, STREAM)                                 \
-    CYRNN_TARGET_##ISA static void FN(cell_step_##ISA)(                        \
-        int cell, int H, int I, int Hout, int first_block, int end_block,     \
-        int n, const REAL *packed_ih, const REAL *packed_hh,                   \
-        const REAL *packed_bias, const REAL *x, ptrdiff_t ldx,                 \
-        const REAL *h, ptrdiff_t ldh, REAL *c, REAL *out, ptrdiff_t ldo,      \
-        REAL *gates, REAL *extra, REAL *next_h, int next_rows,                \
-        int stream_tape)                                                       \
-    {                                                                          \
-        const int G = FN(cell_gates)(cell), A = FN(cell_accumulators)(cell);  \
-        const int stream = stream_tape && gates ? (STREAM) : 0;               \
-        for (int block = first_block; block < end_block; ++block) {           \
-            const REAL *pih = packed_ih + (ptrdiff_t)block * I * G * V;       \
-            const REAL *phh = packed_hh + (ptrdiff_t)block * Hout * G * V;    \
-            const REAL *pb = packed_bias + (ptrdiff_t)block * A * V;          \
-            int j0 = block * V, units = H - j0 < V ? H - j0 : V;              \
-            if (cell == CYRNN_CELL_LSTM)                                       \
-                CYRNN_STEP_CELL(CYRNN_CELL_LSTM, R4);                          \
-            else if (cell == CYRNN_CELL_GRU)                                   \
-                CYRNN_STEP_CELL(CYRNN_CELL_GRU, R4);                           \
-            else if (cell == CYRNN_CELL_RNN_TANH)                              \
-                CYRNN_STEP_CELL(CYRNN_CELL_RNN_TANH, R1);                      \
-            else                                                               \
-                CYRNN_STEP_CELL(CYRNN_CELL_RNN_RELU, R1);                      \
-        }                                                                      \
-        CYRNN_STREAM_FENCE(stream);                                            \
+/* The level's step: tiles of CYRNN_STEP_ROWS rows for the four-accumulator
+ * cells, CYRNN_STEP_RNN_ROWS for the RNN (see isa.h). */
+static void FN(cyrnn_cell_step)(int cell, int H, int I, int Hout, int first_block,
+                                int end_block, int n, const REAL *packed_ih,
+                                const REAL *packed_hh, const REAL *packed_bias,
+                                const REAL *x, ptrdiff_t ldx, const REAL *h,
+                                ptrdiff_t ldh, REAL *c, REAL *out, ptrdiff_t ldo,
+                                REAL *gates, REAL *extra, REAL *next_h, int next_rows,
+                                int stream_tape)
+{
+    const int G = FN(cell_gates)(cell), A = FN(cell_accumulators)(cell);
+    const int stream = CYRNN_STREAM_TAPE && stream_tape && gates;
+    for (int block = first_block; block < end_block; ++block) {
+        const REAL *pih = packed_ih + (ptrdiff_t)block * I * G * V;
+        const REAL *phh = packed_hh + (ptrdiff_t)block * Hout * G * V;
+        const REAL *pb = packed_bias + (ptrdiff_t)block * A * V;
+        int j0 = block * V, units = H - j0 < V ? H - j0 : V;
+        if (cell == CYRNN_CELL_LSTM)
+            CYRNN_STEP_CELL(CYRNN_CELL_LSTM, CYRNN_STEP_ROWS);
+        else if (cell == CYRNN_CELL_GRU)
+            CYRNN_STEP_CELL(CYRNN_CELL_GRU, CYRNN_STEP_ROWS);
+        else if (cell == CYRNN_CELL_RNN_TANH)
+            CYRNN_STEP_CELL(CYRNN_CELL_RNN_TANH, CYRNN_STEP_RNN_ROWS);
+        else
+            CYRNN_STEP_CELL(CYRNN_CELL_RNN_RELU, CYRNN_STEP_RNN_ROWS);
     }
-
 #if CYRNN_X86_DISPATCH
-/* streamed stores are weakly ordered: fence them before another thread
- * (BPTT, or the next step's) may read the tape */
-#define CYRNN_STREAM_FENCE(cond) do { if (cond) _mm_sfence(); } while (0)
-#else
-#define CYRNN_STREAM_FENCE(cond) do { } while (0)
+    /* streamed stores are weakly ordered: fence them before another thread
+     * (BPTT, or the next step's) may read the tape */
+    if (stream)
+        _mm_sfence();
 #endif
+}
 
-#if CYRNN_X86_DISPATCH
-CYRNN_DEFINE_STEP(avx512, 4, 8, 2)
-CYRNN_DEFINE_STEP(avx2, 1, 4, 1)
-#endif
-CYRNN_DEFINE_STEP(generic, 1, 2, 0)
+#undef CYRNN_STEP_TILE
+#undef CYRNN_STEP_CELL
+#undef V
+
+#else /* CYRNN_ENTRY_POINTS */
+
+ptrdiff_t FN(cyrnn_packed_bias_size)(int cell, int H)
+{
+    return CYRNN_PICK(cyrnn_packed_bias_size)(cell, H);
+}
+
+void FN(cyrnn_pack_bias)(int cell, int H, const REAL *bias, const REAL *bias_hn,
+                         REAL *packed_bias)
+{
+    CYRNN_PICK(cyrnn_pack_bias)(cell, H, bias, bias_hn, packed_bias);
+}
 
 void FN(cyrnn_cell_step)(int cell, int H, int I, int Hout, int first_block,
                          int end_block, int n, const REAL *packed_ih,
@@ -261,9 +259,9 @@ void FN(cyrnn_cell_step)(int cell, int H, int I, int Hout, int first_block,
                          REAL *gates, REAL *extra, REAL *next_h, int next_rows,
                          int stream_tape)
 {
-    CYRNN_DISPATCH(cell_step, cell, H, I, Hout, first_block, end_block, n, packed_ih,
-                   packed_hh, packed_bias, x, ldx, h, ldh, c, out, ldo, gates, extra,
-                   next_h, next_rows, stream_tape);
+    CYRNN_PICK(cyrnn_cell_step)(cell, H, I, Hout, first_block, end_block, n, packed_ih,
+                                packed_hh, packed_bias, x, ldx, h, ldh, c, out, ldo, gates,
+                                extra, next_h, next_rows, stream_tape);
 }
 
-#undef V
+#endif /* CYRNN_ENTRY_POINTS */

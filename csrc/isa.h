@@ -1,0 +1,63 @@
+/* The geometry of the kernels at each level (see cpu_level.h): the width of
+ * their vectors and how many rows a register tile takes, sized so that a
+ * tile's accumulators, the weights it loads and a broadcast value stay in
+ * the register file:
+ *
+ *   level 2, AVX-512: 32 registers of 64 bytes
+ *   level 1, AVX2 + FMA: 16 registers of 32 bytes
+ *   level 0, SSE2 (16 x 16 bytes, no FMA: a product needs a temporary) or
+ *            NEON (32 x 16 bytes)
+ *
+ * A packed panel is one vector wide, so a unit block holds V = bytes /
+ * sizeof(REAL) units and its weights are packed for the level in use.
+ *
+ * Tiles, in rows:
+ *   STEP      forward step of an LSTM or GRU: 4 accumulators a row, plus the
+ *             4 (LSTM) or 3 (GRU) gate vectors of W loaded for each k
+ *   STEP_RNN  forward step of an Elman RNN: 1 accumulator a row
+ *   PRODUCT   BPTT's products (dL/dh, dx): 1 accumulator a row
+ *   WEIGHT    weight gradients: 1 accumulator a row (at most V rows used)
+ *   BACKWARD  the LSTM's fused BPTT step: a product tile, then the cell
+ * STREAM_TAPE: whether a training forward pass stores its large tapes with
+ * non-temporal stores (see step_template.h).
+ *
+ * To check that a level's tiles stay in registers, disassemble a kernel and
+ * look for stack traffic in its loops: `python tools/check_spills.py` builds
+ * the kernels with -fno-inline-functions off and prints, for every kernel
+ * and level, the loads and stores relative to the stack pointer (a tile
+ * that spills shows dozens; one that fits shows the few of the prologue).
+ * By hand: objdump -d the extension and read cell_step_avx2_f, say. */
+#ifndef CYRNN_ISA_H
+#define CYRNN_ISA_H
+
+#define CYRNN_VECTOR_BYTES_LEVEL2 64
+#define CYRNN_STEP_ROWS_LEVEL2 4
+#define CYRNN_STEP_RNN_ROWS_LEVEL2 8
+#define CYRNN_PRODUCT_ROWS_LEVEL2 8
+#define CYRNN_WEIGHT_ROWS_LEVEL2 16
+#define CYRNN_BACKWARD_ROWS_LEVEL2 8
+#define CYRNN_STREAM_TAPE_LEVEL2 1
+
+#define CYRNN_VECTOR_BYTES_LEVEL1 32
+#define CYRNN_STEP_ROWS_LEVEL1 2
+#define CYRNN_STEP_RNN_ROWS_LEVEL1 12
+#define CYRNN_PRODUCT_ROWS_LEVEL1 8
+#define CYRNN_WEIGHT_ROWS_LEVEL1 8
+#define CYRNN_BACKWARD_ROWS_LEVEL1 8
+#define CYRNN_STREAM_TAPE_LEVEL1 1
+
+#define CYRNN_VECTOR_BYTES_LEVEL0 16
+#if defined(__aarch64__)
+#define CYRNN_STEP_ROWS_LEVEL0 4
+#define CYRNN_STEP_RNN_ROWS_LEVEL0 12
+#define CYRNN_PRODUCT_ROWS_LEVEL0 12
+#else
+#define CYRNN_STEP_ROWS_LEVEL0 2
+#define CYRNN_STEP_RNN_ROWS_LEVEL0 8
+#define CYRNN_PRODUCT_ROWS_LEVEL0 8
+#endif
+#define CYRNN_WEIGHT_ROWS_LEVEL0 4
+#define CYRNN_BACKWARD_ROWS_LEVEL0 8
+#define CYRNN_STREAM_TAPE_LEVEL0 0
+
+#endif
