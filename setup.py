@@ -1,45 +1,82 @@
-"""Builds cyrnn's extension modules: every src/cyrnn/*.pyx, linked with the C
-kernels of csrc/.
+"""Builds cyrnn's extension modules: every src/cyrnn/*.pyx, each linked with
+the C of csrc/ that it calls.
 
-The build is portable by default (the kernels carry AVX2 and AVX-512 clones
-chosen at run time). Set CYRNN_NATIVE=1 to compile everything for this CPU.
+The build is portable by default: the kernels are compiled once per
+instruction-set level (AVX-512, AVX2 + FMA, baseline) and the level is
+chosen at run time (csrc/cpu_level.h). CYRNN_NATIVE=1 compiles everything
+for this CPU. Where the compiler has no OpenMP (Apple's clang), or with
+CYRNN_OPENMP=0, cyrnn is built to run on one thread, and says so here.
 """
 import glob
 import os
+import sys
+import tempfile
 
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools._distutils.ccompiler import new_compiler
+from setuptools._distutils.errors import CompileError, LinkError
+from setuptools._distutils.sysconfig import customize_compiler
 
-C_SOURCES = sorted(glob.glob("csrc/*.c"))
 # The kernels live in headers included by the .c files: a change to one must
 # rebuild the extensions, which setuptools only knows if it is told.
 C_HEADERS = sorted(glob.glob("csrc/*.h"))
-COMPILE_ARGS = ["-O3", "-std=gnu99", "-fno-math-errno", "-Wno-unused-function", "-Wno-psabi", "-fopenmp"]
-LINK_ARGS = ["-fopenmp"]
+KERNELS = sorted(glob.glob("csrc/*.c"))
+# The C each extension calls; the others call none.
+C_SOURCES = {"_recurrence": KERNELS, "_cpu": ["csrc/cpu_level.c"]}
+COMPILE_ARGS = ["-O3", "-std=gnu99", "-fno-math-errno", "-Wno-unused-function"]
+LINK_ARGS = []
+
+
+def compiler_accepts(flags):
+    """Whether the build's C compiler compiles and links an OpenMP program
+    with these flags."""
+    compiler = new_compiler()
+    customize_compiler(compiler)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = os.path.join(tmp, "probe.c")
+        with open(source, "w") as f:
+            f.write("#include <omp.h>\nint main(void) { return omp_get_max_threads() < 1; }\n")
+        try:
+            objects = compiler.compile([source], output_dir=tmp, extra_postargs=flags)
+            compiler.link_executable(objects, "probe", output_dir=tmp, extra_postargs=flags)
+        except (CompileError, LinkError):
+            return False
+    return True
+
+
+if os.environ.get("CYRNN_OPENMP") == "0":
+    print("cyrnn: CYRNN_OPENMP=0: building for one thread", file=sys.stderr)
+elif compiler_accepts(["-fopenmp"]):
+    COMPILE_ARGS.append("-fopenmp")
+    LINK_ARGS.append("-fopenmp")
+else:
+    print("cyrnn: the C compiler has no OpenMP (-fopenmp): building for one thread",
+          file=sys.stderr)
 if os.environ.get("CYRNN_NATIVE") == "1":
-    # CYRNN_NATIVE tells the kernels' variants not to narrow their targets
-    COMPILE_ARGS += ["-march=native", "-DCYRNN_NATIVE"]
+    COMPILE_ARGS.append("-march=native")
 if os.environ.get("CYRNN_SANITIZE") == "1":
     COMPILE_ARGS += ["-O1", "-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer"]
+    LINK_ARGS.append("-fsanitize=address,undefined")
 
-extensions = [
-    Extension(
-        "cyrnn." + os.path.splitext(os.path.basename(pyx))[0],
-        sources=[pyx] + C_SOURCES,
+
+def extension(pyx):
+    name = os.path.splitext(os.path.basename(pyx))[0]
+    return Extension(
+        "cyrnn." + name,
+        sources=[pyx] + C_SOURCES.get(name, []),
         depends=C_HEADERS + glob.glob("src/cyrnn/*.pxd"),
         include_dirs=["csrc", numpy.get_include()],
         extra_compile_args=COMPILE_ARGS,
-        extra_link_args=LINK_ARGS + (["-fsanitize=address,undefined"]
-                                     if os.environ.get("CYRNN_SANITIZE") == "1" else []),
+        extra_link_args=LINK_ARGS,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
     )
-    for pyx in sorted(glob.glob("src/cyrnn/*.pyx"))
-]
+
 
 setup(
     ext_modules=cythonize(
-        extensions,
+        [extension(pyx) for pyx in sorted(glob.glob("src/cyrnn/*.pyx"))],
         compiler_directives={"language_level": "3"},
     ),
 )

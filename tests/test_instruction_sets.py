@@ -16,19 +16,27 @@ import cyrnn
 
 from helpers import CELLS, make_model, tolerances
 
-# Partial unit blocks (40 = 2.5 panels of float32, 5 of float64), tile rows
-# plus a remainder, ragged lengths and both directions; then an LSTM whose
-# tape is over 1 MB, which the forward stores with streaming stores.
-CASES = [(cell, dtype, dict(T=6, B=9, I=13, H=40, bidirectional=True, ragged=True))
+# The levels' vectors hold 16, 8 or 4 floats (8, 4 or 2 doubles), and their
+# tiles take 2 to 16 rows: H = 37 leaves a partial unit block at every width,
+# B = 13 leftover rows after whole tiles at every tile size, and H = 48 whole
+# blocks only. Ragged lengths, both directions, two layers, a projection;
+# then an LSTM whose tape is over 1 MB, which the forward stores with
+# streaming stores.
+CASES = [(cell, dtype, dict(T=6, B=13, I=13, H=37, ragged=True,
+                            options=dict(bidirectional=True, num_layers=2)))
          for cell in CELLS for dtype in ("float32", "float64")]
-CASES.append(("LSTM", "float32", dict(T=64, B=32, I=16, H=64, bidirectional=False,
-                                       ragged=False)))
+CASES += [("LSTM", dtype, dict(T=5, B=7, I=9, H=37, ragged=True,
+                               options=dict(bidirectional=True, proj_size=11)))
+          for dtype in ("float32", "float64")]
+CASES += [(cell, "float32", dict(T=4, B=30, I=48, H=48, ragged=False, options={}))
+          for cell in CELLS]
+CASES.append(("LSTM", "float32", dict(T=64, B=32, I=16, H=64, ragged=False, options={})))
 
 
 def run_case(cell, dtype, shape):
     """Every output and gradient of one inference and one training step."""
-    model = make_model(cell, shape["I"], shape["H"], bidirectional=shape["bidirectional"],
-                       dtype=np.dtype(dtype), seed=0)
+    model = make_model(cell, shape["I"], shape["H"], dtype=np.dtype(dtype), seed=0,
+                       **shape["options"])
     rng = np.random.default_rng(1)
     x = rng.standard_normal((shape["T"], shape["B"], shape["I"])).astype(dtype)
     lengths = rng.integers(1, shape["T"] + 1, size=shape["B"]) if shape["ragged"] else None

@@ -1,5 +1,6 @@
 """cyrnn: fast CPU recurrent layers (RNN, LSTM, GRU) with backpropagation
 through time, a numpy API and PyTorch's weight layout."""
+from cyrnn._config import show_config
 from cyrnn._tape import Gradients, Tape
 from cyrnn._threads import get_num_threads, set_num_threads
 from cyrnn._version import __version__
@@ -12,4 +13,4 @@ from cyrnn.states import detach_states
 
 __all__ = ["LSTM", "GRU", "RNN", "Linear", "Tape", "Gradients", "losses", "optim",
            "Sequential", "SequentialTape", "save", "load", "detach_states",
-           "get_num_threads", "set_num_threads", "__version__"]
+           "get_num_threads", "set_num_threads", "show_config", "__version__"]

@@ -1,0 +1,54 @@
+"""cyrnn.show_config() says which kernels run and why."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+import cyrnn
+
+
+def config_in_subprocess(cap):
+    environment = {k: v for k, v in os.environ.items() if k != "CYRNN_CPU_LEVEL"}
+    if cap is not None:
+        environment["CYRNN_CPU_LEVEL"] = cap
+    package_parent = os.path.dirname(os.path.dirname(cyrnn.__file__))
+    environment["PYTHONPATH"] = package_parent
+    done = subprocess.run([sys.executable, "-c", "import cyrnn; k = cyrnn.show_config("
+                           "mode='dicts')['kernels']; print(k['level'], k['vector_bytes'], "
+                           "k['reason'])"], env=environment, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    level, width, reason = done.stdout.split(maxsplit=2)
+    return int(level), int(width), reason
+
+
+def test_the_default_is_the_best_level_of_this_cpu():
+    level, width, reason = config_in_subprocess(None)
+    assert width == {2: 64, 1: 32, 0: 16}[level]
+    assert "best this CPU runs" in reason or "no run-time dispatch" in reason
+
+
+@pytest.mark.parametrize("cap", ["0", "1"])
+def test_a_cap_names_the_level_and_its_vector_width(cap):
+    best, _, _ = config_in_subprocess(None)
+    level, width, reason = config_in_subprocess(cap)
+    assert level == min(int(cap), best)
+    assert width == {2: 64, 1: 32, 0: 16}[level]
+    if level < best:
+        assert f"CYRNN_CPU_LEVEL={cap}" in reason
+
+
+def test_show_config_prints_every_section(capsys):
+    assert cyrnn.show_config() is None
+    printed = capsys.readouterr().out
+    for section in ("kernels:", "blas:", "openmp:", "threads:"):
+        assert section in printed
+    config = cyrnn.show_config(mode="dicts")
+    assert config["threads"] == cyrnn.get_num_threads()
+    assert config["blas"]["name"]
+
+
+def test_show_config_rejects_an_unknown_mode():
+    with pytest.raises(ValueError, match="mode"):
+        cyrnn.show_config(mode="json")

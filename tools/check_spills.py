@@ -1,0 +1,94 @@
+#!/usr/bin/env python
+"""Stack traffic of every kernel at every level: a register tile that does
+not fit in the register file shows up as loads and stores relative to the
+stack or frame pointer inside the kernel.
+
+Compiles each csrc/*.c as setup.py does (with CC, default gcc), disassembles
+it, and prints for each kernel variant (name_<level>_<type>) the
+instructions of its innermost arithmetic loops and how many of them touch
+the stack: none where the tiles fit in registers.
+
+Usage: python tools/check_spills.py [--cc clang] [--filter cell_step]
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CSRC = os.path.join(HERE, "..", "csrc")
+FLAGS = ["-O3", "-std=gnu99", "-fno-math-errno", "-Wno-unused-function", "-c"]
+VARIANT = re.compile(r"^[0-9a-f]+ <(\w+_(avx512|avx2|base)_[fd])>:$")
+STACK = re.compile(r"\((%rsp|%rbp)\)|\[(sp|x29)")
+JUMP = re.compile(r"^j\w+\s+([0-9a-f]+) <")
+ARITHMETIC = re.compile(r"fmadd|fmla|mulp[sd]|addp[sd]|fmul")
+
+
+def disassemble(cc, source, out):
+    subprocess.run([cc, *FLAGS, "-I", CSRC, source, "-o", out], check=True)
+    return subprocess.run(["objdump", "-d", "--no-show-raw-insn", out], check=True,
+                          capture_output=True, text=True).stdout
+
+
+def functions(listing):
+    """{variant: [(address, instruction text)]} for each kernel variant."""
+    found, name = {}, None
+    for line in listing.splitlines():
+        match = VARIANT.match(line)
+        if match:
+            name = match.group(1)
+            found[name] = []
+        elif not line.strip() or line.endswith(">:"):
+            name = None
+        elif name and ":" in line:
+            address, text = line.split(":", 1)
+            found[name].append((int(address, 16), text.strip()))
+    return found
+
+
+def inner_loops(code):
+    """The innermost loops, as (start, end) addresses: ranges closed by a
+    backward jump that contain no other such range."""
+    loops = []
+    for address, text in code:
+        jump = JUMP.match(text)
+        if jump and int(jump.group(1), 16) < address:
+            loops.append((int(jump.group(1), 16), address))
+    return [(a, b) for a, b in loops
+            if not any(a <= c and d <= b and (c, d) != (a, b) for c, d in loops)]
+
+
+def spills(code):
+    """(instructions in innermost loops that do arithmetic, of which touch the
+    stack)."""
+    total = stack = 0
+    for start, end in inner_loops(code):
+        body = [text for address, text in code if start <= address <= end]
+        if not any(ARITHMETIC.search(text) for text in body):
+            continue
+        total += len(body)
+        stack += sum(bool(STACK.search(text)) for text in body)
+    return total, stack
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cc", default=os.environ.get("CC", "gcc"))
+    ap.add_argument("--filter", default="")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        for source in sorted(f for f in os.listdir(CSRC) if f.endswith(".c")):
+            listing = disassemble(args.cc, os.path.join(CSRC, source),
+                                  os.path.join(tmp, source + ".o"))
+            for name, code in sorted(functions(listing).items()):
+                if args.filter in name:
+                    total, stack = spills(code)
+                    print(f"{name:45s} inner loops: {total:6d} instructions, "
+                          f"{stack:5d} on the stack")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
