@@ -43,21 +43,127 @@ FLOPs counted: inference 2 * steps * (I + H_out) * G * H per layer and
 direction, where steps = T * B, or sum(lengths) for a ragged batch (the work
 actually needed); a training step is counted as 3x inference.
 
+Instruction sets: --cpu-level N caps cyrnn's kernels and the peers alike,
+in the same run, at 2 (AVX-512), 1 (AVX2+FMA) or 0 (baseline x86-64; numpy,
+MKL, oneDNN and OpenBLAS go no lower than SSE4), through variables read when
+the libraries load: CYRNN_CPU_LEVEL, ATEN_CPU_CAPABILITY (torch's own
+kernels), ONEDNN_MAX_CPU_ISA (torch's LSTM), MKL_ENABLE_INSTRUCTIONS (torch's
+GEMMs: GRU, RNN), OPENBLAS_CORETYPE (numpy's and scipy's BLAS, which cyrnn
+and the GEMM reference use; OPENBLAS_L2_SIZE unset), NPY_DISABLE_CPU_FEATURES
+(numpy's own SIMD). Level 2 sets CYRNN_CPU_LEVEL=2 and unsets the others.
+The script re-executes itself with them when the environment differs. The
+header names the level each library then reports. onnxruntime has no such
+cap: below the CPU's own level it is left out. The speed targets are those of
+the level (without --cpu-level: the level-2 ones, nothing capped).
+
 Examples:
   python benchmarks/compare.py --threads 1 2
   python benchmarks/compare.py --threads 1 --cases lstm --repeat 21
   python benchmarks/compare.py --quick --libs cyrnn torch
+  python benchmarks/compare.py --cpu-level 1 --threads 1 2
   python benchmarks/compare.py --list
 """
-import argparse
-import contextlib
-import gc
-import math
 import os
 import platform
+import sys
+
+# --------------------------------------------------------------------------
+# --cpu-level: the caps are read when numpy, scipy, torch and cyrnn load, so
+# they are set here, before those imports, by re-executing the script
+# --------------------------------------------------------------------------
+CPU_LEVELS = (0, 1, 2)
+LEVEL_NAMES = {2: "AVX-512", 1: "AVX2+FMA", 0: "baseline x86-64"}
+# numpy's dispatch targets above each level, under both numpy 1.x and 2.x
+# names (a name this numpy does not dispatch is ignored with an ImportWarning)
+_NUMPY_ABOVE_AVX2 = ("X86_V4 AVX512F AVX512CD AVX512_KNL AVX512_KNM AVX512_SKX "
+                     "AVX512_CLX AVX512_CNL AVX512_ICL AVX512_SPR")
+_LEVEL_CAPS = {
+    2: {},
+    1: dict(ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2",
+            MKL_ENABLE_INSTRUCTIONS="AVX2", OPENBLAS_CORETYPE="Haswell",
+            NPY_DISABLE_CPU_FEATURES=_NUMPY_ABOVE_AVX2),
+    # OpenBLAS's "Nehalem" (SSE4.2) is named back by threadpoolctl; its
+    # "Prescott"/"Core2" show as "Katmai". MKL's lowest is SSE4_2.
+    0: dict(ATEN_CPU_CAPABILITY="default", ONEDNN_MAX_CPU_ISA="SSE41",
+            MKL_ENABLE_INSTRUCTIONS="SSE4_2", OPENBLAS_CORETYPE="Nehalem",
+            NPY_DISABLE_CPU_FEATURES="X86_V3 AVX F16C FMA3 AVX2 " + _NUMPY_ABOVE_AVX2),
+}
+CAP_VARIABLES = ("CYRNN_CPU_LEVEL", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA",
+                 "MKL_ENABLE_INSTRUCTIONS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
+                 "NPY_DISABLE_CPU_FEATURES")
+
+
+def cpu_level_env(level):
+    """The variables --cpu-level `level` sets: name -> value, None to unset."""
+    env = dict.fromkeys(CAP_VARIABLES)
+    env.update(_LEVEL_CAPS[level], CYRNN_CPU_LEVEL=str(level))
+    return env
+
+
+def cpu_level_env_matches(level, environ=os.environ):
+    return all(environ.get(k) == v for k, v in cpu_level_env(level).items())
+
+
+def machine_level():
+    """This CPU's highest level, by cyrnn's own test (AVX-512 F, DQ, VL and
+    BW; AVX2 and FMA); None where /proc/cpuinfo does not say (or not x86)."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return None
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((set(line.split(":", 1)[1].split()) for line in f
+                          if line.startswith("flags")), None)
+    except OSError:
+        return None
+    if flags is None:
+        return None
+    if {"avx512f", "avx512dq", "avx512vl", "avx512bw"} <= flags:
+        return 2
+    return 1 if {"avx2", "fma"} <= flags else 0
+
+
+def _requested_cpu_level(argv):
+    """--cpu-level N (or =N, or an unambiguous prefix as argparse takes it)
+    from argv; None when absent or not one of CPU_LEVELS (argparse then says so)."""
+    for i, token in enumerate(argv):
+        name, eq, value = token.partition("=")
+        if len(name) < 4 or not "--cpu-level".startswith(name):
+            continue
+        if not eq:
+            value = argv[i + 1] if i + 1 < len(argv) else ""
+        return int(value) if value in {str(n) for n in CPU_LEVELS} else None
+    return None
+
+
+def _reexec_at_cpu_level():
+    level = _requested_cpu_level(sys.argv[1:])
+    if level is None or cpu_level_env_matches(level):
+        return  # nothing asked, or already set
+    best = machine_level()
+    if best is None or level > best:
+        return  # not x86, or more than this CPU has: main() says so
+    if os.environ.get("_CYRNN_COMPARE_REEXEC") == str(level):
+        return  # set once already and still differing: main() reports it
+    env = {k: v for k, v in os.environ.items() if k not in CAP_VARIABLES}
+    env.update({k: v for k, v in cpu_level_env(level).items() if v is not None})
+    env["_CYRNN_COMPARE_REEXEC"] = str(level)
+    sys.stdout.flush()
+    # the interpreter's own options too (-u, -X ...); argv[0] as resolved
+    args = sys.orig_argv[1:] if getattr(sys, "orig_argv", None) else sys.argv
+    os.execve(sys.executable, [sys.executable] + args, env)
+
+
+if __name__ == "__main__":
+    _reexec_at_cpu_level()
+
+import argparse  # after the re-execution above
+import contextlib
+import ctypes
+import gc
+import math
 import re
 import statistics
-import sys
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -107,6 +213,9 @@ class Case:
     dtype: str = "float32"
     ragged: bool = False
     note: str = ""
+    # None: runs by default; N: by default only with --cpu-level N (whose
+    # targets need it), else only when a --cases pattern matches its whole name
+    default_level: int = None
 
     @property
     def shape(self):
@@ -124,7 +233,30 @@ CASES = [
     Case("lstm-medium-f64", "LSTM", "medium", dtype="float64"),
     Case("lstm-medium-ragged", "LSTM", "medium", ragged=True,
          note="same x as lstm-medium, lengths uniform in [T/4, T]"),
+    # for the level-0 targets: GRU and RNN tanh at every size the LSTM's have
+    Case("gru-small", "GRU", "small", default_level=0),
+    Case("gru-large", "GRU", "large", default_level=0),
+    Case("rnn_tanh-small", "RNN_TANH", "small", default_level=0),
+    Case("rnn_tanh-large", "RNN_TANH", "large", default_level=0),
 ]
+
+
+def select_cases(patterns, cpu_level):
+    """The cases to run: every default one (and those for this --cpu-level's
+    targets) or, with patterns, those whose name matches one; a case kept for
+    another level's targets only when a pattern matches its whole name."""
+    chosen = []
+    for case in CASES:
+        by_default = case.default_level is None or case.default_level == cpu_level
+        if patterns is None:
+            keep = by_default
+        elif by_default:
+            keep = any(re.search(p, case.name) for p in patterns)
+        else:
+            keep = any(re.fullmatch(p, case.name) for p in patterns)
+        if keep:
+            chosen.append(case)
+    return chosen
 
 
 def make_cyrnn(case, seed=0):
@@ -784,13 +916,33 @@ def main(argv=None):
     parser.add_argument("--gemm-size", type=int, default=2048)
     parser.add_argument("--tolerance", type=float, default=1e-4,
                         help="largest accepted relative difference between libraries")
+    parser.add_argument("--cpu-level", type=int, choices=CPU_LEVELS, default=None,
+                        help="cap cyrnn's kernels and the peers at this instruction-set "
+                             "level: 2 AVX-512, 1 AVX2+FMA, 0 baseline x86-64 (default: "
+                             "no cap); onnxruntime, which has no cap, is left out below "
+                             "the CPU's own level")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     args = parser.parse_args(argv)
     if args.list:
         for case in CASES:
             print(f"{case.name:22s} {case.cell:9s} {case.size:7s} {SIZES[case.size]} "
-                  f"{case.dtype}{' ragged' if case.ragged else ''}")
+                  f"{case.dtype}{' ragged' if case.ragged else ''}"
+                  + ("" if case.default_level is None else
+                     f"  (by default only at --cpu-level {case.default_level})"))
         return 0
+    best = machine_level()
+    if args.cpu_level is not None:
+        if best is None:
+            parser.error("--cpu-level needs an x86-64 CPU whose flags /proc/cpuinfo lists")
+        if args.cpu_level > best:
+            parser.error(f"--cpu-level {args.cpu_level}: this CPU's highest level is "
+                         f"{best} ({LEVEL_NAMES[best]})")
+        if not cpu_level_env_matches(args.cpu_level):
+            differ = [f"{k}={os.environ.get(k)!r} (wanted {v!r})"
+                      for k, v in cpu_level_env(args.cpu_level).items() if os.environ.get(k) != v]
+            parser.error("--cpu-level is read before the libraries load: run compare.py as a "
+                         "script, which re-executes itself with the caps; differing: "
+                         + ", ".join(differ))
     args.repeat = args.repeat or (5 if args.quick else 15)
     args.sample_time = args.sample_time or (0.01 if args.quick else 0.05)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
@@ -798,9 +950,19 @@ def main(argv=None):
     libs = ["cyrnn"] + [lib for lib in LIBS[1:] if lib in args.libs]
     missing = [lib for lib, mod in (("torch", torch), ("onnxrt", onnxruntime)) if lib in libs and mod is None]
     libs = [lib for lib in libs if lib not in missing]
-    cases = [c for c in CASES if args.cases is None or any(re.search(p, c.name) for p in args.cases)]
+    # onnxruntime has no instruction-set cap: not compared below the CPU's level
+    left_out = ([] if args.cpu_level is None or args.cpu_level >= best or "onnxrt" not in libs
+                else ["onnxrt"])
+    libs = [lib for lib in libs if lib not in left_out]
+    cases = select_cases(args.cases, args.cpu_level)
     if not cases:
         parser.error(f"no case matches {args.cases}; see --list")
+
+    if torch is not None:  # before any torch call (the header's runs one)
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:
+            pass
 
     out = print
     out("# cyrnn vs peers\n")
@@ -812,6 +974,11 @@ def main(argv=None):
         out(f"- WARNING: torch {torch.__version__} is not the pinned 2.13.0")
     out(f"- python {platform.python_version()}, {platform.machine()}, {_cpu_name()}, "
         f"{os.cpu_count()} CPUs")
+    isa_lines, isa_warnings = isa_header(args.cpu_level, best, left_out)
+    for line in isa_lines:
+        out(f"- {line}")
+    for line in isa_warnings:
+        out(f"- WARNING: {line}")
     if missing:
         out(f"- not installed, left out: {', '.join(missing)}")
     out(f"- {args.repeat} alternating rounds per pass, samples of ~{args.sample_time * 1e3:.0f} ms, "
@@ -822,11 +989,6 @@ def main(argv=None):
     out("- FLOPs: inference 2*steps*(I+H)*G*H, train step 3x that; steps = T*B or sum(lengths); "
         f"'GEMM GFLOP/s' = median of one {args.gemm_size}^3 scipy sgemm (dgemm for float64) "
         "run in every round of the same pass; 'of GEMM' = cyrnn GFLOP/s / that")
-    if torch is not None:
-        try:
-            torch.set_num_interop_threads(1)
-        except RuntimeError:
-            pass
 
     all_checks, all_problems, passes = [], [], {}
     for threads in args.threads:
@@ -851,7 +1013,13 @@ def main(argv=None):
         out(f"- thread pools: {thread_report()}")
         _ragged_summary(rows, ragged_info, libs, out)
         _speedup_summary(threads, rows, out)
-    speed_targets.report(passes, ONE_THREAD, out)
+    if args.cpu_level is not None:
+        checked_at = f"level {args.cpu_level}, {LEVEL_NAMES[args.cpu_level]} (--cpu-level)"
+    else:
+        level, name, _ = cyrnn_kernels()
+        checked_at = f"no cap (cyrnn's kernels at level {level}, {name}; the level-2 targets)"
+    speed_targets.report(passes, ONE_THREAD, out, level=args.cpu_level, left_out=left_out,
+                         checked_at=checked_at)
     _check_summary(all_checks, all_problems, args.tolerance, out)
     return 0 if all(ok for *_, ok in all_checks) else 1
 
@@ -910,6 +1078,146 @@ def _check_summary(checks, problems, tol, out):
         out(f"- all within {tol:g}")
     for p in dict.fromkeys(problems):  # once each, in order
         out(f"- {p}")
+
+
+# --------------------------------------------------------------------------
+# instruction sets in effect
+# --------------------------------------------------------------------------
+def cyrnn_kernels():
+    """(level, name, reason) of cyrnn's kernels: cyrnn.show_config's where this
+    cyrnn has it, else inferred as cyrnn chooses (CYRNN_CPU_LEVEL, taken only
+    below this CPU's level), the reason then saying so."""
+    show = getattr(cyrnn, "show_config", None)
+    if show is not None:
+        try:
+            kernels = show(mode="dicts")["kernels"]
+            return int(kernels["level"]), str(kernels["name"]), str(kernels["reason"])
+        except Exception as exc:  # a show_config still being written
+            missing = f"cyrnn.show_config failed: {type(exc).__name__}: {exc}"
+    else:
+        missing = "this cyrnn has no show_config()"
+    best = machine_level()
+    if best is None:
+        return None, "unknown", missing
+    cap = os.environ.get("CYRNN_CPU_LEVEL")
+    if cap in [str(n) for n in range(best)]:
+        level, why = int(cap), f"CYRNN_CPU_LEVEL={cap}"
+    else:
+        level, why = best, "this CPU's highest" + (f", CYRNN_CPU_LEVEL={cap} not below it"
+                                                   if cap else "")
+    return level, LEVEL_NAMES[level], f"{why}; inferred, as {missing}"
+
+
+def _captured_stdout(fn):
+    """What fn() writes to file descriptor 1 (C libraries' printf)."""
+    libc = ctypes.CDLL(None)
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 1)
+        try:
+            fn()
+        finally:
+            libc.fflush(None)
+            os.dup2(saved, 1)
+            os.close(saved)
+        tmp.seek(0)
+        return tmp.read().decode(errors="replace")
+
+
+def torch_isas():
+    """torch's ATen capability, and the instruction sets its oneDNN (torch's
+    LSTM) and MKL (its GEMMs: GRU, RNN) chose, read from their verbose output
+    of one small call each (None where it did not say)."""
+    found = dict(aten=torch.backends.cpu.get_cpu_capability(), onednn=None, mkl=None)
+
+    def calls():
+        with torch.inference_mode():
+            with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
+                torch.nn.LSTM(4, 4)(torch.zeros(2, 1, 4))
+            with torch.backends.mkl.verbose(torch.backends.mkl.VERBOSE_ON):
+                a = torch.ones(64, 64)
+                torch.mm(a, a)
+    try:
+        text = _captured_stdout(calls)
+    except Exception:  # pragma: no cover - no fd 1, no libc
+        return found
+    onednn = re.search(r"onednn_verbose,.*info,cpu,isa:(.*)", text)
+    mkl = re.search(r"MKL_VERBOSE .* architecture .*?\(Intel\(R\) ([^)]+)\)", text)
+    found["onednn"] = onednn.group(1).strip() if onednn else None
+    found["mkl"] = mkl.group(1) if mkl else None
+    return found
+
+
+def openblas_architectures():
+    """{OpenBLAS library file: the core type it chose}, from threadpoolctl."""
+    if threadpoolctl is None:
+        return {}
+    return {os.path.basename(p["filepath"]): p.get("architecture") or "?"
+            for p in threadpoolctl.threadpool_info() if p["internal_api"] == "openblas"}
+
+
+def numpy_simd():
+    """numpy's dispatch targets enabled on this CPU in this process."""
+    for module in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):
+        try:
+            umath = __import__(module, fromlist=["__cpu_features__"])
+            return [t for t in umath.__cpu_dispatch__ if umath.__cpu_features__.get(t)]
+        except (ImportError, AttributeError):
+            continue
+    return None
+
+
+def _env(name):
+    value = os.environ.get(name)
+    return f"{name}={value}" if value is not None else f"{name} unset"
+
+
+def isa_header(level, best, left_out):
+    """Header lines naming the instruction sets each library runs, and
+    warnings where one is not at the requested --cpu-level."""
+    lines, warnings = [], []
+    best_text = "unknown" if best is None else f"{best} ({LEVEL_NAMES[best]})"
+    if level is None:
+        lines.append(f"instruction sets: nothing capped (no --cpu-level); this CPU's "
+                     f"highest level is {best_text}")
+    else:
+        lines.append(f"instruction sets: --cpu-level {level} ({LEVEL_NAMES[level]}) "
+                     f"for cyrnn and its peers alike; this CPU's highest level is {best_text}")
+    got, name, reason = cyrnn_kernels()
+    lines.append(f"cyrnn kernels: level {got}, {name} ({reason})")
+    if level is not None and got != level:
+        warnings.append(f"cyrnn's kernels run at level {got}, not the requested {level}")
+    caps = _LEVEL_CAPS.get(level, {})
+    if torch is not None:
+        isas = torch_isas()
+        lines.append(f"torch: ATen CPU capability {isas['aten']} ({_env('ATEN_CPU_CAPABILITY')}); "
+                     f"oneDNN (its LSTM) {isas['onednn'] or '?'} ({_env('ONEDNN_MAX_CPU_ISA')}); "
+                     f"MKL (its GEMMs) {isas['mkl'] or '?'} ({_env('MKL_ENABLE_INSTRUCTIONS')})")
+        expect = {1: ("AVX2", "AVX2", "AVX2"), 0: ("DEFAULT", "SSE4.1", "SSE4.2")}.get(level)
+        if expect:
+            for what, value, want in zip(("ATen", "oneDNN", "MKL"),
+                                         (isas["aten"], isas["onednn"], isas["mkl"]), expect):
+                if value is not None and want not in value:
+                    warnings.append(f"torch's {what} reports {value}, not {want}")
+    blas = openblas_architectures()
+    simd = numpy_simd()
+    by_arch = {}
+    for lib, arch in blas.items():
+        by_arch.setdefault(arch, []).append(lib)
+    lines.append("OpenBLAS core type: "
+                 + ("; ".join(f"{arch} in {', '.join(libs)}" for arch, libs in by_arch.items())
+                    or "? (threadpoolctl missing)")
+                 + f" ({_env('OPENBLAS_CORETYPE')}); numpy's SIMD dispatch: "
+                 + ("?" if simd is None else ", ".join(simd) or "none above its baseline"))
+    want = caps.get("OPENBLAS_CORETYPE")
+    for lib, arch in blas.items():
+        if want and arch != want:
+            warnings.append(f"OpenBLAS in {lib} chose {arch}, not {want}")
+    if left_out:
+        lines.append(f"{', '.join(left_out)} left out: onnxruntime has no instruction-set cap, "
+                     f"and this run is capped at level {level}, below this CPU's {best}")
+    return lines, warnings
 
 
 def _cpu_name():
