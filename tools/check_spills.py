@@ -5,8 +5,9 @@ stack or frame pointer inside the kernel.
 
 Compiles each csrc/*.c as setup.py does (with CC, default gcc), disassembles
 it, and prints for each kernel variant (name_<level>_<type>) the
-instructions of its innermost arithmetic loops and how many of them touch
-the stack: none where the tiles fit in registers.
+instructions of its innermost product loops (those that broadcast x) and
+how many of them touch the stack: none, or the odd loop counter, where the
+tiles fit in registers.
 
 Usage: python tools/check_spills.py [--cc clang] [--filter cell_step]
 """
@@ -23,7 +24,8 @@ FLAGS = ["-O3", "-std=gnu99", "-fno-math-errno", "-Wno-unused-function", "-c"]
 VARIANT = re.compile(r"^[0-9a-f]+ <(\w+_(avx512|avx2|base)_[fd])>:$")
 STACK = re.compile(r"\((%rsp|%rbp)\)|\[(sp|x29)")
 JUMP = re.compile(r"^j\w+\s+([0-9a-f]+) <")
-ARITHMETIC = re.compile(r"fmadd|fmla|mulp[sd]|addp[sd]|fmul")
+# a product loop broadcasts one value of x against a vector of weights
+BROADCAST = re.compile(r"vbroadcasts|shufps|unpcklpd|movddup|ld1r|\bdup\b")
 
 
 def disassemble(cc, source, out):
@@ -61,12 +63,12 @@ def inner_loops(code):
 
 
 def spills(code):
-    """(instructions in innermost loops that do arithmetic, of which touch the
+    """(instructions in the innermost product loops, of which touch the
     stack)."""
     total = stack = 0
     for start, end in inner_loops(code):
         body = [text for address, text in code if start <= address <= end]
-        if not any(ARITHMETIC.search(text) for text in body):
+        if not any(BROADCAST.search(text) for text in body):
             continue
         total += len(body)
         stack += sum(bool(STACK.search(text)) for text in body)
