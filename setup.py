@@ -16,7 +16,6 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools._distutils.ccompiler import new_compiler
-from setuptools._distutils.errors import CompileError, LinkError
 from setuptools._distutils.sysconfig import customize_compiler
 
 # The kernels live in headers included by the .c files: a change to one must
@@ -41,7 +40,7 @@ def compiler_accepts(flags):
         try:
             objects = compiler.compile([source], output_dir=tmp, extra_postargs=flags)
             compiler.link_executable(objects, "probe", output_dir=tmp, extra_postargs=flags)
-        except (CompileError, LinkError):
+        except Exception:  # CompileError or LinkError, from whichever distutils is in use
             return False
     return True
 
