@@ -64,8 +64,9 @@ enum { CYRNN_CELL_LSTM = 0, CYRNN_CELL_GRU = 1, CYRNN_CELL_RNN_TANH = 2, CYRNN_C
                                         ptrdiff_t col_stride, int first_block, \
                                         int end_block, REAL *packed);          \
     void cyrnn_packed_product_##SFX(int H, int K, int n, const REAL *packed,   \
-                                    int block, const REAL *x, ptrdiff_t ldx,   \
-                                    REAL *out, int accumulate);                \
+                                    int first_block, int end_block,            \
+                                    const REAL *x, ptrdiff_t ldx, REAL *out,   \
+                                    int accumulate);                           \
     /* One fused step (pre-activations in registers, then the cell) for unit \
        blocks [first_block, end_block) of rows 0..n-1: see step_template.h.  \
        x (ldx), h = h_{t-1} (ldh), out = the new h, or m for an LSTM with a   \

@@ -15,9 +15,14 @@
  *   STEP      forward step of an LSTM or GRU: 4 accumulators a row, plus the
  *             4 (LSTM) or 3 (GRU) gate vectors of W loaded for each k
  *   STEP_RNN  forward step of an Elman RNN: 1 accumulator a row
- *   PRODUCT   BPTT's products (dL/dh, dx): 1 accumulator a row
- *   WEIGHT    weight gradients: 1 accumulator a row (at most V rows used)
- *   BACKWARD  the LSTM's fused BPTT step: a product tile, then the cell
+ *   PRODUCT   BPTT's products (dL/dh, dx): PRODUCT_BLOCKS accumulators a row
+ *   WEIGHT    weight gradients: WEIGHT_BLOCKS accumulators a row (at most V
+ *             rows used)
+ *   BACKWARD  the LSTM's fused BPTT step: a product tile of BACKWARD_BLOCKS
+ *             accumulators a row, then the cell
+ * A tile of several unit blocks loads NB weight vectors and R values of x
+ * for R x NB products: with one block, a tile's loads nearly equal its
+ * multiplies, which the narrower levels' load ports cannot feed.
  * STREAM_TAPE: whether a training forward pass stores its large tapes with
  * non-temporal stores (see step_template.h).
  *
@@ -36,14 +41,20 @@
 #define CYRNN_PRODUCT_ROWS_LEVEL2 8
 #define CYRNN_WEIGHT_ROWS_LEVEL2 16
 #define CYRNN_BACKWARD_ROWS_LEVEL2 8
+#define CYRNN_PRODUCT_BLOCKS_LEVEL2 1
+#define CYRNN_WEIGHT_BLOCKS_LEVEL2 1
+#define CYRNN_BACKWARD_BLOCKS_LEVEL2 1
 #define CYRNN_STREAM_TAPE_LEVEL2 1
 
 #define CYRNN_VECTOR_BYTES_LEVEL1 32
 #define CYRNN_STEP_ROWS_LEVEL1 3
 #define CYRNN_STEP_RNN_ROWS_LEVEL1 12
-#define CYRNN_PRODUCT_ROWS_LEVEL1 8
-#define CYRNN_WEIGHT_ROWS_LEVEL1 8
-#define CYRNN_BACKWARD_ROWS_LEVEL1 8
+#define CYRNN_PRODUCT_ROWS_LEVEL1 6
+#define CYRNN_WEIGHT_ROWS_LEVEL1 4
+#define CYRNN_BACKWARD_ROWS_LEVEL1 6
+#define CYRNN_PRODUCT_BLOCKS_LEVEL1 2
+#define CYRNN_WEIGHT_BLOCKS_LEVEL1 2
+#define CYRNN_BACKWARD_BLOCKS_LEVEL1 2
 #define CYRNN_STREAM_TAPE_LEVEL1 1
 
 #define CYRNN_VECTOR_BYTES_LEVEL0 16
@@ -58,6 +69,9 @@
 #endif
 #define CYRNN_WEIGHT_ROWS_LEVEL0 4
 #define CYRNN_BACKWARD_ROWS_LEVEL0 8
+#define CYRNN_PRODUCT_BLOCKS_LEVEL0 1
+#define CYRNN_WEIGHT_BLOCKS_LEVEL0 1
+#define CYRNN_BACKWARD_BLOCKS_LEVEL0 1
 #define CYRNN_STREAM_TAPE_LEVEL0 0
 
 #endif

@@ -39,41 +39,52 @@ static void FN(cyrnn_lstm_backward)(int n, int H, const REAL *restrict gates,
         }
 }
 
-/* R rows of one unit block of BPTT's fused step (see below). */
+/* R rows of NB unit blocks from j0 of BPTT's fused step (see below). */
 static inline __attribute__((always_inline)) void
-FN(lstm_backward_tile)(const int R, int H, const REAL *restrict panel, int j0, int units,
+FN(lstm_backward_tile)(const int R, const int NB, int H, const REAL *restrict panel, int j0,
                        int r0, int cells, const REAL *restrict dg, ptrdiff_t ldg,
-                       const REAL *restrict dy,
-                       ptrdiff_t ldy, const REAL *restrict gates, const REAL *restrict extra,
-                       REAL *restrict dc, REAL *restrict dh, REAL *restrict dg_out)
+                       const REAL *restrict dy, ptrdiff_t ldy, const REAL *restrict gates,
+                       const REAL *restrict extra, REAL *restrict dc, REAL *restrict dh,
+                       REAL *restrict dg_out)
 {
     const ptrdiff_t GH = 4 * (ptrdiff_t)H;
-    FN(panel_vec) acc[R];
+    FN(panel_vec) acc[R][NB];
     /* The tape was streamed past the caches, and the product below takes
      * far longer than memory does: fetch the cells' rows of it now. */
-    for (int r = 0; r < R && r0 + r < cells; ++r) {
-        const REAL *tape = gates + (r0 + r) * GH + j0, *kept = extra + (r0 + r) * 2 * H + j0;
-        for (int q = 0; q < 4; ++q)
-            __builtin_prefetch(tape + q * H, 0, 2);
-        __builtin_prefetch(kept, 0, 2);
-        __builtin_prefetch(kept + H, 0, 2);
-        __builtin_prefetch(dy + (r0 + r) * ldy + j0, 0, 2);
-    }
-    FN(panel_accumulate)(R, 4 * H, panel, dg + r0 * ldg, ldg, 1, acc);
-    for (int r = 0; r < R; ++r) {
-        ptrdiff_t row = r0 + r;
-        if (row < cells)
-            FN(lstm_backward_units)(H, units, acc[r] + FN(load_units)(dy + row * ldy + j0, units),
-                                    gates + row * GH + j0, extra + row * 2 * H + j0,
-                                    dc + row * H + j0, dg_out + row * ldg + j0);
-        else
-            FN(store_units)(dh + row * H + j0, acc[r], units);
-    }
+    for (int r = 0; r < R && r0 + r < cells; ++r)
+        for (int b = 0; b < NB; ++b) {
+            ptrdiff_t j = j0 + b * V;
+            const REAL *tape = gates + (r0 + r) * GH + j, *kept = extra + (r0 + r) * 2 * H + j;
+            for (int q = 0; q < 4; ++q)
+                __builtin_prefetch(tape + q * H, 0, 2);
+            __builtin_prefetch(kept, 0, 2);
+            __builtin_prefetch(kept + H, 0, 2);
+            __builtin_prefetch(dy + (r0 + r) * ldy + j, 0, 2);
+        }
+    FN(panel_accumulate)(R, NB, 4 * H, panel, 4 * (ptrdiff_t)H * V, dg + r0 * ldg, ldg, 1, acc);
+    /* unrolled, so that acc[r][b] names a register */
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+        for (int b = 0; b < NB; ++b) {
+            ptrdiff_t row = r0 + r, j = j0 + b * V;
+            int units = H - j < V ? H - j : V;
+            if (row < cells)
+                FN(lstm_backward_units)(H, units,
+                                        acc[r][b] + FN(load_units)(dy + row * ldy + j, units),
+                                        gates + row * GH + j, extra + row * 2 * H + j,
+                                        dc + row * H + j, dg_out + row * ldg + j);
+            else
+                FN(store_units)(dh + row * H + j, acc[r][b], units);
+        }
 }
 
-#define CYRNN_LSTM_BACKWARD_TILE(RT, R0)                                       \
-    FN(lstm_backward_tile)(RT, H, panel, j0, units, R0, cells, dg, ldg, dy, ldy, \
+#define CYRNN_LSTM_BACKWARD_TILE(RT, R0, NB)                                   \
+    FN(lstm_backward_tile)(RT, NB, H, panel_, j0_, R0, cells, dg, ldg, dy, ldy,  \
                            gates, extra, dc, dh, dg_out)
+#define CYRNN_LSTM_BACKWARD_TILE_NB(RT, R0)                                    \
+    CYRNN_LSTM_BACKWARD_TILE(RT, R0, CYRNN_BACKWARD_BLOCKS)
+#define CYRNN_LSTM_BACKWARD_TILE_1(RT, R0) CYRNN_LSTM_BACKWARD_TILE(RT, R0, 1)
 
 /* BPTT's step of an LSTM without projection from one step t to the one it
  * visits next, t': the product dL/dh_{t'} = dg_t W_hh for the first n rows
@@ -92,13 +103,13 @@ static void FN(cyrnn_lstm_backward_product)(int H, int first_block, int end_bloc
                                             const REAL *restrict extra, REAL *restrict dc,
                                             REAL *restrict dh, REAL *restrict dg_out)
 {
-    for (int block = first_block; block < end_block; ++block) {
-        const REAL *panel = packed + (ptrdiff_t)block * 4 * H * V;
-        int j0 = block * V, units = H - j0 < V ? H - j0 : V;
-        CYRNN_ROW_TILES(CYRNN_BACKWARD_ROWS, n, CYRNN_LSTM_BACKWARD_TILE);
-    }
+    CYRNN_BLOCK_GROUPS(CYRNN_BACKWARD_BLOCKS, CYRNN_BACKWARD_ROWS, n, first_block, end_block,
+                       packed, 4 * (ptrdiff_t)H * V, CYRNN_LSTM_BACKWARD_TILE_NB,
+                       CYRNN_LSTM_BACKWARD_TILE_1);
 }
 
+#undef CYRNN_LSTM_BACKWARD_TILE_NB
+#undef CYRNN_LSTM_BACKWARD_TILE_1
 #undef CYRNN_LSTM_BACKWARD_TILE
 #undef V
 

@@ -83,76 +83,78 @@ static void FN(cyrnn_pack_weights)(int G, int H, int K, const REAL *restrict w,
                                  (H + V - 1) / V, packed);
 }
 
-/* out[r, u] = (or +=) sum_k x[r, k] W[block * V + u, k] for R rows, with
- * x[r, k] at x[r * xr + k * xk] (see panel_accumulate). */
+/* out[r, j0 + u] = (or +=) sum_k x[r, k] W[j0 + u, k] for R rows and the NB
+ * unit blocks from j0 (u < NB * V, and j0 + u < H), with x[r, k] at
+ * x[r * xr + k * xk] (see panel_accumulate). */
 static inline __attribute__((always_inline)) void
-FN(packed_tile)(const int R, int K, const REAL *restrict panel, const REAL *restrict x,
-                ptrdiff_t xr, ptrdiff_t xk, REAL *restrict out, ptrdiff_t ldo, int units,
-                int accumulate)
+FN(packed_tile)(const int R, const int NB, int H, int K, const REAL *restrict panel,
+                const REAL *restrict x, ptrdiff_t xr, ptrdiff_t xk, REAL *restrict out,
+                ptrdiff_t ldo, int j0, int accumulate)
 {
-    FN(panel_vec) acc[R];
+    FN(panel_vec) acc[R][NB];
     /* out is read back at the end: start fetching it now (a weight
      * gradient's out is too large for L1 and its rows far apart) */
     if (accumulate) {
 #pragma GCC unroll 16
         for (int r = 0; r < R; ++r)
-            __builtin_prefetch(out + (ptrdiff_t)r * ldo, 1);
+            __builtin_prefetch(out + (ptrdiff_t)r * ldo + j0, 1);
     }
-    FN(panel_accumulate)(R, K, panel, x, xr, xk, acc);
-    if (units == V) {
+    FN(panel_accumulate)(R, NB, K, panel, (ptrdiff_t)K * V, x, xr, xk, acc);
 #pragma GCC unroll 16
-        for (int r = 0; r < R; ++r) {
-            FN(panel_vec) *o = (FN(panel_vec) *)(out + (ptrdiff_t)r * ldo);
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+        for (int b = 0; b < NB; ++b) {
+            int j = j0 + b * V, units = H - j < V ? H - j : V;
+            REAL *o = out + (ptrdiff_t)r * ldo + j;
+            FN(panel_vec) v = acc[r][b];
             if (accumulate)
-                *o += acc[r];
-            else
-                *o = acc[r];
+                v += FN(load_units)(o, units);
+            FN(store_units)(o, v, units);
         }
-        return;
-    }
-    for (int r = 0; r < R; ++r) { /* the last, partial block of units */
-        REAL *o = out + (ptrdiff_t)r * ldo;
-        REAL part[V];
-        memcpy(part, &acc[r], sizeof part);
-        for (int u = 0; u < units; ++u)
-            o[u] = accumulate ? o[u] + part[u] : part[u];
-    }
 }
 
-/* Tiles of R rows sized for the level's register file (isa.h). Only
- * single-gate packings (G = 1) come here: the forward step, which packs G
- * gates together, has its own kernel (step_template.h). The weight
- * gradients' product (weight_product) reads a tile's R values of x for each
- * k from one cache line (xr = 1), and with AVX-512 takes the 16 rows of a
- * whole group of gate rows at once: one pass over the group and over X
- * instead of two (measured: the products 4% faster on a small LSTM's
- * training step, 6% on a medium one). The products of BPTT's steps read R
- * rows of x, each its own line; there, R = 16 measured slower than 8 with
- * AVX-512. */
-#define CYRNN_PACKED_TILE(RT, R0)                                              \
-    FN(packed_tile)(RT, K, panel, x + (R0) * xr, xr, xk, o + (ptrdiff_t)(R0) * ld, \
-                    ld, units, accumulate)
-#define CYRNN_DEFINE_PACKED_PRODUCT(NAME, R)                                   \
-    static void FN(NAME)(int H, int K, int n, const REAL *restrict packed, int block, \
-                         const REAL *restrict x, ptrdiff_t xr, ptrdiff_t xk,   \
-                         REAL *restrict out, ptrdiff_t ld, int accumulate)     \
-    {                                                                          \
-        const REAL *panel = packed + (ptrdiff_t)block * K * V;                 \
-        int units = H - block * V < V ? H - block * V : V;                     \
-        REAL *o = out + (ptrdiff_t)block * V;                                  \
-        CYRNN_ROW_TILES(R, n, CYRNN_PACKED_TILE);                              \
-    }
+/* Tiles of R rows by NB unit blocks, sized for the level's register file
+ * (isa.h). Only single-gate packings (G = 1) come here: the forward step,
+ * which packs G gates together, has its own kernel (step_template.h). The
+ * weight gradients' product (weight_product) reads a tile's R values of x
+ * for each k from one cache line (xr = 1), and with AVX-512 takes the 16
+ * rows of a whole group of gate rows at once: one pass over the group and
+ * over X instead of two (measured: the products 4% faster on a small
+ * LSTM's training step, 6% on a medium one). The products of BPTT's steps
+ * read R rows of x, each its own line; there, R = 16 measured slower than 8
+ * with AVX-512. */
+#define CYRNN_PACKED_TILE(RT, R0, NB)                                          \
+    FN(packed_tile)(RT, NB, H, K, panel_, x + (R0) * xr, xr, xk,               \
+                    out + (ptrdiff_t)(R0) * ld, ld, j0_, accumulate)
+#define CYRNN_PRODUCT_TILE(RT, R0) CYRNN_PACKED_TILE(RT, R0, CYRNN_PRODUCT_BLOCKS)
+#define CYRNN_WEIGHT_TILE(RT, R0) CYRNN_PACKED_TILE(RT, R0, CYRNN_WEIGHT_BLOCKS)
+#define CYRNN_SINGLE_TILE(RT, R0) CYRNN_PACKED_TILE(RT, R0, 1)
 
-/* out (n, H) gets (accumulate = 0) or adds (accumulate = 1) the columns of
- * unit block `block` of x (n, K; rows ldx apart) W^T, for W (H, K) packed
- * with G = 1: packed_product(H, K, n, packed, block, x, ldx, 1, out, H, acc).
- * weight_product(H, K, n, packed, block, dg_t, 1, ldg, out, ld, acc): the
- * block's columns of out (n, H; rows ld apart) = (or +=) dg_t W^T, where
- * dg_t (n, K) is the transpose of dg (K, n; rows ldg apart). */
-CYRNN_DEFINE_PACKED_PRODUCT(packed_product, CYRNN_PRODUCT_ROWS)
-CYRNN_DEFINE_PACKED_PRODUCT(weight_product, CYRNN_WEIGHT_ROWS)
-#undef CYRNN_DEFINE_PACKED_PRODUCT
+/* The columns of unit blocks [first_block, end_block) of out (n, H; rows ld
+ * apart) = (or +=) x W^T, for W (H, K) packed with G = 1 and x (n, K) at
+ * x[r * xr + k * xk]: packed_product for BPTT's products (xk = 1),
+ * weight_product for the weight gradients, where x = dg^T (xr = 1). */
+static void FN(packed_product)(int H, int K, int n, const REAL *restrict packed,
+                               int first_block, int end_block, const REAL *restrict x,
+                               ptrdiff_t xr, ptrdiff_t xk, REAL *restrict out, ptrdiff_t ld,
+                               int accumulate)
+{
+    CYRNN_BLOCK_GROUPS(CYRNN_PRODUCT_BLOCKS, CYRNN_PRODUCT_ROWS, n, first_block, end_block,
+                       packed, (ptrdiff_t)K * V, CYRNN_PRODUCT_TILE, CYRNN_SINGLE_TILE);
+}
+
+static void FN(weight_product)(int H, int K, int n, const REAL *restrict packed,
+                               int first_block, int end_block, const REAL *restrict x,
+                               ptrdiff_t xr, ptrdiff_t xk, REAL *restrict out, ptrdiff_t ld,
+                               int accumulate)
+{
+    CYRNN_BLOCK_GROUPS(CYRNN_WEIGHT_BLOCKS, CYRNN_WEIGHT_ROWS, n, first_block, end_block,
+                       packed, (ptrdiff_t)K * V, CYRNN_WEIGHT_TILE, CYRNN_SINGLE_TILE);
+}
 #undef CYRNN_PACKED_TILE
+#undef CYRNN_PRODUCT_TILE
+#undef CYRNN_WEIGHT_TILE
+#undef CYRNN_SINGLE_TILE
 
 /* Gate rows [first_group * V, end_group * V) of the weight gradients
  * out1 (M, K1) = dg^T X1 and out2 (M, K2) = dg^T X2 over one chunk of `rows`
@@ -187,12 +189,10 @@ static void FN(cyrnn_weight_gradient_chunk)(int M, int first_group, int end_grou
             for (int v = 0; v < n; ++v)
                 db[g * V + v] = accumulate ? db[g * V + v] + sum[v] : sum[v];
         }
-        for (int block = 0; block < blocks1; ++block)
-            FN(weight_product)(K1, rows, n, panels1, block, group, 1, ldg,
-                               out1 + (ptrdiff_t)g * V * K1, K1, accumulate);
-        for (int block = 0; block < blocks2; ++block)
-            FN(weight_product)(K2, rows, n, panels2, block, group, 1, ldg,
-                               out2 + (ptrdiff_t)g * V * K2, K2, accumulate);
+        FN(weight_product)(K1, rows, n, panels1, 0, blocks1, group, 1, ldg,
+                           out1 + (ptrdiff_t)g * V * K1, K1, accumulate);
+        FN(weight_product)(K2, rows, n, panels2, 0, blocks2, group, 1, ldg,
+                           out2 + (ptrdiff_t)g * V * K2, K2, accumulate);
     }
 }
 
@@ -208,10 +208,11 @@ static ptrdiff_t FN(cyrnn_gradient_width)(int GH)
     return (((GH + line - 1) / line) | 1) * line;
 }
 
-static void FN(cyrnn_packed_product)(int H, int K, int n, const REAL *packed, int block,
-                                     const REAL *x, ptrdiff_t ldx, REAL *out, int accumulate)
+static void FN(cyrnn_packed_product)(int H, int K, int n, const REAL *packed,
+                                     int first_block, int end_block, const REAL *x,
+                                     ptrdiff_t ldx, REAL *out, int accumulate)
 {
-    FN(packed_product)(H, K, n, packed, block, x, ldx, 1, out, H, accumulate);
+    FN(packed_product)(H, K, n, packed, first_block, end_block, x, ldx, 1, out, H, accumulate);
 }
 
 #undef V
@@ -241,10 +242,12 @@ void FN(cyrnn_pack_weights)(int G, int H, int K, const REAL *w, ptrdiff_t row_st
     CYRNN_PICK(cyrnn_pack_weights)(G, H, K, w, row_stride, col_stride, packed);
 }
 
-void FN(cyrnn_packed_product)(int H, int K, int n, const REAL *packed, int block,
-                              const REAL *x, ptrdiff_t ldx, REAL *out, int accumulate)
+void FN(cyrnn_packed_product)(int H, int K, int n, const REAL *packed, int first_block,
+                              int end_block, const REAL *x, ptrdiff_t ldx, REAL *out,
+                              int accumulate)
 {
-    CYRNN_PICK(cyrnn_packed_product)(H, K, n, packed, block, x, ldx, out, accumulate);
+    CYRNN_PICK(cyrnn_packed_product)(H, K, n, packed, first_block, end_block, x, ldx, out,
+                                     accumulate);
 }
 
 void FN(cyrnn_weight_gradient_chunk)(int M, int first_group, int end_group, int rows,

@@ -1,26 +1,41 @@
 /* The micro-kernel of the packed products (part of a template: see
- * instantiate.h for the macros it expects): R rows of x times one packed
- * panel, kept in R V-wide registers. The products of BPTT (packed_template.h)
- * store the registers; the LSTM's fused BPTT step (lstm_template.h) applies
- * the cell's backward to them first. */
+ * instantiate.h for the macros it expects): R rows of x times NB packed
+ * panels (NB unit blocks side by side), kept in R x NB V-wide registers.
+ * The products of BPTT (packed_template.h) store the registers; the LSTM's
+ * fused BPTT step (lstm_template.h) applies the cell's backward to them
+ * first. Several blocks per tile let a narrow vector reuse each value of x
+ * it broadcasts: with AVX2's 8 floats and one block, a tile loaded nearly
+ * as many values as it multiplied. */
 
-/* acc[r] = sum_k x[r * xr + k * xk] panel[k * V .. k * V + V - 1] for the R
- * rows of a tile: xk = 1 for a row-major x, xr = 1 for the transpose of a
- * row-major array (as in a weight gradient). R is a compile-time constant
- * once inlined, so that acc stays in registers. */
+/* acc[r][b] = sum_k x[r * xr + k * xk] panel_b[k * V .. k * V + V - 1] for
+ * the R rows of a tile, panel_b = panel + b * stride: xk = 1 for a
+ * row-major x, xr = 1 for the transpose of a row-major array (as in a
+ * weight gradient). R and NB are compile-time constants once inlined, so
+ * that acc stays in registers. */
 static inline __attribute__((always_inline)) void
-FN(panel_accumulate)(const int R, int K, const REAL *restrict panel, const REAL *restrict x,
-                     ptrdiff_t xr, ptrdiff_t xk, FN(panel_vec) *restrict acc)
+FN(panel_accumulate)(const int R, const int NB, int K, const REAL *restrict panel,
+                     ptrdiff_t stride, const REAL *restrict x, ptrdiff_t xr, ptrdiff_t xk,
+                     FN(panel_vec) acc[R][NB])
 {
     const int V = (int)(CYRNN_PANEL_BYTES / sizeof(REAL));
+    FN(panel_vec) w[NB]; /* out here: a variable-length array inside the loop
+                            costs a stack adjustment every turn */
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r)
-        acc[r] = (FN(panel_vec)){0};
+#pragma GCC unroll 4
+        for (int b = 0; b < NB; ++b)
+            acc[r][b] = (FN(panel_vec)){0};
     for (int k = 0; k < K; ++k) {
-        FN(panel_vec) w = *(const FN(panel_vec) *)(panel + (ptrdiff_t)k * V);
+#pragma GCC unroll 4
+        for (int b = 0; b < NB; ++b)
+            w[b] = *(const FN(panel_vec) *)(panel + b * stride + (ptrdiff_t)k * V);
 #pragma GCC unroll 16
-        for (int r = 0; r < R; ++r)
-            acc[r] += x[r * xr + k * xk] * w;
+        for (int r = 0; r < R; ++r) {
+            REAL s = x[r * xr + k * xk];
+#pragma GCC unroll 4
+            for (int b = 0; b < NB; ++b)
+                acc[r][b] += s * w[b];
+        }
     }
 }
 
@@ -52,4 +67,25 @@ FN(panel_accumulate)(const int R, int K, const REAL *restrict panel, const REAL 
             TILE(2, r0_);                                                      \
         else if (rest_ >= 1) /* R > 2 leaves 1 here; R = 2 leaves 1 at most */ \
             TILE(1, r0_);                                                      \
+    } while (0)
+
+/* Unit blocks [first_block, end_block) in groups of NB side by side, then
+ * one by one: for each, j0_ = its first unit and panel_ = its packed panel
+ * (panel_size elements a block), then CYRNN_ROW_TILES(R, n, TILE_NB) or
+ * (R, n, TILE_1). Two tile macros, not a variable count: a tile's sizes
+ * must be literals for GCC to keep its accumulators out of a stack array. */
+#define CYRNN_BLOCK_GROUPS(NB, R, n, first_block, end_block, packed, panel_size,    \
+                           TILE_NB, TILE_1)                                      \
+    do {                                                                         \
+        int block_ = (first_block);                                              \
+        for (; block_ + (NB) <= (end_block); block_ += (NB)) {                   \
+            const int j0_ = block_ * V;                                          \
+            const REAL *panel_ = (packed) + (ptrdiff_t)block_ * (panel_size);    \
+            CYRNN_ROW_TILES(R, n, TILE_NB);                                      \
+        }                                                                        \
+        for (; block_ < (end_block); ++block_) {                                 \
+            const int j0_ = block_ * V;                                          \
+            const REAL *panel_ = (packed) + (ptrdiff_t)block_ * (panel_size);    \
+            CYRNN_ROW_TILES(R, n, TILE_1);                                       \
+        }                                                                        \
     } while (0)

@@ -5,7 +5,8 @@ stack or frame pointer inside the kernel.
 
 Compiles each csrc/*.c as setup.py does (with CC, default gcc), disassembles
 it, and prints for each kernel variant (name_<level>_<type>) the
-instructions of its innermost product loops (those that broadcast x) and
+instructions of its innermost product loops (a quarter or more of whose
+instructions multiply) and
 how many of them touch the stack: none, or the odd loop counter, where the
 tiles fit in registers.
 
@@ -24,8 +25,9 @@ FLAGS = ["-O3", "-std=gnu99", "-fno-math-errno", "-Wno-unused-function", "-c"]
 VARIANT = re.compile(r"^[0-9a-f]+ <(\w+_(avx512|avx2|base)_[fd])>:$")
 STACK = re.compile(r"\((%rsp|%rbp)\)|\[(sp|x29)")
 JUMP = re.compile(r"^j\w+\s+([0-9a-f]+) <")
-# a product loop broadcasts one value of x against a vector of weights
-BROADCAST = re.compile(r"vbroadcasts|shufps|unpcklpd|movddup|ld1r|\bdup\b")
+# a product loop multiplies values of x with vectors of weights: a quarter
+# or more of its instructions multiply (a cell's code does much else)
+MULTIPLY = re.compile(r"fmadd|fmla|mulp[sd]")
 
 
 def disassemble(cc, source, out):
@@ -68,7 +70,7 @@ def spills(code):
     total = stack = 0
     for start, end in inner_loops(code):
         body = [text for address, text in code if start <= address <= end]
-        if not any(BROADCAST.search(text) for text in body):
+        if 4 * sum(bool(MULTIPLY.search(text)) for text in body) < len(body):
             continue
         total += len(body)
         stack += sum(bool(STACK.search(text)) for text in body)

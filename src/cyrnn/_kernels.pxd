@@ -29,8 +29,8 @@ cdef extern from "cyrnn_kernels.h" nogil:
     void cyrnn_pack_weights_d(int G, int H, int K, const double *w, Py_ssize_t row_stride, Py_ssize_t col_stride, double *packed)
     void cyrnn_pack_weight_blocks_f(int G, int H, int K, const float *w, Py_ssize_t row_stride, Py_ssize_t col_stride, int first_block, int end_block, float *packed)
     void cyrnn_pack_weight_blocks_d(int G, int H, int K, const double *w, Py_ssize_t row_stride, Py_ssize_t col_stride, int first_block, int end_block, double *packed)
-    void cyrnn_packed_product_f(int H, int K, int n, const float *packed, int block, const float *x, Py_ssize_t ldx, float *out, int accumulate)
-    void cyrnn_packed_product_d(int H, int K, int n, const double *packed, int block, const double *x, Py_ssize_t ldx, double *out, int accumulate)
+    void cyrnn_packed_product_f(int H, int K, int n, const float *packed, int first_block, int end_block, const float *x, Py_ssize_t ldx, float *out, int accumulate)
+    void cyrnn_packed_product_d(int H, int K, int n, const double *packed, int first_block, int end_block, const double *x, Py_ssize_t ldx, double *out, int accumulate)
     Py_ssize_t cyrnn_packed_bias_size_f(int cell, int H)
     Py_ssize_t cyrnn_packed_bias_size_d(int cell, int H)
     void cyrnn_pack_bias_f(int cell, int H, const float *bias, const float *bias_hn, float *packed_bias)
@@ -132,13 +132,15 @@ cdef inline void pack_weight_blocks(int G, int H, int K, const floating *w,
         cyrnn_pack_weight_blocks_d(G, H, K, w, row_stride, col_stride, first_block,
                                    end_block, packed)
 
-cdef inline void packed_product(int H, int K, int n, const floating *packed, int block,
-                                const floating *x, Py_ssize_t ldx, floating *out,
-                                bint accumulate) noexcept nogil:
+cdef inline void packed_product(int H, int K, int n, const floating *packed, int first_block,
+                                int end_block, const floating *x, Py_ssize_t ldx,
+                                floating *out, bint accumulate) noexcept nogil:
     if floating is float:
-        cyrnn_packed_product_f(H, K, n, packed, block, x, ldx, out, accumulate)
+        cyrnn_packed_product_f(H, K, n, packed, first_block, end_block, x, ldx, out,
+                               accumulate)
     else:
-        cyrnn_packed_product_d(H, K, n, packed, block, x, ldx, out, accumulate)
+        cyrnn_packed_product_d(H, K, n, packed, first_block, end_block, x, ldx, out,
+                               accumulate)
 
 cdef inline Py_ssize_t packed_elements(int G, int H, int K, floating *kind) noexcept nogil:
     if floating is float:

@@ -438,9 +438,7 @@ cdef inline void _product_blocks(int H, int K, int n, const floating *packed,
     """The columns of unit blocks [first_block, end_block) of out (n, H) =
     (or +=) x (n, K; rows ldx apart) W^T, for W packed by pack_weights with
     G = 1."""
-    cdef int block
-    for block in range(first_block, end_block):
-        packed_product(H, K, n, packed, block, x, ldx, out, accumulate)
+    packed_product(H, K, n, packed, first_block, end_block, x, ldx, out, accumulate)
 
 
 cdef inline void _step_blocks(const Plan *p, const Direction *dr, const floating *packed_ih,
