@@ -14,7 +14,8 @@
  * Tiles, in rows:
  *   STEP      forward step of an LSTM or GRU: 4 accumulators a row, plus the
  *             4 (LSTM) or 3 (GRU) gate vectors of W loaded for each k
- *   STEP_RNN  forward step of an Elman RNN: 1 accumulator a row
+ *   STEP_RNN  forward step of an Elman RNN: STEP_RNN_BLOCKS accumulators a
+ *             row
  *   PRODUCT   BPTT's products (dL/dh, dx): PRODUCT_BLOCKS accumulators a row
  *   WEIGHT    weight gradients: WEIGHT_BLOCKS accumulators a row (at most V
  *             rows used)
@@ -40,6 +41,7 @@
 #define CYRNN_VECTOR_BYTES_LEVEL2 64
 #define CYRNN_STEP_ROWS_LEVEL2 4
 #define CYRNN_STEP_RNN_ROWS_LEVEL2 8
+#define CYRNN_STEP_RNN_BLOCKS_LEVEL2 1
 #define CYRNN_PRODUCT_ROWS_LEVEL2 8
 #define CYRNN_WEIGHT_ROWS_LEVEL2 16
 #define CYRNN_BACKWARD_ROWS_LEVEL2 8
@@ -50,7 +52,8 @@
 
 #define CYRNN_VECTOR_BYTES_LEVEL1 32
 #define CYRNN_STEP_ROWS_LEVEL1 3
-#define CYRNN_STEP_RNN_ROWS_LEVEL1 12
+#define CYRNN_STEP_RNN_ROWS_LEVEL1 4
+#define CYRNN_STEP_RNN_BLOCKS_LEVEL1 3
 #define CYRNN_PRODUCT_ROWS_LEVEL1 6
 #define CYRNN_WEIGHT_ROWS_LEVEL1 4
 #define CYRNN_BACKWARD_ROWS_LEVEL1 6
@@ -66,7 +69,8 @@
 #define CYRNN_PRODUCT_ROWS_LEVEL0 12
 #else
 #define CYRNN_STEP_ROWS_LEVEL0 2
-#define CYRNN_STEP_RNN_ROWS_LEVEL0 8
+#define CYRNN_STEP_RNN_ROWS_LEVEL0 3
+#define CYRNN_STEP_RNN_BLOCKS_LEVEL0 3
 #define CYRNN_PRODUCT_ROWS_LEVEL0 3
 #endif
 #define CYRNN_WEIGHT_ROWS_LEVEL0 4

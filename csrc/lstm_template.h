@@ -61,6 +61,7 @@ FN(lstm_backward_tile)(const int R, const int NB, int H, const REAL *restrict pa
             __builtin_prefetch(kept + H, 0, 2);
             __builtin_prefetch(dy + (r0 + r) * ldy + j, 0, 2);
         }
+    FN(panel_zero)(R, NB, acc);
     FN(panel_accumulate)(R, NB, 4 * H, panel, 4 * (ptrdiff_t)H * V, dg + r0 * ldg, ldg, 1, acc);
     /* unrolled, so that acc[r][b] names a register */
 #pragma GCC unroll 16

@@ -99,6 +99,7 @@ FN(packed_tile)(const int R, const int NB, int H, int K, const REAL *restrict pa
         for (int r = 0; r < R; ++r)
             __builtin_prefetch(out + (ptrdiff_t)r * ldo + j0, 1);
     }
+    FN(panel_zero)(R, NB, acc);
     FN(panel_accumulate)(R, NB, K, panel, (ptrdiff_t)K * V, x, xr, xk, acc);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r)

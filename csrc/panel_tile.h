@@ -7,7 +7,7 @@
  * it broadcasts: with AVX2's 8 floats and one block, a tile loaded nearly
  * as many values as it multiplied. */
 
-/* acc[r][b] = sum_k x[r * xr + k * xk] panel_b[k * V .. k * V + V - 1] for
+/* acc[r][b] += sum_k x[r * xr + k * xk] panel_b[k * V .. k * V + V - 1] for
  * the R rows of a tile, panel_b = panel + b * stride: xk = 1 for a
  * row-major x, xr = 1 for the transpose of a row-major array (as in a
  * weight gradient). R and NB are compile-time constants once inlined, so
@@ -20,11 +20,6 @@ FN(panel_accumulate)(const int R, const int NB, int K, const REAL *restrict pane
     const int V = (int)(CYRNN_PANEL_BYTES / sizeof(REAL));
     FN(panel_vec) w[NB]; /* out here: a variable-length array inside the loop
                             costs a stack adjustment every turn */
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-        for (int b = 0; b < NB; ++b)
-            acc[r][b] = (FN(panel_vec)){0};
     for (int k = 0; k < K; ++k) {
 #pragma GCC unroll 4
         for (int b = 0; b < NB; ++b)
@@ -37,6 +32,17 @@ FN(panel_accumulate)(const int R, const int NB, int K, const REAL *restrict pane
                 acc[r][b] += s * w[b];
         }
     }
+}
+
+/* acc = 0, for panel_accumulate to sum into */
+static inline __attribute__((always_inline)) void
+FN(panel_zero)(const int R, const int NB, FN(panel_vec) acc[R][NB])
+{
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+        for (int b = 0; b < NB; ++b)
+            acc[r][b] = (FN(panel_vec)){0};
 }
 
 /* Rows [0, n) in tiles: as many of R rows as fit (R at most 16), then what

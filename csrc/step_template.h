@@ -179,15 +179,46 @@ FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
                 FN(store_kept)(stream, 1, units, keep + 3, extra + row * E + j0, H);
             }
         } else {
-            keep[0] = cell == CYRNN_CELL_RNN_RELU ? FN(relu)(acc[r][0]) : FN(tanh)(acc[r][0]);
-            hv = keep[0];
-            if (gates)
-                FN(store_kept)(stream, 1, units, keep, gates + row * GH + j0, H);
+            __builtin_unreachable(); /* the RNN has rnn_step_tile */
         }
         FN(store_units)(out + row * ldo + j0, hv, units);
         if (row < next_rows) /* the next step reads it there, next_h's rows H apart */
             FN(store_units)(next_h + row * H + j0, hv, units);
     }
+}
+
+/* Rows r0 ... r0 + R - 1 of NB unit blocks from unit j0 of an Elman RNN:
+ * one accumulator a block, so a tile takes several blocks to reuse each
+ * value of x it broadcasts (see isa.h). gates (H) is the tape, or NULL. */
+static inline __attribute__((always_inline)) void
+FN(rnn_step_tile)(const int relu, const int R, const int NB, int stream, int H, int I,
+                  const REAL *restrict pih, const REAL *restrict phh,
+                  const REAL *restrict pbias, int r0, const REAL *restrict x,
+                  ptrdiff_t ldx, const REAL *restrict h, ptrdiff_t ldh,
+                  REAL *restrict out, ptrdiff_t ldo, REAL *restrict gates,
+                  REAL *restrict next_h, int next_rows, int j0)
+{
+    FN(panel_vec) acc[R][NB];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+        for (int n = 0; n < NB; ++n)
+            acc[r][n] = ((const FN(panel_vec) *)pbias)[n];
+    FN(panel_accumulate)(R, NB, I, pih, (ptrdiff_t)I * V, x + r0 * ldx, ldx, 1, acc);
+    FN(panel_accumulate)(R, NB, H, phh, (ptrdiff_t)H * V, h + r0 * ldh, ldh, 1, acc);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+        for (int n = 0; n < NB; ++n) {
+            ptrdiff_t row = r0 + r;
+            int j = j0 + n * V, units = H - j < V ? H - j : V;
+            FN(panel_vec) y = relu ? FN(relu)(acc[r][n]) : FN(tanh)(acc[r][n]);
+            if (gates)
+                FN(store_kept)(stream, 1, units, &y, gates + row * H + j, H);
+            FN(store_units)(out + row * ldo + j, y, units);
+            if (row < next_rows) /* the next step reads it there */
+                FN(store_units)(next_h + row * H + j, y, units);
+        }
 }
 
 /* Every row of one block, in tiles (see CYRNN_ROW_TILES). */
@@ -200,8 +231,53 @@ FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
         CYRNN_ROW_TILES(R_, n, CYRNN_STEP_TILE);                               \
     } while (0)
 
-/* The level's step: tiles of CYRNN_STEP_ROWS rows for the four-accumulator
- * cells, CYRNN_STEP_RNN_ROWS for the RNN (see isa.h). */
+#define CYRNN_STEP_PARAMS                                                      \
+    (int cell, int H, int I, int Hout, int first_block, int end_block, int n,  \
+     const REAL *packed_ih, const REAL *packed_hh, const REAL *packed_bias,    \
+     const REAL *x, ptrdiff_t ldx, const REAL *h, ptrdiff_t ldh, REAL *c,       \
+     REAL *out, ptrdiff_t ldo, REAL *gates, REAL *extra, REAL *next_h,         \
+     int next_rows, int stream)
+
+/* The LSTM's or GRU's step: tiles of CYRNN_STEP_ROWS rows of one block. */
+static void FN(gated_step) CYRNN_STEP_PARAMS
+{
+    const int G = FN(cell_gates)(cell), A = FN(cell_accumulators)(cell);
+    for (int block = first_block; block < end_block; ++block) {
+        const REAL *pih = packed_ih + (ptrdiff_t)block * I * G * V;
+        const REAL *phh = packed_hh + (ptrdiff_t)block * Hout * G * V;
+        const REAL *pb = packed_bias + (ptrdiff_t)block * A * V;
+        int j0 = block * V, units = H - j0 < V ? H - j0 : V;
+        if (cell == CYRNN_CELL_LSTM)
+            CYRNN_STEP_CELL(CYRNN_CELL_LSTM, CYRNN_STEP_ROWS);
+        else
+            CYRNN_STEP_CELL(CYRNN_CELL_GRU, CYRNN_STEP_ROWS);
+    }
+}
+
+/* The Elman RNN's step: tiles of CYRNN_STEP_RNN_ROWS rows by
+ * CYRNN_STEP_RNN_BLOCKS blocks, then the blocks left one by one. */
+#define CYRNN_RNN_TILE(RT, R0, NB)                                             \
+    FN(rnn_step_tile)(relu, RT, NB, stream, H, I, packed_ih + (ptrdiff_t)block * I * V, \
+                      packed_hh + (ptrdiff_t)block * H * V, packed_bias + (ptrdiff_t)block * V, \
+                      R0, x, ldx, h, ldh, out, ldo, gates, next_h, next_rows, block * V)
+#define CYRNN_RNN_TILE_NB(RT, R0) CYRNN_RNN_TILE(RT, R0, CYRNN_STEP_RNN_BLOCKS)
+#define CYRNN_RNN_TILE_1(RT, R0) CYRNN_RNN_TILE(RT, R0, 1)
+static void FN(rnn_step) CYRNN_STEP_PARAMS
+{
+    const int relu = cell == CYRNN_CELL_RNN_RELU;
+    int block = first_block;
+    (void)Hout, (void)c, (void)extra; /* Hout = H: no projection */
+    for (; block + CYRNN_STEP_RNN_BLOCKS <= end_block; block += CYRNN_STEP_RNN_BLOCKS)
+        CYRNN_ROW_TILES(CYRNN_STEP_RNN_ROWS, n, CYRNN_RNN_TILE_NB);
+    for (; block < end_block; ++block)
+        CYRNN_ROW_TILES(CYRNN_STEP_RNN_ROWS, n, CYRNN_RNN_TILE_1);
+}
+#undef CYRNN_RNN_TILE
+#undef CYRNN_RNN_TILE_NB
+#undef CYRNN_RNN_TILE_1
+#undef CYRNN_STEP_PARAMS
+
+/* The level's step (see isa.h for its tiles). */
 static void FN(cyrnn_cell_step)(int cell, int H, int I, int Hout, int first_block,
                                 int end_block, int n, const REAL *packed_ih,
                                 const REAL *packed_hh, const REAL *packed_bias,
@@ -210,22 +286,15 @@ static void FN(cyrnn_cell_step)(int cell, int H, int I, int Hout, int first_bloc
                                 REAL *gates, REAL *extra, REAL *next_h, int next_rows,
                                 int stream_tape)
 {
-    const int G = FN(cell_gates)(cell), A = FN(cell_accumulators)(cell);
     const int stream = CYRNN_STREAM_TAPE && stream_tape && gates;
-    for (int block = first_block; block < end_block; ++block) {
-        const REAL *pih = packed_ih + (ptrdiff_t)block * I * G * V;
-        const REAL *phh = packed_hh + (ptrdiff_t)block * Hout * G * V;
-        const REAL *pb = packed_bias + (ptrdiff_t)block * A * V;
-        int j0 = block * V, units = H - j0 < V ? H - j0 : V;
-        if (cell == CYRNN_CELL_LSTM)
-            CYRNN_STEP_CELL(CYRNN_CELL_LSTM, CYRNN_STEP_ROWS);
-        else if (cell == CYRNN_CELL_GRU)
-            CYRNN_STEP_CELL(CYRNN_CELL_GRU, CYRNN_STEP_ROWS);
-        else if (cell == CYRNN_CELL_RNN_TANH)
-            CYRNN_STEP_CELL(CYRNN_CELL_RNN_TANH, CYRNN_STEP_RNN_ROWS);
-        else
-            CYRNN_STEP_CELL(CYRNN_CELL_RNN_RELU, CYRNN_STEP_RNN_ROWS);
-    }
+    if (cell == CYRNN_CELL_LSTM || cell == CYRNN_CELL_GRU)
+        FN(gated_step)(cell, H, I, Hout, first_block, end_block, n, packed_ih, packed_hh,
+                       packed_bias, x, ldx, h, ldh, c, out, ldo, gates, extra, next_h,
+                       next_rows, stream);
+    else
+        FN(rnn_step)(cell, H, I, Hout, first_block, end_block, n, packed_ih, packed_hh,
+                     packed_bias, x, ldx, h, ldh, c, out, ldo, gates, extra, next_h,
+                     next_rows, stream);
 #if CYRNN_X86_DISPATCH
     /* streamed stores are weakly ordered: fence them before another thread
      * (BPTT, or the next step's) may read the tape */
