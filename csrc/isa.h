@@ -29,12 +29,12 @@
  * cache line: AVX2's half-line streams (a row's two halves stored by two
  * different blocks' tiles) cost LSTM medium training 95 against 85 ms.
  *
- * To check that a level's tiles stay in registers, disassemble a kernel and
- * look for stack traffic in its loops: `python tools/check_spills.py` builds
- * the kernels with -fno-inline-functions off and prints, for every kernel
- * and level, the loads and stores relative to the stack pointer (a tile
- * that spills shows dozens; one that fits shows the few of the prologue).
- * By hand: objdump -d the extension and read cell_step_avx2_f, say. */
+ * To check that a level's tiles stay in registers: `python tools/check_spills.py
+ * [--cc clang]` compiles csrc/ as setup.py does and counts, in each kernel
+ * variant's innermost loops that are mostly multiplies (its products), the
+ * operands on the stack; a tile that spills shows them by the dozen. By
+ * hand: `perf annotate` a kernel (cyrnn_cell_step_avx2_f, say) and look for
+ * (%rsp)/(%rbp) operands among the FMAs of its hot loop. */
 #ifndef CYRNN_ISA_H
 #define CYRNN_ISA_H
 
@@ -64,20 +64,28 @@
 
 #define CYRNN_VECTOR_BYTES_LEVEL0 16
 #if defined(__aarch64__)
+/* NEON: 32 registers, and fused multiply-adds */
 #define CYRNN_STEP_ROWS_LEVEL0 4
-#define CYRNN_STEP_RNN_ROWS_LEVEL0 8
-#define CYRNN_PRODUCT_ROWS_LEVEL0 12
+#define CYRNN_STEP_RNN_ROWS_LEVEL0 6
+#define CYRNN_STEP_RNN_BLOCKS_LEVEL0 4
+#define CYRNN_PRODUCT_ROWS_LEVEL0 6
+#define CYRNN_PRODUCT_BLOCKS_LEVEL0 4
+#define CYRNN_WEIGHT_ROWS_LEVEL0 4
+#define CYRNN_WEIGHT_BLOCKS_LEVEL0 4
+#define CYRNN_BACKWARD_ROWS_LEVEL0 6
+#define CYRNN_BACKWARD_BLOCKS_LEVEL0 4
 #else
+/* SSE2: 16 registers, a product needs a temporary */
 #define CYRNN_STEP_ROWS_LEVEL0 2
 #define CYRNN_STEP_RNN_ROWS_LEVEL0 3
 #define CYRNN_STEP_RNN_BLOCKS_LEVEL0 3
 #define CYRNN_PRODUCT_ROWS_LEVEL0 3
-#endif
-#define CYRNN_WEIGHT_ROWS_LEVEL0 4
-#define CYRNN_BACKWARD_ROWS_LEVEL0 3
 #define CYRNN_PRODUCT_BLOCKS_LEVEL0 3
+#define CYRNN_WEIGHT_ROWS_LEVEL0 4
 #define CYRNN_WEIGHT_BLOCKS_LEVEL0 2
+#define CYRNN_BACKWARD_ROWS_LEVEL0 3
 #define CYRNN_BACKWARD_BLOCKS_LEVEL0 3
+#endif
 #define CYRNN_STREAM_TAPE_LEVEL0 0
 
 #endif

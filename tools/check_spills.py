@@ -4,11 +4,10 @@ not fit in the register file shows up as loads and stores relative to the
 stack or frame pointer inside the kernel.
 
 Compiles each csrc/*.c as setup.py does (with CC, default gcc), disassembles
-it, and prints for each kernel variant (name_<level>_<type>) the
-instructions of its innermost product loops (a quarter or more of whose
-instructions multiply) and
-how many of them touch the stack: none, or the odd loop counter, where the
-tiles fit in registers.
+it, and prints for each kernel variant (name_<level>_<type>) that has
+product loops (innermost loops a quarter or more of whose instructions
+multiply: a heuristic) their instructions and how many of them touch the
+stack: none, or the odd loop counter, where the tiles fit in registers.
 
 Usage: python tools/check_spills.py [--cc clang] [--filter cell_step]
 """
@@ -87,8 +86,8 @@ def main():
             listing = disassemble(args.cc, os.path.join(CSRC, source),
                                   os.path.join(tmp, source + ".o"))
             for name, code in sorted(functions(listing).items()):
-                if args.filter in name:
-                    total, stack = spills(code)
+                total, stack = spills(code)
+                if args.filter in name and total:
                     print(f"{name:45s} inner loops: {total:6d} instructions, "
                           f"{stack:5d} on the stack")
     return 0
