@@ -135,23 +135,20 @@ FN(packed_tile)(const int R, const int NB, int H, int K, const REAL *restrict pa
  * apart) = (or +=) x W^T, for W (H, K) packed with G = 1 and x (n, K) at
  * x[r * xr + k * xk]: packed_product for BPTT's products (xk = 1),
  * weight_product for the weight gradients, where x = dg^T (xr = 1). */
-static void FN(packed_product)(int H, int K, int n, const REAL *restrict packed,
-                               int first_block, int end_block, const REAL *restrict x,
-                               ptrdiff_t xr, ptrdiff_t xk, REAL *restrict out, ptrdiff_t ld,
-                               int accumulate)
-{
-    CYRNN_BLOCK_GROUPS(CYRNN_PRODUCT_BLOCKS, CYRNN_PRODUCT_ROWS, n, first_block, end_block,
-                       packed, (ptrdiff_t)K * V, CYRNN_PRODUCT_TILE, CYRNN_SINGLE_TILE);
-}
-
-static void FN(weight_product)(int H, int K, int n, const REAL *restrict packed,
-                               int first_block, int end_block, const REAL *restrict x,
-                               ptrdiff_t xr, ptrdiff_t xk, REAL *restrict out, ptrdiff_t ld,
-                               int accumulate)
-{
-    CYRNN_BLOCK_GROUPS(CYRNN_WEIGHT_BLOCKS, CYRNN_WEIGHT_ROWS, n, first_block, end_block,
-                       packed, (ptrdiff_t)K * V, CYRNN_WEIGHT_TILE, CYRNN_SINGLE_TILE);
-}
+#define CYRNN_DEFINE_PACKED_PRODUCT(NAME, R, NB, TILE)                         \
+    static void FN(NAME)(int H, int K, int n, const REAL *restrict packed,     \
+                         int first_block, int end_block, const REAL *restrict x, \
+                         ptrdiff_t xr, ptrdiff_t xk, REAL *restrict out,       \
+                         ptrdiff_t ld, int accumulate)                         \
+    {                                                                          \
+        CYRNN_BLOCK_GROUPS(NB, R, n, first_block, end_block, packed,           \
+                           (ptrdiff_t)K * V, TILE, CYRNN_SINGLE_TILE);         \
+    }
+CYRNN_DEFINE_PACKED_PRODUCT(packed_product, CYRNN_PRODUCT_ROWS, CYRNN_PRODUCT_BLOCKS,
+                            CYRNN_PRODUCT_TILE)
+CYRNN_DEFINE_PACKED_PRODUCT(weight_product, CYRNN_WEIGHT_ROWS, CYRNN_WEIGHT_BLOCKS,
+                            CYRNN_WEIGHT_TILE)
+#undef CYRNN_DEFINE_PACKED_PRODUCT
 #undef CYRNN_PACKED_TILE
 #undef CYRNN_PRODUCT_TILE
 #undef CYRNN_WEIGHT_TILE
