@@ -154,7 +154,8 @@ cdef Py_ssize_t _packed_size_for(int kind, int H, int Hout, object dtype, bint b
 
 
 cdef enum:
-    # A tape from this size up is streamed past the caches: about one L2.
+    # A tape from this size up is streamed past the caches (at the levels
+    # whose vectors are whole cache lines: csrc/isa.h): about one L2.
     STREAM_TAPE_BYTES = 1 << 20
     # Rows of dg and X per pass of the weight gradients (whole steps, unless
     # one step has more): fewer passes over the gradients (too large for L2)
