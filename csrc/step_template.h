@@ -134,9 +134,9 @@ FN(accumulate_rows)(const int R, const int G, const int A, const int split, int 
     }
 }
 
-/* Rows r0 ... r0 + R - 1 of one unit block. c has rows of H, gates of G*H,
- * extra of E; c is NULL for all but LSTM, extra for the RNN, gates and
- * extra without a tape. */
+/* Rows r0 ... r0 + R - 1 of one unit block of an LSTM or GRU. c has rows
+ * of H, gates of G*H, extra of E; c is NULL for the GRU, gates and extra
+ * without a tape. */
 static inline __attribute__((always_inline)) void
 FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
               const REAL *restrict pih, const REAL *restrict phh,
@@ -171,15 +171,13 @@ FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
                 FN(store_kept)(stream, 4, units, keep, gates + row * GH + j0, H);
                 FN(store_kept)(stream, 2, units, keep + 4, extra + row * E + j0, H);
             }
-        } else if (cell == CYRNN_CELL_GRU) {
+        } else { /* GRU: the RNN has rnn_step_tile */
             FN(panel_vec) hp = FN(load_units)(h + row * ldh + j0, units);
             hv = FN(gru_cell)(acc[r], hp, keep);
             if (gates) {
                 FN(store_kept)(stream, 3, units, keep, gates + row * GH + j0, H);
                 FN(store_kept)(stream, 1, units, keep + 3, extra + row * E + j0, H);
             }
-        } else {
-            __builtin_unreachable(); /* the RNN has rnn_step_tile */
         }
         FN(store_units)(out + row * ldo + j0, hv, units);
         if (row < next_rows) /* the next step reads it there, next_h's rows H apart */
