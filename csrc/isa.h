@@ -39,6 +39,7 @@
 #define CYRNN_ISA_H
 
 #define CYRNN_VECTOR_BYTES_LEVEL2 64
+#define CYRNN_VECTOR_REGISTERS_LEVEL2 32
 #define CYRNN_STEP_ROWS_LEVEL2 4
 #define CYRNN_STEP_RNN_ROWS_LEVEL2 8
 #define CYRNN_STEP_RNN_BLOCKS_LEVEL2 1
@@ -51,6 +52,7 @@
 #define CYRNN_STREAM_TAPE_LEVEL2 1
 
 #define CYRNN_VECTOR_BYTES_LEVEL1 32
+#define CYRNN_VECTOR_REGISTERS_LEVEL1 16
 #define CYRNN_STEP_ROWS_LEVEL1 3
 #define CYRNN_STEP_RNN_ROWS_LEVEL1 4
 #define CYRNN_STEP_RNN_BLOCKS_LEVEL1 3
@@ -65,6 +67,7 @@
 #define CYRNN_VECTOR_BYTES_LEVEL0 16
 #if defined(__aarch64__)
 /* NEON: 32 registers, and fused multiply-adds */
+#define CYRNN_VECTOR_REGISTERS_LEVEL0 32
 #define CYRNN_STEP_ROWS_LEVEL0 4
 #define CYRNN_STEP_RNN_ROWS_LEVEL0 6
 #define CYRNN_STEP_RNN_BLOCKS_LEVEL0 4
@@ -76,6 +79,7 @@
 #define CYRNN_BACKWARD_BLOCKS_LEVEL0 4
 #else
 /* SSE2: 16 registers, a product needs a temporary */
+#define CYRNN_VECTOR_REGISTERS_LEVEL0 16
 #define CYRNN_STEP_ROWS_LEVEL0 2
 #define CYRNN_STEP_RNN_ROWS_LEVEL0 3
 #define CYRNN_STEP_RNN_BLOCKS_LEVEL0 3
@@ -87,5 +91,18 @@
 #define CYRNN_BACKWARD_BLOCKS_LEVEL0 3
 #endif
 #define CYRNN_STREAM_TAPE_LEVEL0 0
+
+/* Marks a loop over a tile's rows, blocks or gates: unrolled completely, so
+ * that its accumulators are registers, not an array on the stack. Its trip
+ * count is a constant only once the tile's function is inlined; clang
+ * unrolls `GCC unroll` loops before that, by a run-time count (a tile then
+ * ran from the stack: 2.5-3.6x slower than GCC's build). */
+#if defined(__clang__)
+#define CYRNN_CLANG 1
+#define CYRNN_TILE_LOOP _Pragma("clang loop unroll(full)")
+#else
+#define CYRNN_CLANG 0
+#define CYRNN_TILE_LOOP _Pragma("GCC unroll 16")
+#endif
 
 #endif

@@ -64,9 +64,9 @@ FN(lstm_backward_tile)(const int R, const int NB, int H, const REAL *restrict pa
     FN(panel_zero)(R, NB, acc);
     FN(panel_accumulate)(R, NB, 4 * H, panel, 4 * (ptrdiff_t)H * V, dg + r0 * ldg, ldg, 1, acc);
     /* unrolled, so that acc[r][b] names a register */
-#pragma GCC unroll 16
+    CYRNN_TILE_LOOP
     for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
+        CYRNN_TILE_LOOP
         for (int b = 0; b < NB; ++b) {
             ptrdiff_t row = r0 + r, j = j0 + b * V;
             int units = H - j < V ? H - j : V;

@@ -95,15 +95,15 @@ FN(packed_tile)(const int R, const int NB, int H, int K, const REAL *restrict pa
     /* out is read back at the end: start fetching it now (a weight
      * gradient's out is too large for L1 and its rows far apart) */
     if (accumulate) {
-#pragma GCC unroll 16
+        CYRNN_TILE_LOOP
         for (int r = 0; r < R; ++r)
             __builtin_prefetch(out + (ptrdiff_t)r * ldo + j0, 1);
     }
     FN(panel_zero)(R, NB, acc);
     FN(panel_accumulate)(R, NB, K, panel, (ptrdiff_t)K * V, x, xr, xk, acc);
-#pragma GCC unroll 16
+    CYRNN_TILE_LOOP
     for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
+        CYRNN_TILE_LOOP
         for (int b = 0; b < NB; ++b) {
             int j = j0 + b * V, units = H - j < V ? H - j : V;
             REAL *o = out + (ptrdiff_t)r * ldo + j;

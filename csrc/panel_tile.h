@@ -21,13 +21,13 @@ FN(panel_accumulate)(const int R, const int NB, int K, const REAL *restrict pane
     FN(panel_vec) w[NB]; /* out here: a variable-length array inside the loop
                             costs a stack adjustment every turn */
     for (int k = 0; k < K; ++k) {
-#pragma GCC unroll 4
+        CYRNN_TILE_LOOP
         for (int b = 0; b < NB; ++b)
             w[b] = *(const FN(panel_vec) *)(panel + b * stride + (ptrdiff_t)k * V);
-#pragma GCC unroll 16
+        CYRNN_TILE_LOOP
         for (int r = 0; r < R; ++r) {
             REAL s = x[r * xr + k * xk];
-#pragma GCC unroll 4
+            CYRNN_TILE_LOOP
             for (int b = 0; b < NB; ++b)
                 acc[r][b] += s * w[b];
         }
@@ -38,9 +38,9 @@ FN(panel_accumulate)(const int R, const int NB, int K, const REAL *restrict pane
 static inline __attribute__((always_inline)) void
 FN(panel_zero)(const int R, const int NB, FN(panel_vec) acc[R][NB])
 {
-#pragma GCC unroll 16
+    CYRNN_TILE_LOOP
     for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
+        CYRNN_TILE_LOOP
         for (int b = 0; b < NB; ++b)
             acc[r][b] = (FN(panel_vec)){0};
 }
