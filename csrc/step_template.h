@@ -285,6 +285,7 @@ static void FN(gated_step) CYRNN_STEP_PARAMS
                       R0, x, ldx, h, ldh, out, ldo, gates, next_h, next_rows, block * V)
 #define CYRNN_RNN_TILE_NB(RT, R0) CYRNN_RNN_TILE(RT, R0, CYRNN_STEP_RNN_BLOCKS)
 #define CYRNN_RNN_TILE_1(RT, R0) CYRNN_RNN_TILE(RT, R0, 1)
+#define CYRNN_RNN_TILE_2(RT, R0) CYRNN_RNN_TILE(RT, R0, 2)
 static void FN(rnn_step) CYRNN_STEP_PARAMS
 {
     const int relu = cell == CYRNN_CELL_RNN_RELU;
@@ -292,12 +293,17 @@ static void FN(rnn_step) CYRNN_STEP_PARAMS
     (void)Hout, (void)c, (void)extra; /* Hout = H: no projection */
     for (; block + CYRNN_STEP_RNN_BLOCKS <= end_block; block += CYRNN_STEP_RNN_BLOCKS)
         CYRNN_ROW_TILES(CYRNN_STEP_RNN_ROWS, n, CYRNN_RNN_TILE_NB);
+    /* pairs of the blocks left, side by side: a one-block tile has too few
+     * accumulators to hide the multiplies' latency */
+    for (; CYRNN_STEP_RNN_BLOCKS > 2 && block + 2 <= end_block; block += 2)
+        CYRNN_ROW_TILES(CYRNN_STEP_RNN_ROWS, n, CYRNN_RNN_TILE_2);
     for (; block < end_block; ++block)
         CYRNN_ROW_TILES(CYRNN_STEP_RNN_ROWS, n, CYRNN_RNN_TILE_1);
 }
 #undef CYRNN_RNN_TILE
 #undef CYRNN_RNN_TILE_NB
 #undef CYRNN_RNN_TILE_1
+#undef CYRNN_RNN_TILE_2
 #undef CYRNN_STEP_PARAMS
 
 /* The level's step (see isa.h for its tiles). */
