@@ -174,6 +174,9 @@ import scipy.linalg.blas
 import cyrnn
 import speed_targets  # beside this script
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from reference import GATES, Reference  # noqa: E402  the tests' numpy reference
+
 try:
     import threadpoolctl
 except ImportError:  # pragma: no cover
@@ -193,7 +196,6 @@ except ImportError:  # pragma: no cover
     onnx = onnxruntime = None
 
 LIBS = ("cyrnn", "torch", "onnxrt", "numpy")
-GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 SIZES = {
     "tiny": (100, 1, 16, 32),
     "small": (50, 16, 64, 128),
@@ -455,142 +457,25 @@ class OrtRunner:
 
 
 # --------------------------------------------------------------------------
-# plain numpy reference: one layer, one direction, optional lengths
+# plain numpy: the tests' reference of every cell, timed with BLAS products
 # --------------------------------------------------------------------------
-def _sigmoid(a):
-    return 1.0 / (1.0 + np.exp(-a))
-
-
-class NumpyRNN:
-    """Straightforward per-step numpy: one GEMM for the input projection of
-    all steps, then per step a recurrent GEMM and the gate arithmetic on the
-    sequences still running (the batch sorted by length, longest first)."""
+class NumpyRunner:
+    """tests/reference.py's Reference as a peer: one projection of the
+    input for all steps, then per step a recurrent GEMM and the gate
+    arithmetic on the sequences still running."""
 
     def __init__(self, case, state_dict, lengths):
-        self.cell = case.cell
-        T, B, I, H = case.shape
-        self.T, self.B, self.H = T, B, H
-        p = {k: np.ascontiguousarray(v) for k, v in state_dict.items()}
-        self.W_ih, self.W_hh = p["weight_ih_l0"], p["weight_hh_l0"]
-        self.b_ih, self.b_hh = p["bias_ih_l0"], p["bias_hh_l0"]
-        if lengths is None:
-            self.order = None
-            self.active = [B] * T
-        else:
-            lengths = np.asarray(lengths)
-            self.order = np.argsort(-lengths, kind="stable")
-            srt = lengths[self.order]
-            self.active = [int(np.sum(srt > t)) for t in range(T)]
-
-    def _sort(self, a):
-        return a if self.order is None else a[:, self.order]
-
-    def _unsort(self, a):
-        if self.order is None:
-            return a
-        out = np.empty_like(a)
-        out[:, self.order] = a
-        return out
-
-    def forward(self, x, keep=False):
-        T, B, H, cell = self.T, self.B, self.H, self.cell
-        xs = self._sort(x)
-        if cell == "GRU":
-            xp = xs @ self.W_ih.T + self.b_ih
-        else:
-            xp = xs @ self.W_ih.T + (self.b_ih + self.b_hh)
-        h = np.zeros((B, H), x.dtype)
-        c = np.zeros((B, H), x.dtype) if cell == "LSTM" else None
-        y = np.zeros((T, B, H), x.dtype)
-        tape = []
-        for t in range(T):
-            n = self.active[t]
-            hp = h[:n].copy()
-            if cell == "LSTM":
-                a = xp[t, :n] + hp @ self.W_hh.T
-                i = _sigmoid(a[:, :H])
-                f = _sigmoid(a[:, H:2 * H])
-                g = np.tanh(a[:, 2 * H:3 * H])
-                o = _sigmoid(a[:, 3 * H:])
-                cp = c[:n].copy()
-                c[:n] = f * cp + i * g
-                tc = np.tanh(c[:n])
-                h[:n] = o * tc
-                if keep:
-                    tape.append((hp, cp, i, f, g, o, tc))
-            elif cell == "GRU":
-                hh = hp @ self.W_hh.T + self.b_hh
-                xt = xp[t, :n]
-                r = _sigmoid(xt[:, :H] + hh[:, :H])
-                z = _sigmoid(xt[:, H:2 * H] + hh[:, H:2 * H])
-                nn = np.tanh(xt[:, 2 * H:] + r * hh[:, 2 * H:])
-                h[:n] = (1.0 - z) * nn + z * hp
-                if keep:
-                    tape.append((hp, r, z, nn, hh[:, 2 * H:]))
-            else:
-                a = xp[t, :n] + hp @ self.W_hh.T
-                h[:n] = np.tanh(a) if cell == "RNN_TANH" else np.maximum(a, 0)
-                if keep:
-                    tape.append((hp, h[:n].copy()))
-            y[t, :n] = h[:n]
-        return self._unsort(y), self._unsort(h[None]), (xs, tape)
+        params = {k: np.ascontiguousarray(v) for k, v in state_dict.items()}
+        self.reference = Reference(case.cell, params, lengths=lengths)
 
     def inference(self, x):
-        y, hn, _ = self.forward(x)
-        return y, hn
-
-    def backward(self, tape, dy):
-        xs, steps = tape
-        T, B, H, cell = self.T, self.B, self.H, self.cell
-        G = GATES[cell]
-        dys = self._sort(dy)
-        dtype = dy.dtype
-        dx_gates = np.zeros((T, B, G * H), dtype)   # d(input projection)
-        dh_gates = np.zeros((T, B, G * H), dtype)   # d(recurrent projection)
-        hprev = np.zeros((T, B, H), dtype)
-        dh = np.zeros((B, H), dtype)
-        dc = np.zeros((B, H), dtype) if cell == "LSTM" else None
-        for t in range(T - 1, -1, -1):
-            n = self.active[t]
-            dht = dys[t, :n] + dh[:n]
-            if cell == "LSTM":
-                hp, cp, i, f, g, o, tc = steps[t]
-                dct = dc[:n] + dht * o * (1.0 - tc * tc)
-                da = np.concatenate([dct * g * i * (1.0 - i), dct * cp * f * (1.0 - f),
-                                     dct * i * (1.0 - g * g), dht * tc * o * (1.0 - o)], axis=1)
-                dc[:n] = dct * f
-                dx_gates[t, :n] = da
-                dh[:n] = da @ self.W_hh
-            elif cell == "GRU":
-                hp, r, z, nn, hn_lin = steps[t]
-                dn = dht * (1.0 - z) * (1.0 - nn * nn)
-                dz = dht * (hp - nn) * z * (1.0 - z)
-                dr = dn * hn_lin * r * (1.0 - r)
-                dx_gates[t, :n] = np.concatenate([dr, dz, dn], axis=1)
-                dhh = np.concatenate([dr, dz, dn * r], axis=1)
-                dh_gates[t, :n] = dhh
-                dh[:n] = dht * z + dhh @ self.W_hh
-            else:
-                hp, hcur = steps[t]
-                da = dht * ((1.0 - hcur * hcur) if cell == "RNN_TANH" else (hcur > 0))
-                dx_gates[t, :n] = da
-                dh[:n] = da @ self.W_hh
-            hprev[t, :n] = hp
-        if cell != "GRU":
-            dh_gates = dx_gates
-        flat = lambda a: a.reshape(T * B, -1)  # noqa: E731
-        params = {
-            "weight_ih_l0": flat(dx_gates).T @ flat(xs),
-            "weight_hh_l0": flat(dh_gates).T @ flat(hprev),
-            "bias_ih_l0": flat(dx_gates).sum(axis=0),
-            "bias_hh_l0": flat(dh_gates).sum(axis=0),
-        }
-        dx = self._unsort(dx_gates @ self.W_ih)
-        return dx, self._unsort(dh[None]), params
+        y, hn, _, _ = self.reference.forward(x)
+        return y, hn[None]
 
     def training_step(self, x, dy):
-        _, _, tape = self.forward(x, keep=True)
-        return self.backward(tape, dy)
+        _, _, _, tape = self.reference.forward(x, keep=True)
+        dx, dh0, _, grads = self.reference.backward(tape, dy)
+        return dx, dh0[None], grads
 
 
 # --------------------------------------------------------------------------
@@ -805,7 +690,7 @@ def run_case(case, threads, libs, args, checks):
             problems.append(f"onnxrt left out of {case.name}: {type(exc).__name__}: "
                             f"{message.split('Status Message:')[-1].strip()[:150]}")
     if "numpy" in libs:
-        runners["numpy"] = NumpyRNN(case, model.state_dict(), lengths)
+        runners["numpy"] = NumpyRunner(case, model.state_dict(), lengths)
 
     # -- correctness, once per case and thread count
     ours = cyrnn_outputs(model, x, dy, lengths)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from helpers import make_model
+from reference import Reference, exact_products
 
 CELLS = ["LSTM", "GRU", "RNN_TANH", "RNN_RELU"]
 DTYPES = [np.float32, np.float64]
@@ -90,48 +91,12 @@ def test_saturated_tanh_rnn_has_exactly_zero_input_gradient(dtype):
 
 # -- a numpy reference with plain IEEE semantics ---------------------------------
 
-def _matvec(a, w):
-    """a @ w.T by explicit products and sums: IEEE semantics whatever BLAS
-    does (NaN * 0 is NaN, Inf - Inf is NaN)."""
-    return (a[:, None, :] * w[None, :, :]).sum(axis=2)
-
-
-def _sigmoid(v):
-    return 1.0 / (1.0 + np.exp(-v))
-
-
 def reference_forward(cell, params, x, h0, c0=None, reverse=False, sfx="_l0"):
     """One layer, one direction, float64, no lengths: y (T, B, Hout), h_n, c_n."""
-    w_ih, w_hh = params["weight_ih" + sfx], params["weight_hh" + sfx]
-    b_ih = params.get("bias_ih" + sfx, np.zeros(w_ih.shape[0]))
-    b_hh = params.get("bias_hh" + sfx, np.zeros(w_ih.shape[0]))
-    w_hr = params.get("weight_hr" + sfx)
-    H = w_hh.shape[0] // {"LSTM": 4, "GRU": 3}.get(cell, 1)
-    h, c = h0.astype(np.float64), None if c0 is None else c0.astype(np.float64)
-    ys = [None] * x.shape[0]
-    steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
+    ref = Reference(cell, params, suffix=sfx, products=exact_products)
     with np.errstate(all="ignore"):
-        for t in steps:
-            gx = _matvec(x[t].astype(np.float64), w_ih) + b_ih
-            gh = _matvec(h, w_hh) + b_hh
-            if cell == "LSTM":
-                g = gx + gh
-                i, f = _sigmoid(g[:, :H]), _sigmoid(g[:, H:2 * H])
-                gg, o = np.tanh(g[:, 2 * H:3 * H]), _sigmoid(g[:, 3 * H:])
-                c = f * c + i * gg
-                m = o * np.tanh(c)
-                h = m if w_hr is None else _matvec(m, w_hr)
-            elif cell == "GRU":
-                r = _sigmoid(gx[:, :H] + gh[:, :H])
-                z = _sigmoid(gx[:, H:2 * H] + gh[:, H:2 * H])
-                n = np.tanh(gx[:, 2 * H:] + r * gh[:, 2 * H:])
-                h = (1 - z) * n + z * h
-            elif cell == "RNN_TANH":
-                h = np.tanh(gx + gh)
-            else:
-                h = np.maximum(gx + gh, 0)  # propagates NaN
-            ys[t] = h
-    return np.stack(ys), h, c
+        y, h, c, _ = ref.forward(x.astype(np.float64), h0, c0, reverse=reverse)
+    return y, h, c
 
 
 def assert_same_special_values(got, want, dtype, what):
