@@ -77,6 +77,14 @@ class Reference:
     def _unsorted(a, order, axis):
         return a if order is None else np.take(a, np.argsort(order), axis=axis)
 
+    def _state_copies(self, h, c, order, B, dtype):
+        """Sorted copies of a state (h, c), or of its gradient; None: zeros.
+        c is None but for the LSTM."""
+        def copy(a, width):
+            return np.zeros((B, width), dtype) if a is None else \
+                self._sorted(a, order, 0).astype(dtype)  # astype copies
+        return copy(h, self.w_hh.shape[1]), copy(c, self.H) if self.cell == "LSTM" else None
+
     def _running(self, T, B):
         """Rows running at each step, in sorted order (a prefix)."""
         if self.lengths is None:
@@ -96,12 +104,7 @@ class Reference:
         order, running = self._order(B), self._running(T, B)
         Hout = self.w_hh.shape[1]
         xs = self._sorted(x, order, 1)
-        h = np.zeros((B, Hout), x.dtype) if h0 is None else self._sorted(h0, order, 0)
-        h = h.astype(x.dtype)  # a copy
-        c = None
-        if self.cell == "LSTM":
-            c = np.zeros((B, self.H), x.dtype) if c0 is None else self._sorted(c0, order, 0)
-            c = c.astype(x.dtype)
+        h, c = self._state_copies(h0, c0, order, B, x.dtype)
         y = np.zeros((T, B, Hout), x.dtype)
         steps = [None] * T
         gx = self.products(xs.reshape(T * B, -1), self.w_ih).reshape(T, B, -1) + self.bias_x
@@ -149,13 +152,7 @@ class Reference:
         T, B, _ = tape.x.shape
         order, running = self._order(B), self._running(T, B)
         dys = self._sorted(dy, order, 1)
-        Hout = self.w_hh.shape[1]
-        dh = np.zeros((B, Hout), dy.dtype) if dh_n is None else self._sorted(dh_n, order, 0)
-        dh = dh.astype(dy.dtype)  # a copy
-        dc = None
-        if self.cell == "LSTM":
-            dc = np.zeros((B, self.H), dy.dtype) if dc_n is None else self._sorted(dc_n, order, 0)
-            dc = dc.astype(dy.dtype)
+        dh, dc = self._state_copies(dh_n, dc_n, order, B, dy.dtype)
         GH = self.w_ih.shape[0]
         da_x, da_h = np.zeros((T, B, GH), dy.dtype), np.zeros((T, B, GH), dy.dtype)
         h_prev = np.zeros((T, B, dh.shape[1]), dy.dtype)
