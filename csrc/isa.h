@@ -38,17 +38,21 @@
 #ifndef CYRNN_ISA_H
 #define CYRNN_ISA_H
 
+/* 6 x 4 step tiles (29 registers) and two-block products: against 4 rows
+ * and one block, LSTM inference 4-12% and training 6-9% faster on a Sapphire
+ * Rapids, the RNN's 13% (the weights of a block are read from L2 once per
+ * tile, so more rows a tile read them less often). */
 #define CYRNN_VECTOR_BYTES_LEVEL2 64
 #define CYRNN_VECTOR_REGISTERS_LEVEL2 32
-#define CYRNN_STEP_ROWS_LEVEL2 4
+#define CYRNN_STEP_ROWS_LEVEL2 6
 #define CYRNN_STEP_RNN_ROWS_LEVEL2 8
-#define CYRNN_STEP_RNN_BLOCKS_LEVEL2 1
+#define CYRNN_STEP_RNN_BLOCKS_LEVEL2 2
 #define CYRNN_PRODUCT_ROWS_LEVEL2 8
 #define CYRNN_WEIGHT_ROWS_LEVEL2 16
 #define CYRNN_BACKWARD_ROWS_LEVEL2 8
-#define CYRNN_PRODUCT_BLOCKS_LEVEL2 1
+#define CYRNN_PRODUCT_BLOCKS_LEVEL2 2
 #define CYRNN_WEIGHT_BLOCKS_LEVEL2 1
-#define CYRNN_BACKWARD_BLOCKS_LEVEL2 1
+#define CYRNN_BACKWARD_BLOCKS_LEVEL2 2
 #define CYRNN_STREAM_TAPE_LEVEL2 1
 
 #define CYRNN_VECTOR_BYTES_LEVEL1 32
