@@ -23,7 +23,9 @@
  *             accumulators a row, then the cell
  * A tile of several unit blocks loads NB weight vectors and R values of x
  * for R x NB products: with one block, a tile's loads nearly equal its
- * multiplies, which the narrower levels' load ports cannot feed.
+ * multiplies, which the narrower levels' load ports cannot feed; and every
+ * tile reads its blocks' weights from L2, so the more rows a tile has, the
+ * less often they are read.
  * STREAM_TAPE: whether a training forward pass stores its large tapes with
  * non-temporal stores (see step_template.h). Only where a vector is a whole
  * cache line: AVX2's half-line streams (a row's two halves stored by two
