@@ -12,7 +12,7 @@ torch.nn.Sequential gives: the layer's index, a dot, and the layer's own
 
 from cyrnn._base import RecurrentLayer
 from cyrnn._tape import Gradients
-from cyrnn._validation import as_real_array, check_bool, check_shape
+from cyrnn._validation import as_real_array, check_shape, check_state_dict
 from cyrnn.linear import Linear
 
 __all__ = ["Sequential", "SequentialTape"]
@@ -150,24 +150,13 @@ class Sequential:
         (converted to the model's dtype). With strict, a missing or
         unexpected name is a ValueError; a wrong shape always is. Nothing
         changes unless everything fits. Earlier tapes become stale."""
-        if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
-            raise TypeError(f"state_dict must be a mapping of names to arrays, "
-                            f"got {type(state_dict).__name__}")
-        strict = check_bool("strict", strict)
         expected = {f"{i}.{name}": value.shape for i, layer in enumerate(self._layers)
                     for name, value in layer.parameters().items()}
-        missing = [name for name in expected if name not in state_dict]
-        unexpected = [name for name in state_dict.keys() if name not in expected]
-        if strict and (missing or unexpected):
-            raise ValueError(f"state_dict does not match Sequential's parameters: "
-                             f"missing {missing}, unexpected {unexpected}")
+        converted = check_state_dict("Sequential", state_dict, expected, self._dtype, strict)
         per_layer = [{} for _ in self._layers]
-        for key, shape in expected.items():
-            if key in state_dict:
-                value = as_real_array(f"state_dict[{key!r}]", state_dict[key], self._dtype)
-                check_shape(f"state_dict[{key!r}]", value, shape, str(shape))
-                index, name = key.split(".", 1)
-                per_layer[int(index)][name] = value
+        for key, value in converted.items():
+            index, name = key.split(".", 1)
+            per_layer[int(index)][name] = value
         # Everything is checked: the layers' own loads cannot fail now.
         for layer, values in zip(self._layers, per_layer):
             if values:
