@@ -23,7 +23,7 @@ from setuptools._distutils.sysconfig import customize_compiler
 C_HEADERS = sorted(glob.glob("csrc/*.h"))
 KERNELS = sorted(glob.glob("csrc/*.c"))
 # The C each extension calls; the others call none.
-C_SOURCES = {"_recurrence": KERNELS, "_cpu": ["csrc/cpu_level.c"]}
+C_SOURCES = {"_recurrence": KERNELS, "_kernel_probe": KERNELS, "_cpu": ["csrc/cpu_level.c"]}
 COMPILE_ARGS = ["-O3", "-std=gnu99", "-fno-math-errno", "-Wno-unused-function"]
 LINK_ARGS = []
 

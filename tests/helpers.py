@@ -1,5 +1,7 @@
 """Shared test helpers: model construction from plain options and a
 finite-difference gradient check against the layers' backward."""
+import os
+
 import numpy as np
 
 import cyrnn
@@ -47,3 +49,13 @@ def finite_difference(f, value, eps=1e-6):
         value[index] = saved
         grad[index] = (up - down) / (2 * eps)
     return grad
+
+
+def level_environment(cap):
+    """This environment with the cap (none for None), and with this process's
+    cyrnn first on the path (a source checkout as much as an installed one)."""
+    package_parent = os.path.dirname(os.path.dirname(cyrnn.__file__))
+    path = os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))
+    environment = dict(os.environ, PYTHONPATH=path)
+    environment.pop("CYRNN_CPU_LEVEL", None)
+    return environment if cap is None else dict(environment, CYRNN_CPU_LEVEL=cap)

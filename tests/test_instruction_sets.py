@@ -14,7 +14,7 @@ import pytest
 
 import cyrnn
 
-from helpers import CELLS, make_model, tolerances
+from helpers import CELLS, level_environment, make_model, tolerances
 
 # The levels' vectors hold 16, 8 or 4 floats (8, 4 or 2 doubles), and their
 # tiles take 2 to 16 rows: H = 37 leaves a partial unit block at every width,
@@ -56,7 +56,7 @@ def results_at(level, tmp_path):
         "arrays = {f'{k}/{name}': a for k, case in enumerate(CASES)\n"
         "          for name, a in run_case(*case).items()}\n"
         f"np.savez({str(out)!r}, **arrays)\n")
-    done = subprocess.run([sys.executable, "-c", script], env=_environment(str(level)),
+    done = subprocess.run([sys.executable, "-c", script], env=level_environment(str(level)),
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     with np.load(out) as arrays:
@@ -88,7 +88,7 @@ def test_a_cap_above_the_cpu_or_malformed_is_ignored():
 
     def output(cap):
         done = subprocess.run([sys.executable, "-c", script], input=x.tobytes(),
-                              env=_environment(cap), capture_output=True, timeout=120)
+                              env=level_environment(cap), capture_output=True, timeout=120)
         assert done.returncode == 0, (cap, done.stderr)
         return bytes.fromhex(done.stdout.decode())
 
@@ -99,13 +99,3 @@ def test_a_cap_above_the_cpu_or_malformed_is_ignored():
         assert want == make_model("LSTM", 4, 20, seed=0)(x)[0].tobytes()
     for cap in ("2", "3", "9", "x", "12", "-1", ""):
         assert output(cap) == want, cap
-
-
-def _environment(cap):
-    """This environment with the cap (none for None), and with this process's
-    cyrnn first on the path (a source checkout as much as an installed one)."""
-    package_parent = os.path.dirname(os.path.dirname(cyrnn.__file__))
-    path = os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))
-    environment = dict(os.environ, PYTHONPATH=path)
-    environment.pop("CYRNN_CPU_LEVEL", None)
-    return environment if cap is None else dict(environment, CYRNN_CPU_LEVEL=cap)

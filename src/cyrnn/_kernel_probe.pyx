@@ -1,0 +1,84 @@
+# cython: boundscheck=False, wraparound=False
+"""The C kernels one at a time, numpy in and out, for tests: the packed
+product of BPTT, the weight-gradient product and one forward step of a cell,
+each on weights packed as the time loops pack them. Not a public API: no
+argument checks beyond what keeps the kernels inside their arrays."""
+import numpy as np
+
+from cython cimport floating
+
+from cyrnn._kernels cimport (cell_step, pack_bias, pack_weights, packed_blocks,
+                             packed_elements, packed_product, weight_gradient_chunk)
+from cyrnn._kernels cimport cyrnn_gradient_width_f, cyrnn_gradient_width_d
+
+
+cdef object _packed(floating[:, ::1] w, int G, int H, bint transposed):
+    """w (G*H, K) packed by unit blocks of H; transposed: w is (K, G*H)."""
+    cdef int K = w.shape[0] if transposed else w.shape[1]
+    out = np.empty(packed_elements(G, H, K, <floating *>NULL), np.asarray(w).dtype)
+    cdef floating[::1] p = out
+    if transposed:
+        pack_weights(G, H, K, &w[0, 0], 1, G * H, &p[0])
+    else:
+        pack_weights(G, H, K, &w[0, 0], K, 1, &p[0])
+    return out
+
+
+def product(floating[:, ::1] x, floating[:, ::1] w):
+    """x @ w.T through the packed product: x (n, K), w (H, K)."""
+    cdef int n = x.shape[0], K = x.shape[1], H = w.shape[0]
+    if w.shape[1] != K:
+        raise ValueError("x and w disagree on K")
+    cdef floating[::1] p = _packed(w, 1, H, False)
+    out = np.empty((n, H), np.asarray(x).dtype)
+    cdef floating[:, ::1] o = out
+    if n and H and K:
+        packed_product(H, K, n, &p[0], 0, packed_blocks(H, <floating *>NULL), &x[0, 0], K,
+                       &o[0, 0], False)
+    else:
+        out[...] = 0
+    return out
+
+
+cdef Py_ssize_t _gradient_width(int M, floating *kind) noexcept:
+    return cyrnn_gradient_width_f(M) if floating is float else cyrnn_gradient_width_d(M)
+
+
+def weight_gradients(floating[:, ::1] dg, floating[:, ::1] x1, floating[:, ::1] x2):
+    """(dg.T @ x1, dg.T @ x2, dg.sum(axis=0)) through the weight-gradient
+    kernel, dg's rows padded as BPTT pads them. dg (rows, M), x1 (rows, K1),
+    x2 (rows, K2)."""
+    cdef int rows = dg.shape[0], M = dg.shape[1], K1 = x1.shape[1], K2 = x2.shape[1]
+    dtype = np.asarray(dg).dtype
+    cdef Py_ssize_t ldg = _gradient_width(M, <floating *>NULL)
+    padded = np.zeros((rows, ldg), dtype)
+    padded[:, :M] = dg
+    cdef floating[:, ::1] g = padded
+    cdef floating[::1] p1 = _packed(x1, 1, K1, True), p2 = _packed(x2, 1, K2, True)
+    out1, out2 = np.empty((M, K1), dtype), np.empty((M, K2), dtype)
+    db = np.empty(M, dtype)
+    cdef floating[:, ::1] o1 = out1, o2 = out2
+    cdef floating[::1] b = db
+    weight_gradient_chunk(M, 0, packed_blocks(M, <floating *>NULL), rows, &g[0, 0], ldg,
+                          K1, &p1[0], &o1[0, 0], K2, &p2[0], &o2[0, 0], &b[0], False)
+    return out1, out2, db
+
+
+def step(int kind, int G, floating[:, ::1] x, floating[:, ::1] h, floating[:, ::1] c,
+         floating[:, ::1] w_ih, floating[:, ::1] w_hh, floating[::1] bias,
+         floating[::1] bias_hn):
+    """One forward step of cell `kind` (G gate blocks) on n rows: the new h
+    (returned) and c (updated in place, for the LSTM). bias: the folded
+    biases (G*H); bias_hn: the GRU's b_hn (H), else unused."""
+    cdef int n = x.shape[0], I = x.shape[1], H = h.shape[1]
+    dtype = np.asarray(x).dtype
+    cdef floating[::1] p_ih = _packed(w_ih, G, H, False), p_hh = _packed(w_hh, G, H, False)
+    packed_b = np.empty(packed_elements(4, H, 1, <floating *>NULL), dtype)  # 4: at most
+    cdef floating[::1] pb = packed_b
+    pack_bias(kind, H, &bias[0], &bias_hn[0], &pb[0])
+    out = np.empty((n, H), dtype)
+    cdef floating[:, ::1] o = out
+    cell_step(kind, H, I, H, 0, packed_blocks(H, <floating *>NULL), n, &p_ih[0], &p_hh[0],
+              &pb[0], &x[0, 0], I, &h[0, 0], H, &c[0, 0], &o[0, 0], H, NULL, NULL, NULL, 0,
+              False)
+    return out
