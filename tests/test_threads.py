@@ -34,7 +34,7 @@ def test_gil_is_released_during_the_computation():
     """While a long forward pass runs in one thread, a pure-Python counter in
     another keeps ticking; with the GIL held it would stall for the pass."""
     model = make_model("LSTM", 64, 256, seed=0)
-    x = np.random.default_rng(0).standard_normal((400, 32, 64)).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((1000, 32, 64)).astype(np.float32)
     model(x[:5])
     ticks, done = [], threading.Event()
 
