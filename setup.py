@@ -1,5 +1,5 @@
 """Builds cyrnn's extension modules: every src/cyrnn/*.pyx, each linked with
-the C of csrc/ that it calls.
+the C of csrc/ that it calls (from one static library of it).
 
 The build is portable by default: the kernels are compiled once per
 instruction-set level (AVX-512, AVX2 + FMA, baseline) and the level is
@@ -15,6 +15,7 @@ import tempfile
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 from setuptools._distutils.ccompiler import new_compiler
 from setuptools._distutils.sysconfig import customize_compiler
 
@@ -22,8 +23,9 @@ from setuptools._distutils.sysconfig import customize_compiler
 # rebuild the extensions, which setuptools only knows if it is told.
 C_HEADERS = sorted(glob.glob("csrc/*.h"))
 KERNELS = sorted(glob.glob("csrc/*.c"))
-# The C each extension calls; the others call none.
-C_SOURCES = {"_recurrence": KERNELS, "_kernel_probe": KERNELS, "_cpu": ["csrc/cpu_level.c"]}
+# Compiled once into a static library: each extension that links it takes
+# only the objects whose functions it calls.
+KERNEL_LIBRARY = "cyrnn_kernels"
 COMPILE_ARGS = ["-O3", "-std=gnu99", "-fno-math-errno", "-Wno-unused-function"]
 LINK_ARGS = []
 
@@ -64,8 +66,8 @@ def extension(pyx):
     name = os.path.splitext(os.path.basename(pyx))[0]
     return Extension(
         "cyrnn." + name,
-        sources=[pyx] + C_SOURCES.get(name, []),
-        depends=C_HEADERS + glob.glob("src/cyrnn/*.pxd"),
+        sources=[pyx],  # build_ext links every extension with KERNEL_LIBRARY
+        depends=C_HEADERS + KERNELS + glob.glob("src/cyrnn/*.pxd"),
         include_dirs=["csrc", numpy.get_include()],
         extra_compile_args=COMPILE_ARGS,
         extra_link_args=LINK_ARGS,
@@ -73,7 +75,19 @@ def extension(pyx):
     )
 
 
+class BuildExtAfterKernels(build_ext):
+    """build_ext that makes the kernels' library first: `setup.py build`
+    does, but `setup.py build_ext` alone would not."""
+
+    def run(self):
+        self.run_command("build_clib")
+        super().run()
+
+
 setup(
+    cmdclass={"build_ext": BuildExtAfterKernels},
+    libraries=[(KERNEL_LIBRARY, {"sources": KERNELS, "include_dirs": ["csrc"],
+                                 "cflags": COMPILE_ARGS, "obj_deps": {"": C_HEADERS}})],
     ext_modules=cythonize(
         [extension(pyx) for pyx in sorted(glob.glob("src/cyrnn/*.pyx"))],
         compiler_directives={"language_level": "3"},
