@@ -42,8 +42,8 @@
 
 /* 6 x 4 step tiles (29 registers) and two-block products: against 4 rows
  * and one block, LSTM inference 4-12% and training 6-9% faster on a Sapphire
- * Rapids, the RNN's 13% (the weights of a block are read from L2 once per
- * tile, so more rows a tile read them less often). */
+ * Rapids, the RNN 13%. Every tile reads its blocks' weights from L2, so the
+ * more rows a tile has, the less often they are read. */
 #define CYRNN_VECTOR_BYTES_LEVEL2 64
 #define CYRNN_VECTOR_REGISTERS_LEVEL2 32
 #define CYRNN_STEP_ROWS_LEVEL2 6

@@ -105,3 +105,14 @@ def test_the_kernels_at_a_lower_level_on_fixed_shapes(level):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env=level_environment(str(level)), timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_the_probe_refuses_shapes_that_would_take_a_kernel_outside_its_arrays():
+    one = np.ones((2, 3))
+    with pytest.raises(ValueError, match="x"):
+        probe.product(np.ones((0, 3)), one)
+    with pytest.raises(ValueError, match="dg"):
+        probe.weight_gradients(one, np.ones((3, 3)), one)
+    with pytest.raises(ValueError, match="w_ih"):
+        probe.step(KINDS["LSTM"], 4, one, np.ones((2, 4)), np.ones((2, 4)), np.ones((15, 3)),
+                   np.ones((16, 4)), np.ones(16), np.ones(4))

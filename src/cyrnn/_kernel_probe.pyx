@@ -1,8 +1,8 @@
 # cython: boundscheck=False, wraparound=False
 """The C kernels one at a time, numpy in and out, for tests: the packed
 product of BPTT, the weight-gradient product and one forward step of a cell,
-each on weights packed as the time loops pack them. Not a public API: no
-argument checks beyond what keeps the kernels inside their arrays."""
+each on weights packed as the time loops pack them. Not a public API: its
+checks only keep the kernels inside the arrays (every size at least 1)."""
 import numpy as np
 
 from cython cimport floating
@@ -10,6 +10,11 @@ from cython cimport floating
 from cyrnn._kernels cimport (cell_step, pack_bias, pack_weights, packed_blocks,
                              packed_elements, packed_product, weight_gradient_chunk)
 from cyrnn._kernels cimport cyrnn_gradient_width_f, cyrnn_gradient_width_d
+
+
+def _require(bint holds, str what):
+    if not holds:
+        raise ValueError(what)
 
 
 cdef object _packed(floating[:, ::1] w, int G, int H, bint transposed):
@@ -27,16 +32,12 @@ cdef object _packed(floating[:, ::1] w, int G, int H, bint transposed):
 def product(floating[:, ::1] x, floating[:, ::1] w):
     """x @ w.T through the packed product: x (n, K), w (H, K)."""
     cdef int n = x.shape[0], K = x.shape[1], H = w.shape[0]
-    if w.shape[1] != K:
-        raise ValueError("x and w disagree on K")
+    _require(n > 0 and K > 0 and H > 0 and w.shape[1] == K, "x (n, K) and w (H, K)")
     cdef floating[::1] p = _packed(w, 1, H, False)
     out = np.empty((n, H), np.asarray(x).dtype)
     cdef floating[:, ::1] o = out
-    if n and H and K:
-        packed_product(H, K, n, &p[0], 0, packed_blocks(H, <floating *>NULL), &x[0, 0], K,
-                       &o[0, 0], False)
-    else:
-        out[...] = 0
+    packed_product(H, K, n, &p[0], 0, packed_blocks(H, <floating *>NULL), &x[0, 0], K,
+                   &o[0, 0], False)
     return out
 
 
@@ -49,6 +50,8 @@ def weight_gradients(floating[:, ::1] dg, floating[:, ::1] x1, floating[:, ::1] 
     kernel, dg's rows padded as BPTT pads them. dg (rows, M), x1 (rows, K1),
     x2 (rows, K2)."""
     cdef int rows = dg.shape[0], M = dg.shape[1], K1 = x1.shape[1], K2 = x2.shape[1]
+    _require(rows > 0 and M > 0 and K1 > 0 and K2 > 0 and x1.shape[0] == rows
+             and x2.shape[0] == rows, "dg (rows, M), x1 (rows, K1), x2 (rows, K2)")
     dtype = np.asarray(dg).dtype
     cdef Py_ssize_t ldg = _gradient_width(M, <floating *>NULL)
     padded = np.zeros((rows, ldg), dtype)
@@ -71,6 +74,11 @@ def step(int kind, int G, floating[:, ::1] x, floating[:, ::1] h, floating[:, ::
     (returned) and c (updated in place, for the LSTM). bias: the folded
     biases (G*H); bias_hn: the GRU's b_hn (H), else unused."""
     cdef int n = x.shape[0], I = x.shape[1], H = h.shape[1]
+    _require(n > 0 and I > 0 and H > 0 and 1 <= G <= 4 and h.shape[0] == n
+             and c.shape[0] == n and c.shape[1] == H and w_ih.shape[0] == G * H
+             and w_ih.shape[1] == I and w_hh.shape[0] == G * H and w_hh.shape[1] == H
+             and bias.shape[0] == G * H and bias_hn.shape[0] == H, "x (n, I), h and c (n, H), w_ih (G*H, I), "
+             "w_hh (G*H, H), bias (G*H), bias_hn (H)")
     dtype = np.asarray(x).dtype
     cdef floating[::1] p_ih = _packed(w_ih, G, H, False), p_hh = _packed(w_hh, G, H, False)
     packed_b = np.empty(packed_elements(4, H, 1, <floating *>NULL), dtype)  # 4: at most
