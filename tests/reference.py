@@ -85,11 +85,11 @@ class Reference:
                 self._sorted(a, order, 0).astype(dtype)  # astype copies
         return copy(h, self.w_hh.shape[1]), copy(c, self.H) if self.cell == "LSTM" else None
 
-    def _running(self, T, B):
+    def _running(self, T, B, order):
         """Rows running at each step, in sorted order (a prefix)."""
-        if self.lengths is None:
+        if order is None:
             return [B] * T
-        srt = self.lengths[self._order(B)]
+        srt = self.lengths[order]
         return [int(np.sum(srt > t)) for t in range(T)]
 
     def _steps(self, T, backward, reverse):
@@ -101,7 +101,8 @@ class Reference:
         """y (T, B, Hout), h_n (B, Hout), c_n (B, H) or None, and the Tape
         (None unless keep)."""
         T, B, _ = x.shape
-        order, running = self._order(B), self._running(T, B)
+        order = self._order(B)
+        running = self._running(T, B, order)
         Hout = self.w_hh.shape[1]
         xs = self._sorted(x, order, 1)
         h, c = self._state_copies(h0, c0, order, B, x.dtype)
@@ -150,7 +151,8 @@ class Reference:
         parameters' gradients by name, for a loss whose gradient is dy for
         the outputs and dh_n, dc_n for the final states (None: zero)."""
         T, B, _ = tape.x.shape
-        order, running = self._order(B), self._running(T, B)
+        order = self._order(B)
+        running = self._running(T, B, order)
         dys = self._sorted(dy, order, 1)
         dh, dc = self._state_copies(dh_n, dc_n, order, B, dy.dtype)
         GH = self.w_ih.shape[0]

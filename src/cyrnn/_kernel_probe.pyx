@@ -7,9 +7,9 @@ import numpy as np
 
 from cython cimport floating
 
-from cyrnn._kernels cimport (cell_step, pack_bias, pack_weights, packed_blocks,
-                             packed_elements, packed_product, weight_gradient_chunk)
-from cyrnn._kernels cimport cyrnn_gradient_width_f, cyrnn_gradient_width_d
+from cyrnn._kernels cimport (cell_step, gradient_width, pack_bias, pack_weights,
+                             packed_bias_elements, packed_blocks, packed_elements,
+                             packed_product, weight_gradient_chunk)
 
 
 def _require(bint holds, str what):
@@ -41,10 +41,6 @@ def product(floating[:, ::1] x, floating[:, ::1] w):
     return out
 
 
-cdef Py_ssize_t _gradient_width(int M, floating *kind) noexcept:
-    return cyrnn_gradient_width_f(M) if floating is float else cyrnn_gradient_width_d(M)
-
-
 def weight_gradients(floating[:, ::1] dg, floating[:, ::1] x1, floating[:, ::1] x2):
     """(dg.T @ x1, dg.T @ x2, dg.sum(axis=0)) through the weight-gradient
     kernel, dg's rows padded as BPTT pads them. dg (rows, M), x1 (rows, K1),
@@ -53,7 +49,7 @@ def weight_gradients(floating[:, ::1] dg, floating[:, ::1] x1, floating[:, ::1] 
     _require(rows > 0 and M > 0 and K1 > 0 and K2 > 0 and x1.shape[0] == rows
              and x2.shape[0] == rows, "dg (rows, M), x1 (rows, K1), x2 (rows, K2)")
     dtype = np.asarray(dg).dtype
-    cdef Py_ssize_t ldg = _gradient_width(M, <floating *>NULL)
+    cdef Py_ssize_t ldg = gradient_width(M, <floating *>NULL)
     padded = np.zeros((rows, ldg), dtype)
     padded[:, :M] = dg
     cdef floating[:, ::1] g = padded
@@ -77,11 +73,12 @@ def step(int kind, int G, floating[:, ::1] x, floating[:, ::1] h, floating[:, ::
     _require(n > 0 and I > 0 and H > 0 and 1 <= G <= 4 and h.shape[0] == n
              and c.shape[0] == n and c.shape[1] == H and w_ih.shape[0] == G * H
              and w_ih.shape[1] == I and w_hh.shape[0] == G * H and w_hh.shape[1] == H
-             and bias.shape[0] == G * H and bias_hn.shape[0] == H, "x (n, I), h and c (n, H), w_ih (G*H, I), "
-             "w_hh (G*H, H), bias (G*H), bias_hn (H)")
+             and bias.shape[0] == G * H and bias_hn.shape[0] == H,
+             "x (n, I), h and c (n, H), w_ih (G*H, I), w_hh (G*H, H), bias (G*H), "
+             "bias_hn (H)")
     dtype = np.asarray(x).dtype
     cdef floating[::1] p_ih = _packed(w_ih, G, H, False), p_hh = _packed(w_hh, G, H, False)
-    packed_b = np.empty(packed_elements(4, H, 1, <floating *>NULL), dtype)  # 4: at most
+    packed_b = np.empty(packed_bias_elements(kind, H, <floating *>NULL), dtype)
     cdef floating[::1] pb = packed_b
     pack_bias(kind, H, &bias[0], &bias_hn[0], &pb[0])
     out = np.empty((n, H), dtype)

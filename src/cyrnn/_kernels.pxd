@@ -148,6 +148,18 @@ cdef inline Py_ssize_t packed_elements(int G, int H, int K, floating *kind) noex
     else:
         return cyrnn_packed_size_d(G, H, K)
 
+cdef inline Py_ssize_t packed_bias_elements(int cell, int H, floating *kind) noexcept nogil:
+    if floating is float:
+        return cyrnn_packed_bias_size_f(cell, H)
+    else:
+        return cyrnn_packed_bias_size_d(cell, H)
+
+cdef inline Py_ssize_t gradient_width(int GH, floating *kind) noexcept nogil:
+    if floating is float:
+        return cyrnn_gradient_width_f(GH)
+    else:
+        return cyrnn_gradient_width_d(GH)
+
 cdef inline void pack_bias(int cell, int H, const floating *bias, const floating *bias_hn,
                            floating *packed_bias) noexcept nogil:
     if floating is float:
