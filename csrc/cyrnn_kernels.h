@@ -11,17 +11,29 @@
 
 #include <stddef.h>
 
-/* Cell kinds, numbered as the Cython layer's CellKind. */
-enum { CYRNN_CELL_LSTM = 0, CYRNN_CELL_GRU = 1, CYRNN_CELL_RNN_TANH = 2, CYRNN_CELL_RNN_RELU = 3 };
+#include "cyrnn_cells.h" /* the kinds: generated from the registry of cells */
 
 #define CYRNN_DECLARE_KERNELS(REAL, SFX)                                        \
     /* Backward steps. The pre-activations' gradients (dgates, dg, dgx,   \
        dgh) have rows ldg apart: see cyrnn_gradient_width. LSTM, gates     \
        i,f,g,o (4H); extra = (c_{t-1}, tanh c_t) (2H); dh (H) -> dgates     \
-       (4H); dc: dL/dc_t in, dL/dc_{t-1} out. */                              \
+       (4H); dc: dL/dc_t in, dL/dc_{t-1} out; peephole (3H: i, f, o) or     \
+       NULL. */                                                               \
     void cyrnn_lstm_backward_##SFX(int n, int H, const REAL *gates,            \
-                                   const REAL *extra, const REAL *dh,          \
-                                   REAL *dc, REAL *dgates, ptrdiff_t ldg);     \
+                                   const REAL *extra, const REAL *peephole,    \
+                                   const REAL *dh, REAL *dc, REAL *dgates,     \
+                                   ptrdiff_t ldg);                             \
+    /* The peephole weights' gradients (3H) for units [j0, j1) of n rows.  \
+       */                                                                     \
+    void cyrnn_peephole_gradient_##SFX(int n, int H, int j0, int j1,           \
+                                       const REAL *dg, ptrdiff_t ldg,          \
+                                       const REAL *gates, const REAL *extra,   \
+                                       REAL *dp, int accumulate);              \
+    /* BPTT's cell step of any kind: the kernel of its cell, below. */        \
+    void cyrnn_cell_backward_##SFX(int cell, int n, int H, const REAL *gates,  \
+                                   const REAL *extra, const REAL *hprev,       \
+                                   const REAL *peephole, REAL *dh, REAL *dc,   \
+                                   REAL *dgx, REAL *dgh, ptrdiff_t ldg);       \
     /* The product dL/dh = dg W_hh of BPTT's step fused with the next        \
        step's cell backward, for an LSTM without projection: see           \
        lstm_template.h. */                                                     \
@@ -30,7 +42,8 @@ enum { CYRNN_CELL_LSTM = 0, CYRNN_CELL_GRU = 1, CYRNN_CELL_RNN_TANH = 2, CYRNN_C
                                            const REAL *packed, const REAL *dg,\
                                            ptrdiff_t ldg, const REAL *dy,     \
                                            ptrdiff_t ldy, const REAL *gates,  \
-                                           const REAL *extra, REAL *dc,       \
+                                           const REAL *extra,                 \
+                                           const REAL *peephole, REAL *dc,    \
                                            REAL *dh, REAL *dg_out);           \
     /* GRU, gates r,z,n (3H); extra = W_hn h + b_hn (H); hprev = h_{t-1};  \
        dh: dL/dh_t in, its direct part z * dh out (the rest arrives through   \
@@ -77,7 +90,8 @@ enum { CYRNN_CELL_LSTM = 0, CYRNN_CELL_GRU = 1, CYRNN_CELL_RNN_TANH = 2, CYRNN_C
        the caches. */                                                        \
     ptrdiff_t cyrnn_packed_bias_size_##SFX(int cell, int H);                   \
     void cyrnn_pack_bias_##SFX(int cell, int H, const REAL *bias,              \
-                               const REAL *bias_hn, REAL *packed_bias);        \
+                               const REAL *bias_hn, const REAL *peephole,      \
+                               REAL *packed_bias);                             \
     void cyrnn_cell_step_##SFX(int cell, int H, int in_size, int Hout,          \
                                int first_block, int end_block, int n,          \
                                const REAL *packed_ih, const REAL *packed_hh,   \

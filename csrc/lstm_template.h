@@ -8,43 +8,83 @@
 /* The cell's backward on the first `units` of V units of one row: dh =
  * dL/dh_t; the tape's gates (i, f, g, o, H apart) and extra (c_{t-1},
  * tanh c_t, H apart); dc: dL/dc_t in, dL/dc_{t-1} out; dgates: the
- * pre-activations' gradients (H apart). */
+ * pre-activations' gradients (H apart); with a peephole, p: its weights
+ * (i, f, o, H apart), through which c_{t-1} and c_t reach the gates. */
 static inline __attribute__((always_inline)) void
-FN(lstm_backward_units)(int H, int units, FN(panel_vec) dh, const REAL *restrict gates,
-                        const REAL *restrict extra, REAL *restrict dc,
-                        REAL *restrict dgates)
+FN(lstm_backward_units)(const int peephole, int H, int units, FN(panel_vec) dh,
+                        const REAL *restrict gates, const REAL *restrict extra,
+                        const REAL *restrict p, REAL *restrict dc, REAL *restrict dgates)
 {
     FN(panel_vec) i = FN(load_units)(gates, units), f = FN(load_units)(gates + H, units);
     FN(panel_vec) g = FN(load_units)(gates + 2 * H, units);
     FN(panel_vec) o = FN(load_units)(gates + 3 * H, units);
     FN(panel_vec) cprev = FN(load_units)(extra, units), tc = FN(load_units)(extra + H, units);
+    FN(panel_vec) dgo = dh * tc * o * ((REAL)1 - o);
     FN(panel_vec) dct = FN(load_units)(dc, units) + dh * o * ((REAL)1 - tc * tc);
-    FN(store_units)(dgates, dct * g * i * ((REAL)1 - i), units);
-    FN(store_units)(dgates + H, dct * cprev * f * ((REAL)1 - f), units);
+    if (peephole)
+        dct += dgo * FN(load_units)(p + 2 * H, units);
+    FN(panel_vec) dgi = dct * g * i * ((REAL)1 - i), dgf = dct * cprev * f * ((REAL)1 - f);
+    FN(panel_vec) dcprev = dct * f;
+    if (peephole)
+        dcprev += dgi * FN(load_units)(p, units) + dgf * FN(load_units)(p + H, units);
+    FN(store_units)(dgates, dgi, units);
+    FN(store_units)(dgates + H, dgf, units);
     FN(store_units)(dgates + 2 * H, dct * i * ((REAL)1 - g * g), units);
-    FN(store_units)(dgates + 3 * H, dh * tc * o * ((REAL)1 - o), units);
-    FN(store_units)(dc, dct * f, units);
+    FN(store_units)(dgates + 3 * H, dgo, units);
+    FN(store_units)(dc, dcprev, units);
 }
 
 static void FN(cyrnn_lstm_backward)(int n, int H, const REAL *restrict gates,
-                                    const REAL *restrict extra, const REAL *restrict dh,
+                                    const REAL *restrict extra,
+                                    const REAL *restrict peephole, const REAL *restrict dh,
                                     REAL *restrict dc, REAL *restrict dgates, ptrdiff_t ldg)
 {
     for (ptrdiff_t b = 0; b < n; ++b)
         for (int j0 = 0; j0 < H; j0 += V) {
             int units = H - j0 < V ? H - j0 : V;
-            FN(lstm_backward_units)(H, units, FN(load_units)(dh + b * H + j0, units),
-                                    gates + b * 4 * H + j0, extra + b * 2 * H + j0,
-                                    dc + b * H + j0, dgates + b * ldg + j0);
+            FN(panel_vec) dhv = FN(load_units)(dh + b * H + j0, units);
+            const REAL *gb = gates + b * 4 * H + j0, *eb = extra + b * 2 * H + j0;
+            if (peephole)
+                FN(lstm_backward_units)(1, H, units, dhv, gb, eb, peephole + j0,
+                                        dc + b * H + j0, dgates + b * ldg + j0);
+            else
+                FN(lstm_backward_units)(0, H, units, dhv, gb, eb, NULL, dc + b * H + j0,
+                                        dgates + b * ldg + j0);
         }
+}
+
+/* The peephole weights' gradients (3, H), = or += over n rows of a chunk
+ * of BPTT, for units [j0, j1): dp_i = sum dg_i c_{t-1}, dp_f = sum dg_f
+ * c_{t-1}, dp_o = sum dg_o c_t, with c_t = f c_{t-1} + i g again from the
+ * tape. */
+static void FN(cyrnn_peephole_gradient)(int n, int H, int j0, int j1,
+                                        const REAL *restrict dg, ptrdiff_t ldg,
+                                        const REAL *restrict gates,
+                                        const REAL *restrict extra, REAL *restrict dp,
+                                        int accumulate)
+{
+    if (!accumulate)
+        for (int q = 0; q < CYRNN_PEEPHOLE_ROWS; ++q)
+            memset(dp + (ptrdiff_t)q * H + j0, 0, (size_t)(j1 - j0) * sizeof(REAL));
+    for (ptrdiff_t b = 0; b < n; ++b) {
+        const REAL *gi = gates + b * 4 * H, *gf = gi + H, *gg = gf + H;
+        const REAL *cprev = extra + b * 2 * H, *d = dg + b * ldg;
+        for (int j = j0; j < j1; ++j) {
+            REAL ct = gf[j] * cprev[j] + gi[j] * gg[j];
+            dp[j] += d[j] * cprev[j];
+            dp[H + j] += d[H + j] * cprev[j];
+            dp[2 * H + j] += d[3 * H + j] * ct;
+        }
+    }
 }
 
 /* R rows of NB unit blocks from j0 of BPTT's fused step (see below). */
 static inline __attribute__((always_inline)) void
-FN(lstm_backward_tile)(const int R, const int NB, int H, const REAL *restrict panel, int j0,
-                       int r0, int cells, const REAL *restrict dg, ptrdiff_t ldg,
-                       const REAL *restrict dy, ptrdiff_t ldy, const REAL *restrict gates,
-                       const REAL *restrict extra, REAL *restrict dc, REAL *restrict dh,
+FN(lstm_backward_tile)(const int peephole, const int R, const int NB, int H,
+                       const REAL *restrict panel, int j0, int r0, int cells,
+                       const REAL *restrict dg, ptrdiff_t ldg, const REAL *restrict dy,
+                       ptrdiff_t ldy, const REAL *restrict gates, const REAL *restrict extra,
+                       const REAL *restrict p, REAL *restrict dc, REAL *restrict dh,
                        REAL *restrict dg_out)
 {
     const ptrdiff_t GH = 4 * (ptrdiff_t)H;
@@ -71,18 +111,19 @@ FN(lstm_backward_tile)(const int R, const int NB, int H, const REAL *restrict pa
             ptrdiff_t row = r0 + r, j = j0 + b * V;
             int units = H - j < V ? H - j : V;
             if (row < cells)
-                FN(lstm_backward_units)(H, units,
+                FN(lstm_backward_units)(peephole, H, units,
                                         acc[r][b] + FN(load_units)(dy + row * ldy + j, units),
                                         gates + row * GH + j, extra + row * 2 * H + j,
-                                        dc + row * H + j, dg_out + row * ldg + j);
+                                        peephole ? p + j : NULL, dc + row * H + j,
+                                        dg_out + row * ldg + j);
             else
                 FN(store_units)(dh + row * H + j, acc[r][b], units);
         }
 }
 
 #define CYRNN_LSTM_BACKWARD_TILE(RT, R0, NB)                                   \
-    FN(lstm_backward_tile)(RT, NB, H, panel_, j0_, R0, cells, dg, ldg, dy, ldy,  \
-                           gates, extra, dc, dh, dg_out)
+    FN(lstm_backward_tile)(PEEPHOLE_, RT, NB, H, panel_, j0_, R0, cells, dg, ldg, dy, \
+                           ldy, gates, extra, peephole, dc, dh, dg_out)
 #define CYRNN_LSTM_BACKWARD_TILE_NB(RT, R0)                                    \
     CYRNN_LSTM_BACKWARD_TILE(RT, R0, CYRNN_BACKWARD_BLOCKS)
 #define CYRNN_LSTM_BACKWARD_TILE_1(RT, R0) CYRNN_LSTM_BACKWARD_TILE(RT, R0, 1)
@@ -101,12 +142,21 @@ static void FN(cyrnn_lstm_backward_product)(int H, int first_block, int end_bloc
                                             const REAL *restrict dg, ptrdiff_t ldg,
                                             const REAL *restrict dy, ptrdiff_t ldy,
                                             const REAL *restrict gates,
-                                            const REAL *restrict extra, REAL *restrict dc,
+                                            const REAL *restrict extra,
+                                            const REAL *restrict peephole, REAL *restrict dc,
                                             REAL *restrict dh, REAL *restrict dg_out)
 {
-    CYRNN_BLOCK_GROUPS(CYRNN_BACKWARD_BLOCKS, CYRNN_BACKWARD_ROWS, n, first_block, end_block,
-                       packed, 4 * (ptrdiff_t)H * V, CYRNN_LSTM_BACKWARD_TILE_NB,
-                       CYRNN_LSTM_BACKWARD_TILE_1);
+    if (peephole) { /* (a constant in each tile: the plain LSTM's stays as it was) */
+        const int PEEPHOLE_ = 1;
+        CYRNN_BLOCK_GROUPS(CYRNN_BACKWARD_BLOCKS, CYRNN_BACKWARD_ROWS, n, first_block,
+                           end_block, packed, 4 * (ptrdiff_t)H * V,
+                           CYRNN_LSTM_BACKWARD_TILE_NB, CYRNN_LSTM_BACKWARD_TILE_1);
+    } else {
+        const int PEEPHOLE_ = 0;
+        CYRNN_BLOCK_GROUPS(CYRNN_BACKWARD_BLOCKS, CYRNN_BACKWARD_ROWS, n, first_block,
+                           end_block, packed, 4 * (ptrdiff_t)H * V,
+                           CYRNN_LSTM_BACKWARD_TILE_NB, CYRNN_LSTM_BACKWARD_TILE_1);
+    }
 }
 
 #undef CYRNN_LSTM_BACKWARD_TILE_NB
@@ -117,19 +167,28 @@ static void FN(cyrnn_lstm_backward_product)(int H, int first_block, int end_bloc
 #else /* CYRNN_ENTRY_POINTS */
 
 void FN(cyrnn_lstm_backward)(int n, int H, const REAL *gates, const REAL *extra,
-                             const REAL *dh, REAL *dc, REAL *dgates, ptrdiff_t ldg)
+                             const REAL *peephole, const REAL *dh, REAL *dc, REAL *dgates,
+                             ptrdiff_t ldg)
 {
-    CYRNN_PICK(cyrnn_lstm_backward)(n, H, gates, extra, dh, dc, dgates, ldg);
+    CYRNN_PICK(cyrnn_lstm_backward)(n, H, gates, extra, peephole, dh, dc, dgates, ldg);
+}
+
+void FN(cyrnn_peephole_gradient)(int n, int H, int j0, int j1, const REAL *dg, ptrdiff_t ldg,
+                                 const REAL *gates, const REAL *extra, REAL *dp,
+                                 int accumulate)
+{
+    CYRNN_PICK(cyrnn_peephole_gradient)(n, H, j0, j1, dg, ldg, gates, extra, dp, accumulate);
 }
 
 void FN(cyrnn_lstm_backward_product)(int H, int first_block, int end_block, int n,
                                      int cells, const REAL *packed, const REAL *dg,
                                      ptrdiff_t ldg, const REAL *dy, ptrdiff_t ldy,
-                                     const REAL *gates, const REAL *extra, REAL *dc, REAL *dh,
-                                     REAL *dg_out)
+                                     const REAL *gates, const REAL *extra,
+                                     const REAL *peephole, REAL *dc, REAL *dh, REAL *dg_out)
 {
     CYRNN_PICK(cyrnn_lstm_backward_product)(H, first_block, end_block, n, cells, packed, dg,
-                                            ldg, dy, ldy, gates, extra, dc, dh, dg_out);
+                                            ldg, dy, ldy, gates, extra, peephole, dc, dh,
+                                            dg_out);
 }
 
 #endif /* CYRNN_ENTRY_POINTS */

@@ -11,43 +11,52 @@
  * (the tape's stores evicted the streamed weights: 7% of a step).
  *
  * The GRU keeps W_hn h + b_hn apart from x W_in^T + b_in (r multiplies only
- * the former), so its tile has a fourth accumulator: cell_accumulators(). */
+ * the former), so its tile has a fourth accumulator (the registry's `accumulators`). A
+ * peephole LSTM adds c's weights to i, f and o in the cell. */
 
 #ifndef CYRNN_ENTRY_POINTS
 
 #define V ((int)(CYRNN_PANEL_BYTES / sizeof(REAL)))
 
-/* Gate blocks of W (G) and register accumulators per row (A) of a cell. */
-static inline int FN(cell_gates)(int cell)
+/* Vectors of the packed bias of one block: the A accumulators' starting
+ * values, then a peephole LSTM's three rows (i, f, o). */
+static inline int FN(packed_bias_vectors)(int cell)
 {
-    return cell == CYRNN_CELL_LSTM ? 4 : (cell == CYRNN_CELL_GRU ? 3 : 1);
-}
-
-static inline int FN(cell_accumulators)(int cell)
-{
-    return cell == CYRNN_CELL_GRU ? 4 : FN(cell_gates)(cell);
+    return cyrnn_cell_accumulators(cell) + CYRNN_PEEPHOLE_ROWS * cyrnn_cell_peephole(cell);
 }
 
 static ptrdiff_t FN(cyrnn_packed_bias_size)(int cell, int H)
 {
-    return (ptrdiff_t)((H + V - 1) / V) * FN(cell_accumulators)(cell) * V;
+    return (ptrdiff_t)((H + V - 1) / V) * FN(packed_bias_vectors)(cell) * V;
 }
 
-/* packed_bias[(block * A + a) * V + v]: the folded biases of gate a of the
- * units of `block` (zero past H); for the GRU, a = 3 holds b_hn. */
-static void FN(cyrnn_pack_bias)(int cell, int H, const REAL *restrict bias,
-                                const REAL *restrict bias_hn, REAL *restrict packed_bias)
+/* The value of packed bias vector a of one unit: a gate's folded bias, the
+ * GRU's b_hn (a = 3) or a peephole weight (a >= A). */
+static inline REAL FN(packed_bias_value)(int cell, int H, int a, int unit,
+                                         const REAL *restrict bias,
+                                         const REAL *restrict bias_hn,
+                                         const REAL *restrict peephole)
 {
-    int blocks = (H + V - 1) / V, G = FN(cell_gates)(cell), A = FN(cell_accumulators)(cell);
+    int G = cyrnn_cell_gates(cell), A = cyrnn_cell_accumulators(cell);
+    if (unit >= H)
+        return 0;
+    if (a < G)
+        return bias[a * H + unit];
+    return a < A ? bias_hn[unit] : peephole[(a - A) * H + unit];
+}
+
+/* packed_bias[(block * P + a) * V + v] for the P vectors of each block
+ * (zero past H). */
+static void FN(cyrnn_pack_bias)(int cell, int H, const REAL *restrict bias,
+                                const REAL *restrict bias_hn, const REAL *restrict peephole,
+                                REAL *restrict packed_bias)
+{
+    int blocks = (H + V - 1) / V, P = FN(packed_bias_vectors)(cell);
     for (int block = 0; block < blocks; ++block)
-        for (int a = 0; a < A; ++a)
-            for (int v = 0; v < V; ++v) {
-                int unit = block * V + v;
-                REAL value = 0;
-                if (unit < H)
-                    value = a < G ? bias[a * H + unit] : bias_hn[unit];
-                packed_bias[((ptrdiff_t)block * A + a) * V + v] = value;
-            }
+        for (int a = 0; a < P; ++a)
+            for (int v = 0; v < V; ++v)
+                packed_bias[((ptrdiff_t)block * P + a) * V + v] = FN(packed_bias_value)(
+                    cell, H, a, block * V + v, bias, bias_hn, peephole);
 }
 
 /* The cells of one row of one block, on whole vectors: acc holds the A
@@ -55,11 +64,19 @@ static void FN(cyrnn_pack_bias)(int cell, int H, const REAL *restrict bias,
  * vector per value) whether or not there is a tape, so that inference and
  * training compute alike (the tests check they agree bit for bit). */
 static inline __attribute__((always_inline)) FN(panel_vec)
-FN(lstm_cell)(const FN(panel_vec) *acc, FN(panel_vec) *c, FN(panel_vec) *keep)
+FN(lstm_cell)(const int peephole, const FN(panel_vec) *acc, const FN(panel_vec) *p,
+              FN(panel_vec) *c, FN(panel_vec) *keep)
 {
-    FN(panel_vec) i = FN(sigmoid)(acc[0]), f = FN(sigmoid)(acc[1]);
-    FN(panel_vec) g = FN(tanh)(acc[2]), o = FN(sigmoid)(acc[3]);
-    FN(panel_vec) cp = *c, cn = f * cp + i * g, tc = FN(tanh)(cn);
+    FN(panel_vec) cp = *c, ai = acc[0], af = acc[1], ao = acc[3];
+    if (peephole) { /* p: the weights of c into i, f and o */
+        ai += p[0] * cp;
+        af += p[1] * cp;
+    }
+    FN(panel_vec) i = FN(sigmoid)(ai), f = FN(sigmoid)(af), g = FN(tanh)(acc[2]);
+    FN(panel_vec) cn = f * cp + i * g, tc = FN(tanh)(cn);
+    if (peephole)
+        ao += p[2] * cn;
+    FN(panel_vec) o = FN(sigmoid)(ao);
     *c = cn;
     keep[0] = i;
     keep[1] = f;
@@ -171,9 +188,10 @@ FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
               REAL *restrict extra, REAL *restrict next_h, int next_rows, int j0,
               int units)
 {
-    const int G = FN(cell_gates)(cell), A = FN(cell_accumulators)(cell);
+    const int G = cyrnn_cell_gates(cell), A = cyrnn_cell_accumulators(cell);
     const int split = cell == CYRNN_CELL_GRU; /* W_hn h goes to accumulator 3 */
-    const ptrdiff_t GH = (ptrdiff_t)G * H, E = cell == CYRNN_CELL_LSTM ? 2 * H : H;
+    const int lstm = cyrnn_cell_peephole(cell) || cell == CYRNN_CELL_LSTM;
+    const ptrdiff_t GH = (ptrdiff_t)G * H, E = (ptrdiff_t)cyrnn_cell_extra(cell) * H;
     const REAL *xt = x + r0 * ldx, *ht = h + r0 * ldh;
     FN(panel_vec) acc[R][A];
     const FN(panel_vec) *b = (const FN(panel_vec) *)pbias;
@@ -187,10 +205,10 @@ FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
     for (int r = 0; r < R; ++r) {
         ptrdiff_t row = r0 + r;
         FN(panel_vec) keep[6], hv;
-        if (cell == CYRNN_CELL_LSTM) {
+        if (lstm) {
             REAL *cr = c + row * H + j0;
             FN(panel_vec) cv = FN(load_units)(cr, units);
-            hv = FN(lstm_cell)(acc[r], &cv, keep);
+            hv = FN(lstm_cell)(cyrnn_cell_peephole(cell), acc[r], b + A, &cv, keep);
             FN(store_units)(cr, cv, units);
             if (gates) {
                 FN(store_kept)(stream, 4, units, keep, gates + row * GH + j0, H);
@@ -261,21 +279,27 @@ FN(rnn_step_tile)(const int relu, const int R, const int NB, int stream, int H, 
      REAL *out, ptrdiff_t ldo, REAL *gates, REAL *extra, REAL *next_h,         \
      int next_rows, int stream)
 
-/* The LSTM's or GRU's step: tiles of CYRNN_STEP_ROWS rows of one block. */
+/* The LSTM's or GRU's step: tiles of CYRNN_STEP_ROWS rows of one block,
+ * CELL a constant so that each cell's tile compiles on its own. */
+#define CYRNN_GATED_STEP(CELL)                                                 \
+    for (int block = first_block; block < end_block; ++block) {               \
+        const REAL *pih = packed_ih + (ptrdiff_t)block * I * G * V;            \
+        const REAL *phh = packed_hh + (ptrdiff_t)block * Hout * G * V;         \
+        const REAL *pb = packed_bias + (ptrdiff_t)block * P * V;               \
+        int j0 = block * V, units = H - j0 < V ? H - j0 : V;                   \
+        CYRNN_STEP_CELL(CELL, CYRNN_STEP_ROWS);                                \
+    }
 static void FN(gated_step) CYRNN_STEP_PARAMS
 {
-    const int G = FN(cell_gates)(cell), A = FN(cell_accumulators)(cell);
-    for (int block = first_block; block < end_block; ++block) {
-        const REAL *pih = packed_ih + (ptrdiff_t)block * I * G * V;
-        const REAL *phh = packed_hh + (ptrdiff_t)block * Hout * G * V;
-        const REAL *pb = packed_bias + (ptrdiff_t)block * A * V;
-        int j0 = block * V, units = H - j0 < V ? H - j0 : V;
-        if (cell == CYRNN_CELL_LSTM)
-            CYRNN_STEP_CELL(CYRNN_CELL_LSTM, CYRNN_STEP_ROWS);
-        else
-            CYRNN_STEP_CELL(CYRNN_CELL_GRU, CYRNN_STEP_ROWS);
+    const int G = cyrnn_cell_gates(cell), P = FN(packed_bias_vectors)(cell);
+    switch ((enum cyrnn_cell)cell) {
+    case CYRNN_CELL_LSTM: CYRNN_GATED_STEP(CYRNN_CELL_LSTM) break;
+    case CYRNN_CELL_LSTM_PEEPHOLE: CYRNN_GATED_STEP(CYRNN_CELL_LSTM_PEEPHOLE) break;
+    case CYRNN_CELL_GRU: CYRNN_GATED_STEP(CYRNN_CELL_GRU) break;
+    case CYRNN_CELL_RNN_TANH: case CYRNN_CELL_RNN_RELU: break; /* rnn_step */
     }
 }
+#undef CYRNN_GATED_STEP
 
 /* The Elman RNN's step: tiles of CYRNN_STEP_RNN_ROWS rows by
  * CYRNN_STEP_RNN_BLOCKS blocks, then the blocks left one by one. */
@@ -316,14 +340,18 @@ static void FN(cyrnn_cell_step)(int cell, int H, int I, int Hout, int first_bloc
                                 int stream_tape)
 {
     const int stream = CYRNN_STREAM_TAPE && stream_tape && gates;
-    if (cell == CYRNN_CELL_LSTM || cell == CYRNN_CELL_GRU)
+    switch ((enum cyrnn_cell)cell) {
+    case CYRNN_CELL_LSTM: case CYRNN_CELL_LSTM_PEEPHOLE: case CYRNN_CELL_GRU:
         FN(gated_step)(cell, H, I, Hout, first_block, end_block, n, packed_ih, packed_hh,
                        packed_bias, x, ldx, h, ldh, c, out, ldo, gates, extra, next_h,
                        next_rows, stream);
-    else
+        break;
+    case CYRNN_CELL_RNN_TANH: case CYRNN_CELL_RNN_RELU:
         FN(rnn_step)(cell, H, I, Hout, first_block, end_block, n, packed_ih, packed_hh,
                      packed_bias, x, ldx, h, ldh, c, out, ldo, gates, extra, next_h,
                      next_rows, stream);
+        break;
+    }
 #if CYRNN_X86_DISPATCH
     /* streamed stores are weakly ordered: fence them before another thread
      * (BPTT, or the next step's) may read the tape */
@@ -344,9 +372,9 @@ ptrdiff_t FN(cyrnn_packed_bias_size)(int cell, int H)
 }
 
 void FN(cyrnn_pack_bias)(int cell, int H, const REAL *bias, const REAL *bias_hn,
-                         REAL *packed_bias)
+                         const REAL *peephole, REAL *packed_bias)
 {
-    CYRNN_PICK(cyrnn_pack_bias)(cell, H, bias, bias_hn, packed_bias);
+    CYRNN_PICK(cyrnn_pack_bias)(cell, H, bias, bias_hn, peephole, packed_bias);
 }
 
 void FN(cyrnn_cell_step)(int cell, int H, int I, int Hout, int first_block,

@@ -5,13 +5,16 @@ import os
 import numpy as np
 
 import cyrnn
+from cyrnn import _cells
 
 CELLS = {
     "LSTM": lambda **kw: cyrnn.LSTM(**kw),
     "GRU": lambda **kw: cyrnn.GRU(**kw),
     "RNN_TANH": lambda **kw: cyrnn.RNN(nonlinearity="tanh", **kw),
     "RNN_RELU": lambda **kw: cyrnn.RNN(nonlinearity="relu", **kw),
+    "LSTM_PEEPHOLE": lambda **kw: cyrnn.LSTM(peephole=True, **kw),
 }
+WITH_CELL_STATE = tuple(cell.key for cell in _cells.CELLS if cell.has_cell_state)
 
 
 def make_model(cell, input_size=3, hidden_size=4, **options):

@@ -3,7 +3,7 @@ accurate and finite for any argument, and propagate NaN."""
 import numpy as np
 import pytest
 
-from cyrnn._recurrence import activation
+from cyrnn._kernel_probe import activation
 
 REFERENCE = {"sigmoid": lambda x: 1 / (1 + np.exp(-x)), "tanh": np.tanh}
 # Below these magnitudes sigmoid's error is judged in absolute terms: the

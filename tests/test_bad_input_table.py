@@ -116,6 +116,12 @@ CASES = [
     ("proj_size on GRU/RNN",
      only("GRU RNN", lambda c: model(c, proj_size=2)),
      TypeError, ["proj_size"]),
+    # -- peepholes: LSTM only, a bool
+    ("peephole 1", only("LSTM", lambda c: model(c, peephole=1)), TypeError, ["peephole"]),
+    ("peephole 'yes'", only("LSTM", lambda c: model(c, peephole="yes")), TypeError,
+     ["peephole"]),
+    ("peephole on GRU/RNN", only("GRU RNN", lambda c: model(c, peephole=True)), TypeError,
+     ["peephole"]),
     # -- nonlinearity: RNN only, 'tanh' or 'relu'
     ("nonlinearity 'sigmoid'",
      only("RNN", lambda c: model(c, nonlinearity="sigmoid")),

@@ -25,9 +25,10 @@ LSTM_GRID = {
     "proj_bidirectional_layers2_lengths": {
         "proj_size": 1, "bidirectional": True, "num_layers": 2, "lengths": [4, 2, 3]},
 }
-CASES = [(cell, name, opts) for cell in ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
+CASES = [(cell, name, opts) for cell in ("LSTM", "GRU", "RNN_TANH", "RNN_RELU", "LSTM_PEEPHOLE")
          for name, opts in GRID.items()]
-CASES += [("LSTM", name, opts) for name, opts in LSTM_GRID.items()]
+CASES += [(cell, name, opts) for cell in ("LSTM", "LSTM_PEEPHOLE")
+          for name, opts in LSTM_GRID.items()]
 
 
 def problem(cell, options, seed=0):

@@ -12,13 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cyrnn import _cpu, _recurrence
+from cyrnn import _cells, _cpu
 from cyrnn import _kernel_probe as probe
 from helpers import level_environment
-from reference import GATES, Reference
+from reference import Reference
 
-KINDS = {"LSTM": _recurrence.CellKind.LSTM, "GRU": _recurrence.CellKind.GRU,
-         "RNN_TANH": _recurrence.CellKind.RNN_TANH, "RNN_RELU": _recurrence.CellKind.RNN_RELU}
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
 
 
@@ -39,21 +37,24 @@ def check_weight_gradients(rows, M, K1, K2, dtype, seed=0):
     np.testing.assert_allclose(db, wide.sum(axis=0), **TOL[dtype])
 
 
-def check_step(cell, n, I, H, dtype, seed=0):
+def check_step(key, n, I, H, dtype, seed=0):
     rng = np.random.default_rng(seed)
-    GH = GATES[cell] * H
+    cell = _cells.BY_KEY[key]
+    GH = cell.gates * H
     params = {"weight_ih_l0": rng.standard_normal((GH, I)), "weight_hh_l0": rng.standard_normal((GH, H)),
-              "bias_ih_l0": rng.standard_normal(GH), "bias_hh_l0": rng.standard_normal(GH)}
+              "bias_ih_l0": rng.standard_normal(GH), "bias_hh_l0": rng.standard_normal(GH),
+              "weight_peephole_l0": rng.standard_normal((3, H))}
     params = {k: (0.5 * v).astype(dtype) for k, v in params.items()}
     x, h, c = (rng.standard_normal((n, k)).astype(dtype) for k in (I, H, H))
-    ref = Reference(cell, {k: v.astype(np.float64) for k, v in params.items()})
+    ref = Reference(key, {k: v.astype(np.float64) for k, v in params.items()})
     _, want_h, want_c, _ = ref.forward(x[None].astype(np.float64), h, c)
     c_out = c.copy()
-    got_h = probe.step(KINDS[cell], GATES[cell], x, h, c_out, params["weight_ih_l0"],
-                       params["weight_hh_l0"], ref.bias_x.astype(dtype), ref.b_hn.astype(dtype)
-                       if cell == "GRU" else np.zeros(H, dtype))
+    got_h = probe.step(cell, x, h, c_out, params["weight_ih_l0"], params["weight_hh_l0"],
+                       ref.bias_x.astype(dtype),
+                       ref.b_hn.astype(dtype) if cell.bias_hn_apart else np.zeros(H, dtype),
+                       params["weight_peephole_l0"])
     np.testing.assert_allclose(got_h, want_h, **TOL[dtype])
-    if cell == "LSTM":
+    if cell.has_cell_state:
         np.testing.assert_allclose(c_out, want_c, **TOL[dtype])
 
 
@@ -74,7 +75,7 @@ def test_the_weight_gradient_kernel_is_dg_transposed_times_x(rows, M, K1, K2, dt
 
 
 @settings(max_examples=40, deadline=None)
-@given(cell=st.sampled_from(sorted(GATES)), n=st.integers(1, 30), I=st.integers(1, 40),
+@given(cell=st.sampled_from(sorted(_cells.BY_KEY)), n=st.integers(1, 30), I=st.integers(1, 40),
        H=st.integers(1, 40), dtype=DTYPES)
 def test_one_step_of_each_cell_matches_the_reference(cell, n, I, H, dtype):
     check_step(cell, n, I, H, dtype)
@@ -90,7 +91,7 @@ def check_fixed_shapes():
         for n, H in FIXED:
             check_product(n, 2 * H + 3, H, dtype)
             check_weight_gradients(n + 240, 4 * H, H + 5, H, dtype)
-            for cell in GATES:
+            for cell in _cells.BY_KEY:
                 check_step(cell, n, 11, H, dtype)
 
 
@@ -114,5 +115,5 @@ def test_the_probe_refuses_shapes_that_would_take_a_kernel_outside_its_arrays():
     with pytest.raises(ValueError, match="dg"):
         probe.weight_gradients(one, np.ones((3, 3)), one)
     with pytest.raises(ValueError, match="w_ih"):
-        probe.step(KINDS["LSTM"], 4, one, np.ones((2, 4)), np.ones((2, 4)), np.ones((15, 3)),
-                   np.ones((16, 4)), np.ones(16), np.ones(4))
+        probe.step(_cells.LSTM, one, np.ones((2, 4)), np.ones((2, 4)), np.ones((15, 3)),
+                   np.ones((16, 4)), np.ones(16), np.ones(4), np.ones((3, 4)))

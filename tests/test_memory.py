@@ -104,9 +104,9 @@ def test_rss_probe_sees_fresh_memory():
 def tape_arrays(tape):
     arrays = []
     for layer in tape.layers:
-        arrays += [layer[key] for key in ("x", "y", "mask") if layer.get(key) is not None]
-        for direction in layer["dirs"]:
-            arrays += [v for v in direction.values() if isinstance(v, np.ndarray)]
+        arrays += [v for v in layer.fields().values() if v is not None]
+        for direction in layer.dirs:
+            arrays += [v for v in direction.fields().values() if isinstance(v, np.ndarray)]
     return arrays
 
 

@@ -1,5 +1,5 @@
-"""The numpy reference's ONNX variants (LSTM_PEEPHOLE, GRU_RESET_BEFORE)
-against outputs computed by onnxruntime 1.32.0 (written by
+"""The numpy reference's ONNX variants (LSTM_PEEPHOLE, GRU_RESET_BEFORE),
+and cyrnn's layers of those cells, against outputs computed by onnxruntime 1.32.0 (written by
 tools/make_onnx_fixtures.py; neither onnx nor onnxruntime is needed to run
 these tests). The reference runs one layer and direction at a time, as in
 test_reference.py, and the layers are chained here as torch chains them."""
@@ -9,6 +9,8 @@ import pathlib
 import numpy as np
 import pytest
 
+import cyrnn
+from cyrnn import _cells
 from reference import Reference
 
 DATA = pathlib.Path(__file__).parent / "data" / "onnx"
@@ -26,6 +28,11 @@ def test_fixture_set_is_complete():
     expected = {f"{cell}_{case}_{dtype}.npz" for cell in CELLS for case in CASES
                 for dtype in DTYPES}
     assert {path.name for path in FIXTURES} == expected
+
+
+def cyrnn_cells():
+    """The registry's cells: the fixtures of the others wait for theirs."""
+    return {cell.key for cell in _cells.CELLS}
 
 
 def load_case(path):
@@ -80,3 +87,30 @@ def test_reference_matches_onnxruntime(path):
     assert (c_n is None) == ("c_n" not in arrays)
     if c_n is not None:
         np.testing.assert_allclose(c_n, arrays["c_n"], err_msg="c_n", **tol)
+
+
+def make_cyrnn(config):
+    """The cyrnn layer of a fixture's config, built from its options."""
+    cls = {"LSTM": cyrnn.LSTM, "GRU": cyrnn.GRU}[config["cell"]]
+    options = {k: config[k] for k in ("num_layers", "bias", "batch_first", "bidirectional",
+                                      "peephole", "reset_after") if k in config}
+    return cls(config["input_size"], config["hidden_size"], dtype=config["dtype"], **options)
+
+
+@pytest.mark.parametrize("path", [p for p in FIXTURES if reference_cell(load_case(p)[0])
+                                  in cyrnn_cells()], ids=lambda p: p.stem)
+def test_cyrnn_matches_onnxruntime(path):
+    config, arrays = load_case(path)
+    model = make_cyrnn(config)
+    model.load_state_dict({k[len("param."):]: v for k, v in arrays.items()
+                           if k.startswith("param.")})
+    is_lstm = config["cell"] == "LSTM"
+    hx = None if config["no_hx"] else \
+        ((arrays["h0"], arrays["c0"]) if is_lstm else arrays["h0"])
+    y, states = model(arrays["x"], hx, lengths=arrays.get("lengths"))
+    tol = TOLERANCES[config["dtype"]]
+    np.testing.assert_allclose(y, arrays["y"], err_msg="y", **tol)
+    h_n = states[0] if is_lstm else states
+    np.testing.assert_allclose(h_n, arrays["h_n"], err_msg="h_n", **tol)
+    if is_lstm:
+        np.testing.assert_allclose(states[1], arrays["c_n"], err_msg="c_n", **tol)

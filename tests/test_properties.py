@@ -4,8 +4,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from helpers import (finite_difference, make_model, random_like_states, tolerances,
-                     weighted_loss)
+from helpers import (CELLS, WITH_CELL_STATE, finite_difference, make_model,
+                     random_like_states, tolerances, weighted_loss)
 
 SETTINGS = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -13,7 +13,7 @@ SETTINGS = settings(max_examples=40, deadline=None,
 
 @st.composite
 def problems(draw, max_size=4):
-    cell = draw(st.sampled_from(["LSTM", "GRU", "RNN_TANH", "RNN_RELU"]))
+    cell = draw(st.sampled_from(sorted(CELLS)))
     hidden = draw(st.integers(2, max_size))
     options = dict(
         num_layers=draw(st.integers(1, 3)),
@@ -23,7 +23,7 @@ def problems(draw, max_size=4):
         dtype=draw(st.sampled_from([np.float32, np.float64])),
         seed=draw(st.integers(0, 2**16)),
     )
-    if cell == "LSTM" and draw(st.booleans()):
+    if cell in WITH_CELL_STATE and draw(st.booleans()):
         options["proj_size"] = draw(st.integers(1, hidden - 1))
     input_size = draw(st.integers(1, max_size))
     T, B = draw(st.integers(1, 6)), draw(st.integers(1, 5))
@@ -153,8 +153,11 @@ def test_backward_agrees_with_finite_differences(problem):
 
 
 def make_model_like(model, dtype):
-    cell = {"LSTM": "LSTM", "GRU": "GRU"}.get(type(model).__name__) or (
-        "RNN_RELU" if model.nonlinearity == "relu" else "RNN_TANH")
+    if type(model).__name__ == "LSTM":
+        cell = "LSTM_PEEPHOLE" if model.peephole else "LSTM"
+    else:
+        cell = "GRU" if type(model).__name__ == "GRU" else (
+            "RNN_RELU" if model.nonlinearity == "relu" else "RNN_TANH")
     options = dict(num_layers=model.num_layers, bidirectional=model.bidirectional,
                    bias=model.bias, batch_first=model.batch_first, dtype=dtype)
     if model.proj_size:

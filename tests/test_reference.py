@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from helpers import finite_difference, make_model
-from reference import Reference, blas_products, exact_products
+from reference import WITH_CELL_STATE, Reference, blas_products, exact_products
 
 T, B, I, H = 6, 5, 4, 7
 LENGTHS = np.array([6, 2, 5, 6, 1])
@@ -13,14 +13,15 @@ LENGTHS = np.array([6, 2, 5, 6, 1])
 
 def _split(state, cell):
     """(h, c) of a layer's state for each direction (c None but for the LSTM)."""
-    if cell == "LSTM":
+    if cell in WITH_CELL_STATE:
         h, c = state
         return [(h[d], c[d]) for d in range(h.shape[0])]
     return [(state[d], None) for d in range(state.shape[0])]
 
 
 CASES = [("LSTM", {}), ("LSTM", {"proj_size": 3}), ("GRU", {}), ("RNN_TANH", {}),
-         ("RNN_RELU", {}), ("GRU", {"bias": False})]
+         ("RNN_RELU", {}), ("GRU", {"bias": False}), ("LSTM_PEEPHOLE", {}),
+         ("LSTM_PEEPHOLE", {"proj_size": 3, "bias": False})]
 
 
 @pytest.mark.parametrize("ragged", [False, True])
@@ -32,11 +33,11 @@ def test_forward_and_bptt_match_the_reference_in_each_direction(cell, options, r
     lengths = LENGTHS if ragged else None
     x = rng.standard_normal((T, B, I))
     h0 = rng.standard_normal((2, B, Hout))
-    hx = (h0, rng.standard_normal((2, B, H))) if cell == "LSTM" else h0
+    hx = (h0, rng.standard_normal((2, B, H))) if cell in WITH_CELL_STATE else h0
     y, hn, tape = model.forward(x, hx, lengths=lengths)
     dy = rng.standard_normal(y.shape)
     dhn = (rng.standard_normal((2, B, Hout)), rng.standard_normal((2, B, H))) \
-        if cell == "LSTM" else rng.standard_normal((2, B, Hout))
+        if cell in WITH_CELL_STATE else rng.standard_normal((2, B, Hout))
     grads = model.backward(tape, dy, dhn)
     params = model.state_dict()
     for d, (sfx, (h_init, c_init), (dh_n, dc_n), (h_n, c_n), (dh0, dc0)) in enumerate(zip(
@@ -46,12 +47,12 @@ def test_forward_and_bptt_match_the_reference_in_each_direction(cell, options, r
         ry, rh, rc, rtape = ref.forward(x, h_init, c_init, reverse=d == 1, keep=True)
         np.testing.assert_allclose(y[..., d * Hout:(d + 1) * Hout], ry, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(h_n, rh, rtol=1e-10, atol=1e-12)
-        if cell == "LSTM":
+        if cell in WITH_CELL_STATE:
             np.testing.assert_allclose(c_n, rc, rtol=1e-10, atol=1e-12)
         rdx, rdh0, rdc0, rgrads = ref.backward(rtape, dy[..., d * Hout:(d + 1) * Hout],
                                                dh_n, dc_n)
         np.testing.assert_allclose(dh0, rdh0, rtol=1e-9, atol=1e-12)
-        if cell == "LSTM":
+        if cell in WITH_CELL_STATE:
             np.testing.assert_allclose(dc0, rdc0, rtol=1e-9, atol=1e-12)
         assert set(rgrads) == {k for k in grads.params if k.endswith(sfx)}
         for name, value in rgrads.items():

@@ -20,7 +20,9 @@ MODELS = {
     "RNN_tanh": lambda: cyrnn.RNN(3, 2, seed=5),
     "Linear": lambda: cyrnn.Linear(3, 7, seed=6),
     "Linear_no_bias_f64": lambda: cyrnn.Linear(3, 2, bias=False, dtype=np.float64, seed=7),
-    "Sequential": lambda: cyrnn.Sequential(cyrnn.LSTM(3, 6, seed=8),
+    "LSTM_peephole_proj_bidir": lambda: cyrnn.LSTM(3, 5, proj_size=2, bidirectional=True,
+                                                   peephole=True, seed=11),
+    "Sequential": lambda: cyrnn.Sequential(cyrnn.LSTM(3, 6, peephole=True, seed=8),
                                            cyrnn.GRU(6, 4, bidirectional=True, seed=9),
                                            cyrnn.Linear(8, 2, seed=10)),
 }
@@ -80,6 +82,17 @@ def test_save_argument_errors(tmp_path):
         cyrnn.load(3)
     with pytest.raises(FileNotFoundError):
         cyrnn.load(tmp_path / "missing.npz")
+
+
+def test_a_file_written_before_peepholes_existed_loads_a_plain_lstm(tmp_path):
+    model = cyrnn.LSTM(3, 5, seed=0)
+    arrays, header = saved_arrays(model)
+    del header["model"]["config"]["peephole"]
+    write_npz(tmp_path / "old.npz", with_header(arrays, header))
+    loaded = cyrnn.load(tmp_path / "old.npz")
+    assert not loaded.peephole
+    x = np.random.default_rng(0).standard_normal((4, 2, 3))
+    np.testing.assert_array_equal(outputs(loaded, x), outputs(model, x))
 
 
 # -- tampered files ------------------------------------------------------------

@@ -1,14 +1,16 @@
 """The machinery every recurrent layer shares: parameters in torch's layout,
 validation, packing, buffer allocation and the calls into the time loops.
-A cell kind only contributes its CellSpec (see _cells.py)."""
+A cell kind only contributes its entry of the registry (_cells.py)."""
 import threading
-from functools import partial
+from typing import NamedTuple
 
 import numpy as np
 
-from cyrnn import _recurrence
+from cyrnn import _bptt, _forward, _plan
+from cyrnn._cells import direction_suffix
 from cyrnn._packing import SequenceLayout
-from cyrnn._packed_cache import PackedWeightCache
+from cyrnn._packed_cache import DirectionWeights, PackedWeightCache
+from cyrnn._plan import DirectionBuffers, DirectionGradients, LayerBuffers, LayerGradients
 from cyrnn._workspace import Workspace, aligned_empty, aligned_zeros
 from cyrnn._parameters import ParameterOwner
 from cyrnn._threads import get_num_threads
@@ -18,6 +20,18 @@ from cyrnn._validation import (
     check_seed, check_shape, real_array)
 
 _MAX_ELEMENTS = np.iinfo(np.intp).max // 8  # bound on T * B * widest, per call
+
+
+class ForwardCall(NamedTuple):
+    """A forward call's checked inputs: x as given and packed, its layout and
+    the initial states (sorted in packed order, fresh: the loops write the
+    final states into them)."""
+    x: np.ndarray
+    x_packed: np.ndarray
+    layout: SequenceLayout
+    unbatched: bool
+    h: np.ndarray
+    c: object
 
 
 class RecurrentLayer(ParameterOwner):
@@ -51,31 +65,27 @@ class RecurrentLayer(ParameterOwner):
     def _init_call_constants(self):
         """What every call would otherwise work out again from the
         configuration, which never changes once built."""
-        G, H, Hout, D = self._cell.gates, self._hidden_size, self._out_size, self._directions
-        self._widest = max(self._input_size, D * Hout, G * H)
-        self._is_gru = self._cell.kind == _recurrence.CellKind.GRU
-        self._extra_width = _recurrence.extra_width(self._cell.kind, H)
+        cell, H, Hout, D = self._cell, self._hidden_size, self._out_size, self._directions
+        self._widest = max(self._input_size, D * Hout, cell.gates * H)
         self._param_shapes = self._parameter_shapes()
         in_sizes = [self._input_size] + [D * Hout] * (self._num_layers - 1)
         self._packed_forward_sizes = [
-            _recurrence.packed_size(self._cell.kind, H, Hout, self._dtype, False, in_size)
-            for in_size in in_sizes]
+            _plan.packed_size(cell, H, Hout, in_size, self._dtype, False) for in_size in in_sizes]
         self._packed_transposed_sizes = [
-            _recurrence.packed_size(self._cell.kind, H, Hout, self._dtype, True, in_size)
-            for in_size in in_sizes]
-        # (layer, direction) -> (its parameter names' suffix, a dict of its
-        # weights and biases, None without). _params arrays are only written
-        # in place, never rebound: these stay live.
+            _plan.packed_size(cell, H, Hout, in_size, self._dtype, True) for in_size in in_sizes]
+        # (layer, direction) -> its parameter names' suffix, and its
+        # DirectionWeights. _params arrays are only written in place, never
+        # rebound: these stay live.
         p = self._params
         self._direction_suffixes, self._direction_weights = {}, {}
         for layer in range(self._num_layers):
             for direction in range(D):
-                sfx = f"_l{layer}" + ("_reverse" if direction else "")
+                sfx = direction_suffix(layer, direction)
                 self._direction_suffixes[layer, direction] = sfx
-                self._direction_weights[layer, direction] = dict(
+                self._direction_weights[layer, direction] = DirectionWeights(
                     w_ih=p["weight_ih" + sfx], w_hh=p["weight_hh" + sfx],
-                    w_hr=p.get("weight_hr" + sfx), b_ih=p.get("bias_ih" + sfx),
-                    b_hh=p.get("bias_hh" + sfx))
+                    b_ih=p.get("bias_ih" + sfx), b_hh=p.get("bias_hh" + sfx),
+                    w_hr=p.get("weight_hr" + sfx), peephole=p.get("weight_peephole" + sfx))
 
     # -- configuration, read-only once built -------------------------------
     input_size = property(lambda self: self._input_size)
@@ -90,7 +100,7 @@ class RecurrentLayer(ParameterOwner):
 
     @property
     def _owner_name(self):
-        return self._cell.name
+        return self._cell.layer
 
     @property
     def _directions(self):
@@ -110,7 +120,7 @@ class RecurrentLayer(ParameterOwner):
                 options.append(f"{name}={getattr(self, name)!r}")
         options += self._extra_repr()
         options.append(f"dtype={self._dtype.name}")
-        return f"{self._cell.name}({', '.join(options)})"
+        return f"{self._cell.layer}({', '.join(options)})"
 
     def _extra_repr(self):
         return []
@@ -118,20 +128,9 @@ class RecurrentLayer(ParameterOwner):
     # -- parameters --------------------------------------------------------
     def _parameter_shapes(self):
         """name -> shape, in torch's names and order."""
-        G, H, Hout, D = self._cell.gates, self._hidden_size, self._out_size, self._directions
-        shapes = {}
-        for layer in range(self._num_layers):
-            in_size = self._input_size if layer == 0 else D * Hout
-            for direction in range(D):
-                sfx = f"_l{layer}" + ("_reverse" if direction else "")
-                shapes["weight_ih" + sfx] = (G * H, in_size)
-                shapes["weight_hh" + sfx] = (G * H, Hout)
-                if self._bias:
-                    shapes["bias_ih" + sfx] = (G * H,)
-                    shapes["bias_hh" + sfx] = (G * H,)
-                if self._proj_size:
-                    shapes["weight_hr" + sfx] = (Hout, H)
-        return shapes
+        return self._cell.parameter_shapes(
+            self._input_size, self._hidden_size, self._num_layers, bias=self._bias,
+            bidirectional=self._bidirectional, proj_size=self._proj_size)
 
     def _initial_parameters(self):
         # torch's default: every parameter from U(-1/sqrt(H), 1/sqrt(H))
@@ -145,7 +144,7 @@ class RecurrentLayer(ParameterOwner):
         H = self._hidden_size
         if b_ih is None:
             return (np.zeros(self._cell.gates * H, dtype=self._dtype),
-                    np.zeros(H, dtype=self._dtype) if self._is_gru else None)
+                    np.zeros(H, dtype=self._dtype) if self._cell.bias_hn_apart else None)
         return self._cell.folded_biases(b_ih, b_hh, H)
 
     # -- inputs ------------------------------------------------------------
@@ -212,7 +211,7 @@ class RecurrentLayer(ParameterOwner):
         if value is None:
             return None, None
         if not isinstance(value, (tuple, list)) or len(value) != 2:
-            raise TypeError(f"{name} must be a pair {what} for {self._cell.name}, "
+            raise TypeError(f"{name} must be a pair {what} for {self._cell.layer}, "
                             f"got {type(value).__name__}")
         return value
 
@@ -221,7 +220,7 @@ class RecurrentLayer(ParameterOwner):
         form) is refused rather than read as a stacked array."""
         if isinstance(value, tuple) and len(value) == 2 and \
                 any(part is None or isinstance(part, np.ndarray) for part in value):
-            raise TypeError(f"{name} must be one array for {self._cell.name}, not a pair")
+            raise TypeError(f"{name} must be one array for {self._cell.layer}, not a pair")
 
     def _check_states(self, name, value, layout, B, unbatched, what):
         if value is None:  # what _check_state makes of None, without the rest
@@ -256,99 +255,148 @@ class RecurrentLayer(ParameterOwner):
             draws = [self._rng.random((N, width)) for _ in range(self._num_layers - 1)]
         return [((u < keep) / keep).astype(self._dtype) for u in draws] + [None]
 
+    # -- forward -----------------------------------------------------------
     def _forward(self, x, hx, lengths, training):
+        call = self._forward_call(x, hx, lengths, training)
+        tape_scratch = _TapeScratch(self._workspace, self._dtype) if training else None
+        layers, new_packings = self._forward_layers(call, tape_scratch)
+        _forward.run(self._cell, training, call.layout.batch_sizes, call.layout.offsets,
+                     self._hidden_size, self._out_size, layers, self._dtype,
+                     get_num_threads())
+        if training:
+            self._strip_weights(layers)
+        else:
+            self._packed_cache.store(entry for entry in new_packings if entry is not None)
+        return self._forward_outputs(call, layers, tape_scratch)
+
+    def _forward_call(self, x, hx, lengths, training):
         x, x_tm, unbatched = self._check_input(x)
         T, B = x_tm.shape[:2]
         lengths = self._check_lengths(lengths, T, B, unbatched)
         layout = SequenceLayout.full(T, B) if lengths is None else SequenceLayout(T, B, lengths)
-        h_state, c_state = self._check_states("hx", hx, layout, B, unbatched, "(h0, c0)")
-        x_packed = layout.pack(x_tm, self._dtype, copy=training)
+        h, c = self._check_states("hx", hx, layout, B, unbatched, "(h0, c0)")
+        return ForwardCall(x, layout.pack(x_tm, self._dtype, copy=training), layout,
+                           unbatched, h, c)
 
-        H, Hout, D = self._hidden_size, self._out_size, self._directions
-        GH = self._cell.gates * H
-        E = self._extra_width
-        N = layout.N
-        scratch_m = None if training or not self._proj_size else aligned_empty((B, H), self._dtype)
+    def _forward_layers(self, call, tape_scratch):
+        """A LayerBuffers per layer, and for inference the packings it makes
+        for the cache (None where the cache had one)."""
+        N, B, D = call.layout.N, call.layout.B, self._directions
+        width = D * self._out_size
+        training = tape_scratch is not None
         masks = self._dropout_masks(N) if training else [None] * self._num_layers
-
-        ws = self._workspace
-        scratch = []  # (name, array) of the tape's internal buffers
-        packings = []  # training: (params, workspace name) of the packed weights
-        new_packings = []  # inference: cache entries made by this pass
-
-        def tape_buffer(name, shape):
-            if not training:
-                return aligned_empty(shape, self._dtype)
-            array = ws.take(name, shape, self._dtype)
-            scratch.append((name, array))
-            return array
-
-        layers = []
-        layer_input = x_packed
+        # inference: one scratch m of the projection for every direction
+        scratch_m = None if training or not self._proj_size else \
+            aligned_empty((B, self._hidden_size), self._dtype)
+        layers, new_packings, layer_input = [], [], call.x_packed
         for layer in range(self._num_layers):
             # The last layer's y is returned to the caller; the others are internal.
-            last = layer == self._num_layers - 1
-            y = aligned_empty((N, D * Hout), self._dtype) if last else \
-                tape_buffer(f"y{layer}", (N, D * Hout))
+            y = aligned_empty((N, width), self._dtype) \
+                if layer == self._num_layers - 1 or not training \
+                else tape_scratch.take(f"y{layer}", (N, width))
             dirs = []
             for direction in range(D):
-                params = dict(self._direction_weights[layer, direction])
                 k = layer * D + direction
-                key = f"{layer}.{direction}"
+                h, c = call.h[k], None if call.c is None else call.c[k]
                 if training:
-                    # The tape keeps the weights forward used, so that an
-                    # optimizer stepping parameters() in place before backward
-                    # cannot mix old activations with new weights: W_hh and
-                    # W_ih packed for BPTT by this pass, and a copy of W_hr.
-                    params.update(transposed=tape_buffer(
-                        "transposed" + key, (self._packed_transposed_sizes[layer],)))
-                    if params["w_hr"] is not None:
-                        params.update(w_hr=params["w_hr"].copy())
-                size = self._packed_forward_sizes[layer]
-                if training:
-                    params.update(zip(("bias_x", "bias_hn"),
-                                      self._folded_biases(params["b_ih"], params["b_hh"])))
-                    params.update(packed=ws.take("packed" + key, (size,), self._dtype))
-                    packings.append((params, "packed" + key))
-                else:  # the biases are folded only if the cached packing is stale
-                    new_packings.append(self._packed_cache.prepare(
-                        (layer, direction), params, size, self._dtype, self._folded_biases))
-                params.update(
-                    gates=tape_buffer("gates" + key, (N, GH)) if training else None,
-                    extra=tape_buffer("extra" + key, (N, E)) if training and E else None,
-                    hprev=tape_buffer("hprev" + key, (N, Hout)) if training else None,
-                    m=(tape_buffer("m" + key, (N, H)) if training else scratch_m)
-                    if self._proj_size else None,
-                    h=h_state[k], c=None if c_state is None else c_state[k])
-                dirs.append(params)
-            layers.append(dict(x=layer_input, y=y, mask=masks[layer], dirs=dirs))
+                    dirs.append(self._training_direction(layer, direction, N, tape_scratch,
+                                                         h, c))
+                else:
+                    buffers, entry = self._inference_direction(layer, direction, h, c,
+                                                               scratch_m)
+                    dirs.append(buffers)
+                    new_packings.append(entry)
+            layers.append(LayerBuffers(x=layer_input, y=y, mask=masks[layer], dirs=dirs))
             layer_input = y
-        _recurrence.run(self._cell.kind, training, False, layout.batch_sizes, layout.offsets,
-                        H, Hout, layers, self._dtype, None, get_num_threads())
-        if new_packings:
-            self._packed_cache.store(entry for entry in new_packings if entry is not None)
-        for params, name in packings:
-            # The tape keeps no forward packing, and no reference to the live
-            # weights: BPTT has their transposed packing.
-            ws.give(name, params.pop("packed"))
-            del params["w_ih"], params["w_hh"], params["b_ih"], params["b_hh"]
+        return layers, new_packings
 
-        y = layout.unpack(layers[-1]["y"], self._batch_first and not unbatched)
-        hn = layout.unsort_states(h_state)
-        cn = None if c_state is None else layout.unsort_states(c_state)
+    def _inference_direction(self, layer, direction, h, c, scratch_m):
+        """(DirectionBuffers, the cache entry it makes or None) of an
+        inference pass: the cached packing of the weights if they have not
+        changed (see _packed_cache.py)."""
+        live = self._direction_weights[layer, direction]
+        packing, entry = self._packed_cache.prepare(
+            (layer, direction), live, self._packed_forward_sizes[layer], self._dtype,
+            self._folded_biases)
+        weights = packing.weights
+        return DirectionBuffers(
+            w_ih=weights.w_ih, w_hh=weights.w_hh, w_hr=live.w_hr, bias_x=packing.bias_x,
+            bias_hn=packing.bias_hn, peephole=weights.peephole, packed=packing.packed,
+            packed_ready=packing.ready, h=h, c=c, m=scratch_m), entry
+
+    def _training_direction(self, layer, direction, N, tape_scratch, h, c):
+        """DirectionBuffers of a training pass, with its tape. The tape keeps
+        the weights forward used, so that an optimizer stepping parameters()
+        in place before backward cannot mix old activations with new
+        weights: W_hh and W_ih packed for BPTT by this pass, copies of W_hr
+        and of the peephole weights."""
+        w = self._direction_weights[layer, direction]
+        cell, H, key = self._cell, self._hidden_size, f"{layer}.{direction}"
+        bias_x, bias_hn = self._folded_biases(w.b_ih, w.b_hh)
+        take = tape_scratch.take
+        return DirectionBuffers(
+            w_ih=w.w_ih, w_hh=w.w_hh, w_hr=_copy(w.w_hr), bias_x=bias_x, bias_hn=bias_hn,
+            peephole=_copy(w.peephole), packed_ready=False,
+            packed=self._workspace.take("packed" + key, (self._packed_forward_sizes[layer],),
+                                        self._dtype),
+            h=h, c=c, m=take("m" + key, (N, H)) if self._proj_size else None,
+            transposed=take("transposed" + key, (self._packed_transposed_sizes[layer],)),
+            gates=take("gates" + key, (N, cell.gates * H)),
+            extra=take("extra" + key, (N, cell.extra * H)) if cell.extra else None,
+            hprev=take("hprev" + key, (N, self._out_size)))
+
+    def _strip_weights(self, layers):
+        """The tape keeps no forward packing, and no reference to the live
+        weights: BPTT has their transposed packing."""
+        for layer, buffers in enumerate(layers):
+            for direction, d in enumerate(buffers.dirs):
+                self._workspace.give(f"packed{layer}.{direction}", d.packed)
+                d.packed = d.w_ih = d.w_hh = d.bias_x = d.bias_hn = None
+
+    def _forward_outputs(self, call, layers, tape_scratch):
+        """(y, final states, tape or None) in the caller's layout."""
+        layout, unbatched = call.layout, call.unbatched
+        y = layout.unpack(layers[-1].y, self._batch_first and not unbatched)
+        hn = layout.unsort_states(call.h)
+        cn = None if call.c is None else layout.unsort_states(call.c)
         if unbatched:
             y, hn = y[:, 0, :], hn[:, 0, :]
             cn = None if cn is None else cn[:, 0, :]
         states = hn if cn is None else (hn, cn)
-        if not training:
+        if tape_scratch is None:
             return y, states, None
         tape = Tape(model=self, weights_version=self._weights_version, layout=layout,
-                    layers=layers, x_shape=x.shape, y_shape=y.shape, hn_shape=hn.shape,
+                    layers=layers, x_shape=call.x.shape, y_shape=y.shape, hn_shape=hn.shape,
                     cn_shape=None if cn is None else cn.shape, unbatched=unbatched,
-                    scratch=scratch)
+                    scratch=tape_scratch.taken)
         return y, states, tape
 
     # -- backward ----------------------------------------------------------
+    def backward(self, tape, dy, dhn=None):
+        """BPTT: gradients of a scalar loss L from dy = dL/dy (None: the loss
+        does not depend on y) and optionally dhn = dL/dh_n (for LSTM a pair
+        (dh_n, dc_n), either part None). Returns Gradients(input, hx, params);
+        nothing in the model or the tape changes, so a tape may be replayed."""
+        self._check_tape(tape)
+        dy_packed = self._output_gradient(tape, dy)
+        dh, dc = self._final_state_gradients(tape, dhn)
+        grads = {name: aligned_empty(shape, self._dtype)
+                 for name, shape in self._param_shapes.items()}
+        scratch = self._bptt_scratch(tape)
+        layers = self._gradient_layers(tape, scratch, dh, dc, grads, dy_packed)
+        _bptt.run(self._cell, tape.layout.batch_sizes, tape.layout.offsets, self._hidden_size,
+                  self._out_size, layers, self._dtype, scratch.packed, get_num_threads())
+        self._give_back_scratch(scratch, layers)
+        return self._gradients(tape, layers[0].dx, dh, dc, grads)
+
+    def _output_gradient(self, tape, dy):
+        """dy checked and packed as the tape's y."""
+        if dy is None:
+            dy = np.zeros(tape.y_shape, self._dtype)
+        dy = as_real_array("dy", dy, self._dtype)
+        check_shape("dy", dy, tape.y_shape, "y's shape")
+        return tape.layout.pack(self._time_major("dy", dy, tape.unbatched), self._dtype)
+
     def _gradient_state(self, name, value, shape, layout, unbatched, meaning):
         if value is None:
             full = shape if not unbatched else (shape[0], 1, shape[1])
@@ -359,76 +407,111 @@ class RecurrentLayer(ParameterOwner):
             array = array[:, None, :]
         return layout.sort_states(array)
 
-    def backward(self, tape, dy, dhn=None):
-        """BPTT: gradients of a scalar loss L from dy = dL/dy (None: the loss
-        does not depend on y) and optionally dhn = dL/dh_n (for LSTM a pair
-        (dh_n, dc_n), either part None). Returns Gradients(input, hx, params);
-        nothing in the model or the tape changes, so a tape may be replayed."""
-        self._check_tape(tape)
-        layout = tape.layout
-        if dy is None:
-            dy = np.zeros(tape.y_shape, self._dtype)
-        dy = as_real_array("dy", dy, self._dtype)
-        check_shape("dy", dy, tape.y_shape, "y's shape")
-        dy_packed = layout.pack(self._time_major("dy", dy, tape.unbatched), self._dtype)
+    def _final_state_gradients(self, tape, dhn):
+        """(dh, dc or None): dL/dh_n (and dL/dc_n) checked, sorted in packed
+        order, fresh (BPTT turns them into the initial states' gradients)."""
         if self._cell.has_cell_state:
             dh_n, dc_n = self._split_pair("dhn", dhn, "(dh_n, dc_n)")
+            dh_name = "dhn[0]"
         else:
             self._reject_pair("dhn", dhn)
-            dh_n, dc_n = dhn, None
-        dh = self._gradient_state("dhn" + ("[0]" if self._cell.has_cell_state else ""),
-                                  dh_n, tape.hn_shape, layout, tape.unbatched, "h_n's shape")
-        dc = (self._gradient_state("dhn[1]", dc_n, tape.cn_shape, layout, tape.unbatched,
+            dh_n, dc_n, dh_name = dhn, None, "dhn"
+        dh = self._gradient_state(dh_name, dh_n, tape.hn_shape, tape.layout, tape.unbatched,
+                                  "h_n's shape")
+        dc = (self._gradient_state("dhn[1]", dc_n, tape.cn_shape, tape.layout, tape.unbatched,
                                    "c_n's shape")
               if self._cell.has_cell_state else None)
+        return dh, dc
 
-        H, Hout, D, N, B = self._hidden_size, self._out_size, self._directions, layout.N, layout.B
-        ws = self._workspace
-        # The pre-activations' gradients, a chunk of steps at a time, in rows
-        # padded past G*H; GRU keeps the recurrent side (dgh) apart from the
-        # input side (dgx).
-        rows = (_recurrence.gradient_rows(B),
-                _recurrence.gate_gradient_width(self._cell.kind, H, self._dtype))
-        gru = self._is_gru
-        dgx = ws.take("dgx", rows, self._dtype)
-        dgh = ws.take("dgh", rows, self._dtype) if gru else dgx
-        dhall = ws.take("dhall", (N, Hout), self._dtype) if self._proj_size else None
-        dm = aligned_empty((B, H), self._dtype) if self._proj_size else None
-        grads = {name: aligned_empty(shape, self._dtype)
-                 for name, shape in self._param_shapes.items()}
+    def _bptt_scratch(self, tape):
+        """BPTT's scratch, from the workspace. The pre-activations' gradients
+        go a chunk of steps at a time, in rows padded past G*H; a cell that
+        splits them keeps the recurrent side (dgh) apart from the input side
+        (dgx)."""
+        ws, dtype, layout = self._workspace, self._dtype, tape.layout
+        H, Hout = self._hidden_size, self._out_size
+        rows = (_plan.gradient_rows(layout.B),
+                _plan.gate_gradient_width(self._cell, H, dtype))
+        dgx = ws.take("dgx", rows, dtype)
+        projection = bool(self._proj_size)
+        in_sizes = [layer.x.shape[1] for layer in tape.layers]
+        return _BpttScratch(
+            dgx=dgx, dgh=ws.take("dgh", rows, dtype) if self._cell.split_gradients else dgx,
+            dhall=ws.take("dhall", (layout.N, Hout), dtype) if projection else None,
+            dm=aligned_empty((layout.B, H), dtype) if projection else None,
+            packed=ws.take("packed_backward", (_plan.gradient_scratch_size(
+                Hout, in_sizes, layout.B, dtype),), dtype))
 
+    def _gradient_layers(self, tape, scratch, dh, dc, grads, dy_packed):
+        """A LayerGradients per layer: only the first layer's dx reaches the
+        caller, the others are scratch; each layer's dy is the dx of the
+        layer above it."""
+        D, N = self._directions, tape.layout.N
         layers = []
-        for layer, fwd in enumerate(tape.layers):
-            dirs = []
-            for direction, fwd_dir in enumerate(fwd["dirs"]):
-                sfx = self._direction_suffixes[layer, direction]
-                k = layer * D + direction
-                dirs.append(dict(
-                    fwd_dir, dgx=dgx, dgh=dgh, dhall=dhall, dm=dm, dh=dh[k],
-                    dc=None if dc is None else dc[k],
-                    dw_ih=grads["weight_ih" + sfx], dw_hh=grads["weight_hh" + sfx],
-                    db_ih=grads.get("bias_ih" + sfx), db_hh=grads.get("bias_hh" + sfx),
-                    dw_hr=grads.get("weight_hr" + sfx)))
-            # Only the first layer's dx reaches the caller; the others are scratch.
-            dx = (aligned_empty if layer == 0 else partial(ws.take, f"dx{layer}"))(
-                (N, fwd["x"].shape[1]), self._dtype)
-            layers.append(dict(fwd, dirs=dirs, dx=dx))
-        for layer in range(self._num_layers):
-            upper = layers[layer + 1]["dx"] if layer + 1 < self._num_layers else dy_packed
-            layers[layer]["dy"] = upper
-        packed = ws.take("packed_backward", (_recurrence.gradient_scratch_size(
-            Hout, [layer["x"].shape[1] for layer in tape.layers], B, self._dtype),), self._dtype)
-        _recurrence.run(self._cell.kind, True, True, layout.batch_sizes, layout.offsets,
-                        H, Hout, layers, self._dtype, packed, get_num_threads())
-        for name, array in [("dgx", dgx), ("dhall", dhall), ("packed_backward", packed)] + \
-                [(f"dx{layer}", layers[layer]["dx"]) for layer in range(1, self._num_layers)] + \
-                ([("dgh", dgh)] if gru else []):
-            ws.give(name, array)
+        for layer, forward in enumerate(tape.layers):
+            shape = (N, forward.x.shape[1])
+            dx = aligned_empty(shape, self._dtype) if layer == 0 else \
+                self._workspace.take(f"dx{layer}", shape, self._dtype)
+            dirs = [self._direction_gradients(forward.dirs[d], layer, d, scratch,
+                                              dh[layer * D + d],
+                                              None if dc is None else dc[layer * D + d], grads)
+                    for d in range(D)]
+            layers.append(LayerGradients(forward=forward, dx=dx, dy=None, dirs=dirs))
+        for layer, gradients in enumerate(layers):
+            gradients.dy = layers[layer + 1].dx if layer + 1 < len(layers) else dy_packed
+        return layers
 
-        dx = layout.unpack(layers[0]["dx"], self._batch_first and not tape.unbatched)
+    def _direction_gradients(self, forward, layer, direction, scratch, dh, dc, grads):
+        sfx = self._direction_suffixes[layer, direction]
+        return DirectionGradients(
+            forward=forward, dgx=scratch.dgx, dgh=scratch.dgh, dhall=scratch.dhall,
+            dm=scratch.dm, dh=dh, dc=dc, dw_ih=grads["weight_ih" + sfx],
+            dw_hh=grads["weight_hh" + sfx], db_ih=grads.get("bias_ih" + sfx),
+            db_hh=grads.get("bias_hh" + sfx), dw_hr=grads.get("weight_hr" + sfx),
+            dpeephole=grads.get("weight_peephole" + sfx))
+
+    def _give_back_scratch(self, scratch, layers):
+        ws = self._workspace
+        for name, array in (("dgx", scratch.dgx), ("dhall", scratch.dhall),
+                            ("packed_backward", scratch.packed)):
+            ws.give(name, array)
+        if scratch.dgh is not scratch.dgx:
+            ws.give("dgh", scratch.dgh)
+        for layer in range(1, len(layers)):
+            ws.give(f"dx{layer}", layers[layer].dx)
+
+    def _gradients(self, tape, dx_packed, dh, dc, grads):
+        """Gradients in the caller's layout."""
+        layout = tape.layout
+        dx = layout.unpack(dx_packed, self._batch_first and not tape.unbatched)
         dh0 = layout.unsort_states(dh)
         dc0 = None if dc is None else layout.unsort_states(dc)
         if tape.unbatched:
             dx, dh0 = dx[:, 0, :], dh0[:, 0, :]
             dc0 = None if dc0 is None else dc0[:, 0, :]
         return Gradients(input=dx, hx=dh0 if dc0 is None else (dh0, dc0), params=grads)
+
+
+class _TapeScratch:
+    """The arrays of a training pass's tape, from the model's workspace,
+    listed so that the tape gives them back when it is dropped."""
+
+    def __init__(self, workspace, dtype):
+        self._workspace, self._dtype, self.taken = workspace, dtype, []
+
+    def take(self, name, shape):
+        array = self._workspace.take(name, shape, self._dtype)
+        self.taken.append((name, array))
+        return array
+
+
+class _BpttScratch(NamedTuple):
+    dgx: np.ndarray
+    dgh: np.ndarray
+    dhall: object
+    dm: object
+    packed: np.ndarray
+
+
+def _copy(array):
+    return None if array is None else array.copy()

@@ -7,9 +7,14 @@ import numpy as np
 
 from cython cimport floating
 
+cimport numpy as cnp
+
 from cyrnn._kernels cimport (cell_step, gradient_width, pack_bias, pack_weights,
                              packed_bias_elements, packed_blocks, packed_elements,
-                             packed_product, weight_gradient_chunk)
+                             packed_product, weight_gradient_chunk, cyrnn_sigmoid_f,
+                             cyrnn_sigmoid_d, cyrnn_tanh_f, cyrnn_tanh_d)
+
+cnp.import_array()
 
 
 def _require(bint holds, str what):
@@ -63,27 +68,47 @@ def weight_gradients(floating[:, ::1] dg, floating[:, ::1] x1, floating[:, ::1] 
     return out1, out2, db
 
 
-def step(int kind, int G, floating[:, ::1] x, floating[:, ::1] h, floating[:, ::1] c,
+def step(object cell, floating[:, ::1] x, floating[:, ::1] h, floating[:, ::1] c,
          floating[:, ::1] w_ih, floating[:, ::1] w_hh, floating[::1] bias,
-         floating[::1] bias_hn):
-    """One forward step of cell `kind` (G gate blocks) on n rows: the new h
-    (returned) and c (updated in place, for the LSTM). bias: the folded
-    biases (G*H); bias_hn: the GRU's b_hn (H), else unused."""
-    cdef int n = x.shape[0], I = x.shape[1], H = h.shape[1]
-    _require(n > 0 and I > 0 and H > 0 and 1 <= G <= 4 and h.shape[0] == n
+         floating[::1] bias_hn, floating[:, ::1] peephole):
+    """One forward step of `cell` (an entry of the registry, _cells.py) on n
+    rows: the new h (returned) and c (updated in place, for an LSTM). bias:
+    the folded biases (G*H); bias_hn: the GRU's b_hn (H) and peephole: a
+    peephole LSTM's (3, H), else unused."""
+    cdef int n = x.shape[0], I = x.shape[1], H = h.shape[1], G = cell.gates, kind = cell.kind
+    _require(n > 0 and I > 0 and H > 0 and h.shape[0] == n
              and c.shape[0] == n and c.shape[1] == H and w_ih.shape[0] == G * H
              and w_ih.shape[1] == I and w_hh.shape[0] == G * H and w_hh.shape[1] == H
-             and bias.shape[0] == G * H and bias_hn.shape[0] == H,
+             and bias.shape[0] == G * H and bias_hn.shape[0] == H
+             and peephole.shape[0] == 3 and peephole.shape[1] == H,
              "x (n, I), h and c (n, H), w_ih (G*H, I), w_hh (G*H, H), bias (G*H), "
-             "bias_hn (H)")
+             "bias_hn (H), peephole (3, H)")
     dtype = np.asarray(x).dtype
     cdef floating[::1] p_ih = _packed(w_ih, G, H, False), p_hh = _packed(w_hh, G, H, False)
     packed_b = np.empty(packed_bias_elements(kind, H, <floating *>NULL), dtype)
     cdef floating[::1] pb = packed_b
-    pack_bias(kind, H, &bias[0], &bias_hn[0], &pb[0])
+    pack_bias(kind, H, &bias[0], &bias_hn[0], &peephole[0, 0], &pb[0])
     out = np.empty((n, H), dtype)
     cdef floating[:, ::1] o = out
-    cell_step(kind, H, I, H, 0, packed_blocks(H, <floating *>NULL), n, &p_ih[0], &p_hh[0],
-              &pb[0], &x[0, 0], I, &h[0, 0], H, &c[0, 0], &o[0, 0], H, NULL, NULL, NULL, 0,
-              False)
+    cell_step(kind, H, I, H, 0, packed_blocks(H, <floating *>NULL), n, &p_ih[0],
+              &p_hh[0], &pb[0], &x[0, 0], I, &h[0, 0], H, &c[0, 0], &o[0, 0], H, NULL, NULL,
+              NULL, 0, False)
+    return out
+
+
+def activation(str name, object values):
+    """The C kernels' sigmoid or tanh applied to a float32 or float64 array,
+    for checking their accuracy against numpy."""
+    cdef cnp.ndarray x = np.ascontiguousarray(values)
+    cdef cnp.ndarray out = np.empty_like(x)
+    if x.dtype == np.float32 and name == "sigmoid":
+        cyrnn_sigmoid_f(x.size, <float *>cnp.PyArray_DATA(x), <float *>cnp.PyArray_DATA(out))
+    elif x.dtype == np.float32 and name == "tanh":
+        cyrnn_tanh_f(x.size, <float *>cnp.PyArray_DATA(x), <float *>cnp.PyArray_DATA(out))
+    elif x.dtype == np.float64 and name == "sigmoid":
+        cyrnn_sigmoid_d(x.size, <double *>cnp.PyArray_DATA(x), <double *>cnp.PyArray_DATA(out))
+    elif x.dtype == np.float64 and name == "tanh":
+        cyrnn_tanh_d(x.size, <double *>cnp.PyArray_DATA(x), <double *>cnp.PyArray_DATA(out))
+    else:
+        raise ValueError(f"activation: unknown name {name!r} or dtype {x.dtype}")
     return out

@@ -3,16 +3,12 @@
 from cython cimport floating
 
 cdef extern from "cyrnn_kernels.h" nogil:
-    void cyrnn_lstm_backward_f(int n, int H, const float *gates, const float *extra, const float *dh, float *dc, float *dgates, Py_ssize_t ldg)
-    void cyrnn_lstm_backward_d(int n, int H, const double *gates, const double *extra, const double *dh, double *dc, double *dgates, Py_ssize_t ldg)
-    void cyrnn_lstm_backward_product_f(int H, int first_block, int end_block, int n, int cells, const float *packed, const float *dg, Py_ssize_t ldg, const float *dy, Py_ssize_t ldy, const float *gates, const float *extra, float *dc, float *dh, float *dg_out)
-    void cyrnn_lstm_backward_product_d(int H, int first_block, int end_block, int n, int cells, const double *packed, const double *dg, Py_ssize_t ldg, const double *dy, Py_ssize_t ldy, const double *gates, const double *extra, double *dc, double *dh, double *dg_out)
-    void cyrnn_gru_backward_f(int n, int H, const float *gates, const float *extra, const float *hprev, float *dh, float *dgx, float *dgh, Py_ssize_t ldg)
-    void cyrnn_gru_backward_d(int n, int H, const double *gates, const double *extra, const double *hprev, double *dh, double *dgx, double *dgh, Py_ssize_t ldg)
-    void cyrnn_rnn_tanh_backward_f(int n, int H, const float *gates, const float *dh, float *dgates, Py_ssize_t ldg)
-    void cyrnn_rnn_tanh_backward_d(int n, int H, const double *gates, const double *dh, double *dgates, Py_ssize_t ldg)
-    void cyrnn_rnn_relu_backward_f(int n, int H, const float *gates, const float *dh, float *dgates, Py_ssize_t ldg)
-    void cyrnn_rnn_relu_backward_d(int n, int H, const double *gates, const double *dh, double *dgates, Py_ssize_t ldg)
+    void cyrnn_cell_backward_f(int cell, int n, int H, const float *gates, const float *extra, const float *hprev, const float *peephole, float *dh, float *dc, float *dgx, float *dgh, Py_ssize_t ldg)
+    void cyrnn_cell_backward_d(int cell, int n, int H, const double *gates, const double *extra, const double *hprev, const double *peephole, double *dh, double *dc, double *dgx, double *dgh, Py_ssize_t ldg)
+    void cyrnn_peephole_gradient_f(int n, int H, int j0, int j1, const float *dg, Py_ssize_t ldg, const float *gates, const float *extra, float *dp, int accumulate)
+    void cyrnn_peephole_gradient_d(int n, int H, int j0, int j1, const double *dg, Py_ssize_t ldg, const double *gates, const double *extra, double *dp, int accumulate)
+    void cyrnn_lstm_backward_product_f(int H, int first_block, int end_block, int n, int cells, const float *packed, const float *dg, Py_ssize_t ldg, const float *dy, Py_ssize_t ldy, const float *gates, const float *extra, const float *peephole, float *dc, float *dh, float *dg_out)
+    void cyrnn_lstm_backward_product_d(int H, int first_block, int end_block, int n, int cells, const double *packed, const double *dg, Py_ssize_t ldg, const double *dy, Py_ssize_t ldy, const double *gates, const double *extra, const double *peephole, double *dc, double *dh, double *dg_out)
     void cyrnn_copy_rows_f(int n, int w, const float *src, Py_ssize_t lds, float *dst, Py_ssize_t ldd)
     void cyrnn_copy_rows_d(int n, int w, const double *src, Py_ssize_t lds, double *dst, Py_ssize_t ldd)
     void cyrnn_add_rows_f(int n, int w, const float *src, Py_ssize_t lds, float *dst, Py_ssize_t ldd)
@@ -33,8 +29,8 @@ cdef extern from "cyrnn_kernels.h" nogil:
     void cyrnn_packed_product_d(int H, int K, int n, const double *packed, int first_block, int end_block, const double *x, Py_ssize_t ldx, double *out, int accumulate)
     Py_ssize_t cyrnn_packed_bias_size_f(int cell, int H)
     Py_ssize_t cyrnn_packed_bias_size_d(int cell, int H)
-    void cyrnn_pack_bias_f(int cell, int H, const float *bias, const float *bias_hn, float *packed_bias)
-    void cyrnn_pack_bias_d(int cell, int H, const double *bias, const double *bias_hn, double *packed_bias)
+    void cyrnn_pack_bias_f(int cell, int H, const float *bias, const float *bias_hn, const float *peephole, float *packed_bias)
+    void cyrnn_pack_bias_d(int cell, int H, const double *bias, const double *bias_hn, const double *peephole, double *packed_bias)
     void cyrnn_cell_step_f(int cell, int H, int I, int Hout, int first_block, int end_block, int n, const float *packed_ih, const float *packed_hh, const float *packed_bias, const float *x, Py_ssize_t ldx, const float *h, Py_ssize_t ldh, float *c, float *out, Py_ssize_t ldo, float *gates, float *extra, float *next_h, int next_rows, int stream_tape)
     void cyrnn_cell_step_d(int cell, int H, int I, int Hout, int first_block, int end_block, int n, const double *packed_ih, const double *packed_hh, const double *packed_bias, const double *x, Py_ssize_t ldx, const double *h, Py_ssize_t ldh, double *c, double *out, Py_ssize_t ldo, double *gates, double *extra, double *next_h, int next_rows, int stream_tape)
     void cyrnn_weight_gradient_chunk_f(int M, int first_group, int end_group, int rows, const float *dg, Py_ssize_t ldg, int K1, const float *panels1, float *out1, int K2, const float *panels2, float *out2, float *db, int accumulate)
@@ -45,48 +41,36 @@ cdef extern from "cyrnn_kernels.h" nogil:
     void cyrnn_tanh_d(Py_ssize_t n, const double *x, double *y)
 
 
-cdef inline void lstm_backward(int n, int H, const floating *gates, const floating *extra,
-                               const floating *dh, floating *dc, floating *dgates,
-                               Py_ssize_t ldg) noexcept nogil:
+cdef inline void cell_backward(int cell, int n, int H, const floating *gates,
+                               const floating *extra, const floating *hprev,
+                               const floating *peephole, floating *dh, floating *dc,
+                               floating *dgx, floating *dgh, Py_ssize_t ldg) noexcept nogil:
     if floating is float:
-        cyrnn_lstm_backward_f(n, H, gates, extra, dh, dc, dgates, ldg)
+        cyrnn_cell_backward_f(cell, n, H, gates, extra, hprev, peephole, dh, dc, dgx, dgh, ldg)
     else:
-        cyrnn_lstm_backward_d(n, H, gates, extra, dh, dc, dgates, ldg)
+        cyrnn_cell_backward_d(cell, n, H, gates, extra, hprev, peephole, dh, dc, dgx, dgh, ldg)
+
+cdef inline void peephole_gradient(int n, int H, int j0, int j1, const floating *dg,
+                                   Py_ssize_t ldg, const floating *gates,
+                                   const floating *extra, floating *dp,
+                                   bint accumulate) noexcept nogil:
+    if floating is float:
+        cyrnn_peephole_gradient_f(n, H, j0, j1, dg, ldg, gates, extra, dp, accumulate)
+    else:
+        cyrnn_peephole_gradient_d(n, H, j0, j1, dg, ldg, gates, extra, dp, accumulate)
 
 cdef inline void lstm_backward_product(int H, int first_block, int end_block, int n,
                                        int cells, const floating *packed, const floating *dg,
                                        Py_ssize_t ldg, const floating *dy, Py_ssize_t ldy,
                                        const floating *gates, const floating *extra,
-                                       floating *dc, floating *dh,
+                                       const floating *peephole, floating *dc, floating *dh,
                                        floating *dg_out) noexcept nogil:
     if floating is float:
         cyrnn_lstm_backward_product_f(H, first_block, end_block, n, cells, packed, dg, ldg,
-                                      dy, ldy, gates, extra, dc, dh, dg_out)
+                                      dy, ldy, gates, extra, peephole, dc, dh, dg_out)
     else:
         cyrnn_lstm_backward_product_d(H, first_block, end_block, n, cells, packed, dg, ldg,
-                                      dy, ldy, gates, extra, dc, dh, dg_out)
-
-cdef inline void gru_backward(int n, int H, const floating *gates, const floating *extra,
-                              const floating *hprev, floating *dh, floating *dgx,
-                              floating *dgh, Py_ssize_t ldg) noexcept nogil:
-    if floating is float:
-        cyrnn_gru_backward_f(n, H, gates, extra, hprev, dh, dgx, dgh, ldg)
-    else:
-        cyrnn_gru_backward_d(n, H, gates, extra, hprev, dh, dgx, dgh, ldg)
-
-cdef inline void rnn_backward(bint relu, int n, int H, const floating *gates,
-                              const floating *dh, floating *dgates,
-                              Py_ssize_t ldg) noexcept nogil:
-    if floating is float:
-        if relu:
-            cyrnn_rnn_relu_backward_f(n, H, gates, dh, dgates, ldg)
-        else:
-            cyrnn_rnn_tanh_backward_f(n, H, gates, dh, dgates, ldg)
-    else:
-        if relu:
-            cyrnn_rnn_relu_backward_d(n, H, gates, dh, dgates, ldg)
-        else:
-            cyrnn_rnn_tanh_backward_d(n, H, gates, dh, dgates, ldg)
+                                      dy, ldy, gates, extra, peephole, dc, dh, dg_out)
 
 cdef inline void copy_rows(int n, int w, const floating *src, Py_ssize_t lds,
                            floating *dst, Py_ssize_t ldd) noexcept nogil:
@@ -161,11 +145,11 @@ cdef inline Py_ssize_t gradient_width(int GH, floating *kind) noexcept nogil:
         return cyrnn_gradient_width_d(GH)
 
 cdef inline void pack_bias(int cell, int H, const floating *bias, const floating *bias_hn,
-                           floating *packed_bias) noexcept nogil:
+                           const floating *peephole, floating *packed_bias) noexcept nogil:
     if floating is float:
-        cyrnn_pack_bias_f(cell, H, bias, bias_hn, packed_bias)
+        cyrnn_pack_bias_f(cell, H, bias, bias_hn, peephole, packed_bias)
     else:
-        cyrnn_pack_bias_d(cell, H, bias, bias_hn, packed_bias)
+        cyrnn_pack_bias_d(cell, H, bias, bias_hn, peephole, packed_bias)
 
 cdef inline void cell_step(int cell, int H, int I, int Hout, int first_block, int end_block,
                            int n, const floating *packed_ih, const floating *packed_hh,

@@ -11,7 +11,7 @@ import threading
 
 import numpy as np
 
-from cyrnn._recurrence import aligned_array
+from cyrnn._arrays import aligned_array
 
 
 # Bytes: a cache line, and what the kernels' streamed stores need. Every

@@ -1,9 +1,11 @@
-"""The public recurrent layers. Each is its cell's CellSpec on the shared
-machinery of _base.RecurrentLayer; see that class for the calls."""
+"""The public recurrent layers. Each is its cell's entry of the registry
+(_cells.py), chosen by its options, on the shared machinery of
+_base.RecurrentLayer; see that class for the calls."""
 import numpy as np
 
 from cyrnn import _cells
 from cyrnn._base import RecurrentLayer
+from cyrnn._validation import check_bool
 
 
 class LSTM(RecurrentLayer):
@@ -12,15 +14,25 @@ class LSTM(RecurrentLayer):
     y, (h_n, c_n) = m(x, (h0, c0), lengths=None) for inference;
     y, (h_n, c_n), tape = m.forward(...) and m.backward(tape, dy, (dh_n, dc_n))
     for training. Gates i, f, g, o; `proj_size` > 0 adds weight_hr_l*.
+    `peephole=True` adds peephole connections (ONNX's LSTM input P,
+    TensorFlow's use_peepholes): weight_peephole_l* of shape (3, hidden_size),
+    rows i, f, o, with i = sigmoid(... + p_i * c_{t-1}),
+    f = sigmoid(... + p_f * c_{t-1}) and o = sigmoid(... + p_o * c_t).
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, proj_size=0,
-                 dtype=np.float32, seed=None):
-        self._configure(_cells.LSTM, input_size, hidden_size, num_layers, bias=bias,
+                 peephole=False, dtype=np.float32, seed=None):
+        cell = _cells.select("LSTM", peephole=check_bool("peephole", peephole))
+        self._configure(cell, input_size, hidden_size, num_layers, bias=bias,
                         batch_first=batch_first, dropout=dropout,
                         bidirectional=bidirectional, proj_size=proj_size, dtype=dtype,
                         seed=seed)
+
+    peephole = property(lambda self: self._cell.peephole)
+
+    def _extra_repr(self):
+        return ["peephole=True"] if self._cell.peephole else []
 
 
 class GRU(RecurrentLayer):
@@ -40,16 +52,15 @@ class RNN(RecurrentLayer):
     """Multi-layer Elman RNN, h' = nonlinearity(W_ih x + b_ih + W_hh h + b_hh),
     with nonlinearity "tanh" or "relu", as torch.nn.RNN."""
 
-    _NONLINEARITIES = {"tanh": _cells.RNN_TANH, "relu": _cells.RNN_RELU}
-
     def __init__(self, input_size, hidden_size, num_layers=1, *, nonlinearity="tanh",
                  bias=True, batch_first=False, dropout=0.0, bidirectional=False,
                  dtype=np.float32, seed=None):
-        if not isinstance(nonlinearity, str) or nonlinearity not in self._NONLINEARITIES:
+        if not isinstance(nonlinearity, str) or nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-        self._configure(self._NONLINEARITIES[nonlinearity], input_size, hidden_size,
-                        num_layers, bias=bias, batch_first=batch_first, dropout=dropout,
-                        bidirectional=bidirectional, proj_size=0, dtype=dtype, seed=seed)
+        self._configure(_cells.select("RNN", nonlinearity=nonlinearity), input_size,
+                        hidden_size, num_layers, bias=bias, batch_first=batch_first,
+                        dropout=dropout, bidirectional=bidirectional, proj_size=0,
+                        dtype=dtype, seed=seed)
         self._nonlinearity = nonlinearity
 
     nonlinearity = property(lambda self: self._nonlinearity)

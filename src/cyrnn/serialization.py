@@ -31,6 +31,8 @@ import zlib
 
 import numpy as np
 
+from cyrnn import _cells
+from cyrnn._cells import PEEPHOLE_ROWS
 from cyrnn._version import __version__
 from cyrnn.layers import GRU, LSTM, RNN
 from cyrnn.linear import Linear
@@ -47,13 +49,15 @@ _DTYPES = ("float32", "float64")
 _RECURRENT_KEYS = ("input_size", "hidden_size", "num_layers", "bias", "batch_first",
                    "dropout", "bidirectional")
 _CLASSES = {
-    "LSTM": (LSTM, _RECURRENT_KEYS + ("proj_size", "dtype")),
+    "LSTM": (LSTM, _RECURRENT_KEYS + ("proj_size", "peephole", "dtype")),
     "GRU": (GRU, _RECURRENT_KEYS + ("dtype",)),
     "RNN": (RNN, _RECURRENT_KEYS + ("nonlinearity", "dtype")),
     "Linear": (Linear, ("in_features", "out_features", "bias", "dtype")),
     "Sequential": (Sequential, ("layers",)),
 }
-_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+# config keys that files written before them leave out, and their defaults
+_ADDED_KEYS = {"LSTM": {"peephole": False}}
+_CELL_OPTIONS = ("peephole", "nonlinearity")  # the keys that select a cell (_cells.py)
 
 
 # -- writing -----------------------------------------------------------------
@@ -165,6 +169,7 @@ def _check_description(description, where, nested=False):
     if not isinstance(config, dict):
         raise _Bad(f"{where}['config'] must be an object, got {type(config).__name__}")
     keys = _CLASSES[name][1]
+    config = {**_ADDED_KEYS.get(name, {}), **config}
     missing = [k for k in keys if k not in config]
     unexpected = [k for k in config if k not in keys]
     if missing or unexpected:
@@ -193,13 +198,18 @@ def _parameter_count(name, config):
         return n_out * n_in + (n_out if config["bias"] else 0)
     sizes = ints("input_size", "hidden_size", "num_layers",
                  *(("proj_size",) if name == "LSTM" else ()))
-    if sizes is None or type(config["bias"]) is not bool \
-            or type(config["bidirectional"]) is not bool:
+    flags = [config[k] for k in ("bias", "bidirectional", "peephole") if k in config]
+    if sizes is None or any(type(flag) is not bool for flag in flags):
+        return None
+    try:
+        cell = _cells.select(name, **{k: config[k] for k in _CELL_OPTIONS if k in config})
+    except TypeError:
         return None
     I, H, L = sizes[:3]
     P = sizes[3] if name == "LSTM" else 0
-    G, D, Hout = _GATES[name], 2 if config["bidirectional"] else 1, P or H
-    per_direction = G * H * Hout + (2 * G * H if config["bias"] else 0) + (Hout * H if P else 0)
+    G, D, Hout = cell.gates, 2 if config["bidirectional"] else 1, P or H
+    per_direction = G * H * Hout + (2 * G * H if config["bias"] else 0) + (Hout * H if P else 0) \
+        + (PEEPHOLE_ROWS * H if cell.peephole else 0)
     first = D * (G * H * I + per_direction)
     later = D * (G * H * D * Hout + per_direction)
     return first + max(L - 1, 0) * later

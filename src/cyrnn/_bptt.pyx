@@ -1,0 +1,292 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Backpropagation through time for every cell kind, run without the GIL
+over every layer and direction of a plan (_plan.pyx), from the tape of a
+training forward pass (_forward.pyx).
+
+One packed product per step gives dL/dh_{t-1}; for a cell whose backward
+is fused with it (the LSTM), the product runs the next step's cell backward
+on its tiles. The pre-activations' gradients collect in chunks of whole
+steps; once a chunk is complete, dx and the weight gradients are packed
+products over its rows.
+"""
+import numpy as np
+from libc.stdlib cimport free
+from libc.string cimport memcpy
+
+from cython cimport floating
+from cython.parallel cimport parallel, threadid
+
+from cyrnn._blas cimport gemm
+from cyrnn._kernels cimport (add_rows, cell_backward, copy_rows, lstm_backward_product,
+                             multiply, packed_blocks, packed_elements, packed_product,
+                             peephole_gradient, weight_gradient_chunk)
+from cyrnn._loops cimport omp_barrier, pack_share, threads_for
+from cyrnn._plan cimport Direction, Layer, Plan, fill_backward, init_plan, is_float32
+
+
+cdef inline void _gradient_chunk(const Plan *p, const Layer *ly, int d, floating *panels,
+                                 Py_ssize_t row0, int rows, bint accumulate, int tid,
+                                 int threads) noexcept nogil:
+    """Thread tid's share of the work on a complete chunk of rows [row0,
+    row0 + rows): its rows of dx = dgx W_ih (+= for the second direction,
+    which reads the same input) by blocks of input units; then, by groups of
+    gate rows, dW_ih (+)= dgx^T x, dW_hh (+)= dgh^T h_{t-1} and the bias
+    gradients (+)= dg's column sums, reading dg in place; by units, a peephole
+    LSTM's peephole gradients. The chunk of x and
+    of h_{t-1} is packed once, its blocks shared. Against scipy's BLAS, which
+    repacks dg for each product, on an LSTM's two products at 1 thread
+    (float32, best of 15): 96 vs 83 GFLOP/s at H=256, 96 vs 89 at H=512, even
+    at H=128; at 2 threads it also keeps BLAS's pool out of the loops' way."""
+    cdef const Direction *dr = &ly.dirs[d]
+    cdef int GH = p.G * p.H, Hout = p.Hout, in_size = ly.in_size
+    cdef int groups = packed_blocks(GH, <floating *>NULL)
+    cdef int g0 = tid * groups // threads, g1 = (tid + 1) * groups // threads
+    cdef int x_blocks = packed_blocks(in_size, <floating *>NULL)
+    cdef const floating *packed_ih = <const floating *>dr.transposed + packed_elements(
+        1, Hout, GH, <floating *>NULL)
+    cdef floating *panels_x = panels
+    cdef floating *panels_h = panels + packed_elements(1, in_size, rows, <floating *>NULL)
+    _product_blocks(in_size, GH, rows, packed_ih, <const floating *>dr.dgx, p.ldg,
+                    <floating *>ly.dx + row0 * in_size, d > 0, tid * x_blocks // threads,
+                    (tid + 1) * x_blocks // threads)
+    pack_share(tid, threads, 1, in_size, rows, <const floating *>ly.x + row0 * in_size, 1,
+               in_size, panels_x)
+    pack_share(tid, threads, 1, Hout, rows, <const floating *>dr.hprev + row0 * Hout, 1, Hout,
+               panels_h)
+    if dr.dpeephole != NULL:  # by units, read from the tape and dg in place
+        peephole_gradient(rows, p.H, tid * p.H // threads, (tid + 1) * p.H // threads,
+                          <const floating *>dr.dgx, p.ldg,
+                          <const floating *>dr.gates + row0 * GH,
+                          <const floating *>dr.extra + row0 * p.E, <floating *>dr.dpeephole,
+                          accumulate)
+    if threads > 1:  # every thread reads all of the panels
+        omp_barrier()
+    if dr.dgh == dr.dgx:  # dW_ih and dW_hh share the pre-activations' gradients
+        weight_gradient_chunk(GH, g0, g1, rows, <const floating *>dr.dgx, p.ldg, in_size,
+                              panels_x, <floating *>dr.dw_ih, Hout, panels_h,
+                              <floating *>dr.dw_hh, <floating *>dr.db_ih, accumulate)
+    else:
+        weight_gradient_chunk(GH, g0, g1, rows, <const floating *>dr.dgx, p.ldg, in_size,
+                              panels_x, <floating *>dr.dw_ih, 0, NULL, NULL,
+                              <floating *>dr.db_ih, accumulate)
+        weight_gradient_chunk(GH, g0, g1, rows, <const floating *>dr.dgh, p.ldg, Hout,
+                              panels_h, <floating *>dr.dw_hh, 0, NULL, NULL,
+                              <floating *>dr.db_hh, accumulate)
+
+
+cdef void _gradient_chunk_alone(const Plan *p, const Layer *ly, int d, floating *panels,
+                                Py_ssize_t row0, int rows, bint accumulate) noexcept nogil:
+    """_gradient_chunk from a time loop on one thread: a team of its own when
+    the chunk is big enough (a batch of one row, say, leaves the loop on one
+    thread, but not the chunk's many rows)."""
+    cdef int tid = 0, GH = p.G * p.H
+    cdef int threads = threads_for(p.num_threads, packed_blocks(GH, <floating *>NULL),
+                                    <double>GH * (2 * ly.in_size + p.Hout) * rows)
+    if threads > 1:
+        with parallel(num_threads=threads):
+            tid = threadid()
+            _gradient_chunk(p, ly, d, panels, row0, rows, accumulate, tid, threads)
+    else:
+        _gradient_chunk(p, ly, d, panels, row0, rows, accumulate, 0, 1)
+
+
+cdef inline int _chunk_end(const Plan *p, int d, int s0) noexcept nogil:
+    """One past the last step (in the order direction d visits them) of the
+    weight gradients' chunk that starts at step s0: as many whole steps as
+    fit in gradient_rows rows (one at least: it holds a batch)."""
+    cdef Py_ssize_t rows = 0
+    cdef int s = s0, t
+    while s < p.T:
+        t = p.T - 1 - s if d == 0 else s
+        if s > s0 and rows + p.batch_sizes[t] > p.gradient_rows:
+            break
+        rows += p.batch_sizes[t]
+        s += 1
+    return s
+
+
+cdef inline Py_ssize_t _chunk_first_row(const Plan *p, int d, int s0, int s1) noexcept nogil:
+    """The first row of the chunk of steps [s0, s1): its steps are consecutive
+    in time, so its rows are too."""
+    return p.offsets[p.T - s1] if d == 0 else p.offsets[s0]
+
+
+cdef inline void _product_blocks(int H, int K, int n, const floating *packed,
+                                 const floating *x, Py_ssize_t ldx, floating *out,
+                                 bint accumulate, int first_block,
+                                 int end_block) noexcept nogil:
+    """The columns of unit blocks [first_block, end_block) of out (n, H) =
+    (or +=) x (n, K; rows ldx apart) W^T, for W packed by pack_weights with
+    G = 1."""
+    packed_product(H, K, n, packed, first_block, end_block, x, ldx, out, accumulate)
+
+
+
+cdef inline void _backward_rows(const Plan *p, const Direction *dr, const floating *dy,
+                                int t, Py_ssize_t row0, int first, int tid,
+                                int threads) noexcept nogil:
+    """Thread tid's share of rows [first, n) of step t: dL/dh_t gets dy_t, the
+    cell's backward kernel turns it into the pre-activations' gradients (and
+    dL/dc_{t-1}) in the rows of the chunk that starts at row0."""
+    cdef int H = p.H, Hout = p.Hout, GH = p.G * p.H, DH = p.D * p.Hout
+    cdef int n = <int>p.batch_sizes[t]
+    cdef int r0 = first + tid * (n - first) // threads
+    cdef int r1 = first + (tid + 1) * (n - first) // threads
+    cdef Py_ssize_t off = p.offsets[t]
+    cdef floating *dh = <floating *>dr.dh
+    cdef floating *dc = <floating *>dr.dc + r0 * H if dr.dc != NULL else NULL
+    cdef floating *dm = <floating *>dr.dm
+    cdef floating *dgx = <floating *>dr.dgx + (off + r0 - row0) * p.ldg
+    cdef floating *dgh = <floating *>dr.dgh + (off + r0 - row0) * p.ldg
+    cdef const floating *gates = <const floating *>dr.gates + (off + r0) * GH
+    cdef const floating *extra = NULL
+    cdef const floating *w_hr = <const floating *>dr.w_hr
+    if dr.extra != NULL:
+        extra = <const floating *>dr.extra + (off + r0) * p.E
+    if r1 > r0:
+        add_rows(r1 - r0, Hout, dy + (off + r0) * DH, DH, dh + r0 * Hout, Hout)
+    if w_hr != NULL:
+        # One thread for BLAS, whose bits for a row depend on how many rows
+        # it is given: results must not depend on the threads.
+        if threads > 1:
+            omp_barrier()
+        if tid == 0:
+            copy_rows(n, Hout, dh, Hout, <floating *>dr.dhall + off * Hout, Hout)
+            gemm(False, False, n, H, Hout, <floating>1, dh, Hout, w_hr, H, <floating>0, dm, H)
+        if threads > 1:
+            omp_barrier()
+    if r1 <= r0:
+        return
+    # dL/dh reaches the cell through the projection (dm) if there is one. A
+    # cell that splits its gradients (the GRU) leaves the direct part z * dh
+    # in dh; the product adds the part that flows back through the weights.
+    cell_backward(p.kind, r1 - r0, H, gates, extra,
+                  <const floating *>dr.hprev + (off + r0) * Hout,
+                  <const floating *>dr.peephole,
+                  (dm + r0 * H) if w_hr != NULL else dh + r0 * Hout, dc, dgx, dgh, p.ldg)
+
+
+cdef inline void _backward_step(const Plan *p, const Layer *ly, int d,
+                                 const floating *packed_hh, floating *panels, int s, int s0,
+                                 int s1, Py_ssize_t row0, int tid, int threads) noexcept nogil:
+    """Thread tid's share of the s-th step direction d visits, in the chunk of
+    steps [s0, s1) whose rows start at row0; the chunk's dx and weight
+    gradients after its last step. With several threads, a barrier wherever the next
+    phase reads what other threads wrote."""
+    cdef int t = p.T - 1 - s if d == 0 else s
+    cdef Py_ssize_t end = p.offsets[p.T - s0] if d == 0 else p.offsets[s1]
+    cdef const Direction *dr = &ly.dirs[d]
+    cdef int GH = p.G * p.H, DH = p.D * p.Hout, blocks = packed_blocks(p.Hout, <floating *>NULL)
+    cdef int n = <int>p.batch_sizes[t], first = 0, following, cells
+    cdef const floating *dy = <const floating *>ly.dy + d * p.Hout
+    cdef floating *dgh = <floating *>dr.dgh
+    # An LSTM's product runs the next step's cell on its tiles (see below):
+    # not across a chunk's end, whose gradients still need these rows.
+    cdef bint fused = p.fused_backward and dr.w_hr == NULL
+    if fused and s > s0:  # the rows the previous step's product went on with
+        first = min(n, <int>p.batch_sizes[t + 1 if d == 0 else t - 1])
+    if first < n:
+        _backward_rows(p, dr, dy, t, row0, first, tid, threads)
+        if threads > 1:
+            omp_barrier()
+    if fused and s + 1 < s1:
+        # dL/dh_{t'} = dg_t W_hh for the step t' visited next, and on the
+        # same tiles t''s cell backward: its gates' gradients
+        following = t - 1 if d == 0 else t + 1
+        cells = min(n, <int>p.batch_sizes[following])
+        lstm_backward_product(p.H, tid * blocks // threads, (tid + 1) * blocks // threads,
+                              n, cells, packed_hh, dgh + (p.offsets[t] - row0) * p.ldg,
+                              p.ldg, dy + p.offsets[following] * DH, DH,
+                              <const floating *>dr.gates + p.offsets[following] * GH,
+                              <const floating *>dr.extra + p.offsets[following] * p.E,
+                              <const floating *>dr.peephole, <floating *>dr.dc,
+                              <floating *>dr.dh,
+                              dgh + (p.offsets[following] - row0) * p.ldg)
+    else:
+        # dL/dh_{t-1} = (GRU: +=) dgh W_hh, by blocks of Hout units
+        _product_blocks(p.Hout, GH, n, packed_hh, dgh + (p.offsets[t] - row0) * p.ldg, p.ldg,
+                        <floating *>dr.dh, p.split_gradients, tid * blocks // threads,
+                        (tid + 1) * blocks // threads)
+    if s == s1 - 1 and threads > 1:
+        _gradient_chunk(p, ly, d, panels, row0, <int>(end - row0), s0 > 0, tid, threads)
+    elif s == s1 - 1:
+        _gradient_chunk_alone(p, ly, d, panels, row0, <int>(end - row0), s0 > 0)
+    if threads > 1:
+        omp_barrier()
+
+
+cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
+                              const floating *x) noexcept nogil:
+    cdef const Direction *dr = &ly.dirs[d]
+    # (initialized: parallel() copies them into each thread)
+    cdef int Hout = p.Hout, GH = p.G * p.H, s = 0, s0 = 0, s1 = 0, tid = 0, threads
+    cdef int blocks = packed_blocks(Hout, <floating *>NULL)
+    cdef Py_ssize_t row0 = 0
+    # W_hh and W_ih transposed by the forward pass, by blocks of their output
+    # units: W_hh's for dL/dh, W_ih's (measured faster than BLAS, which
+    # repacks dg) for dx, chunk by chunk.
+    cdef const floating *packed_hh = <const floating *>dr.transposed
+    cdef floating *panels = <floating *>p.packed
+    # The first step has the most rows (they are sorted by length).
+    threads = threads_for(p.num_threads, blocks, <double>p.batch_sizes[0] * Hout * GH)
+    if threads > 1:
+        # One team for the whole loop: each thread runs the cell's kernel on
+        # its share of the rows, then the product on its share of the
+        # blocks, which reads every row. Opening a team per step left the
+        # kernel to one thread while the other waited.
+        with parallel(num_threads=threads):
+            tid = threadid()
+            s1 = 0
+            for s in range(p.T):
+                if s == s1:  # the next chunk of the weight gradients
+                    s0 = s
+                    s1 = _chunk_end(p, d, s0)
+                    row0 = _chunk_first_row(p, d, s0, s1)
+                _backward_step(p, ly, d, packed_hh, panels, s, s0, s1, row0, tid, threads)
+    else:
+        for s in range(p.T):
+            if s == s1:
+                s0 = s
+                s1 = _chunk_end(p, d, s0)
+                row0 = _chunk_first_row(p, d, s0, s1)
+            _backward_step(p, ly, d, packed_hh, panels, s, s0, s1, row0, 0, 1)
+    if dr.db_ih != NULL and dr.dgh == dr.dgx:  # both biases sit in the same pre-activations
+        memcpy(dr.db_hh, dr.db_ih, GH * sizeof(floating))
+    if dr.w_hr != NULL:
+        gemm(True, False, Hout, p.H, <int>p.N, <floating>1, <const floating *>dr.dhall, Hout,
+             <const floating *>dr.m, p.H, <floating>0, <floating *>dr.dw_hr, p.H)
+
+
+
+cdef void _run_backward(const Plan *p, const floating *first_x) noexcept nogil:
+    cdef int l, d
+    cdef const Layer *ly
+    for l in range(p.L - 1, -1, -1):
+        ly = &p.layers[l]
+        if ly.mask != NULL:
+            multiply(p.N * p.D * p.Hout, <floating *>ly.dy, <const floating *>ly.mask)
+        for d in range(p.D):
+            _backward_direction(p, ly, d, <const floating *>ly.x)
+
+
+def run(object cell, const Py_ssize_t[::1] batch_sizes, const Py_ssize_t[::1] offsets,
+        int hidden_size, int out_size, list layers, object dtype, object packed,
+        int num_threads=1):
+    """BPTT of `cell` (an entry of the registry, _cells.py) over the
+    LayerGradients of every layer, their arrays prepared by the Python
+    layer; `packed` is the weight gradients' scratch."""
+    cdef Plan p
+    p.layers = NULL
+    dtype = np.dtype(dtype)
+    try:
+        init_plan(&p, cell, True, batch_sizes, offsets, hidden_size, out_size, layers,
+                  dtype, num_threads)
+        fill_backward(&p, layers, dtype, packed)
+        if is_float32(dtype):
+            with nogil:
+                _run_backward(&p, <const float *>NULL)
+        else:
+            with nogil:
+                _run_backward(&p, <const double *>NULL)
+    finally:
+        free(p.layers)

@@ -1,0 +1,242 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The forward time loops of every cell kind (inference or training), run
+without the GIL over every layer and direction of a plan (_plan.pyx).
+
+Sequences are packed as torch's PackedSequence: rows sorted by length, step
+t owning the first batch_sizes[t] rows, stored at rows offsets[t] ... of
+every (N, width) buffer. Each step is one fused kernel call per range of
+unit blocks: the input and recurrent products in registers, then the cell.
+"""
+import numpy as np
+from libc.stdlib cimport free
+
+from cython cimport floating
+from cython.parallel cimport parallel, prange, threadid
+
+from cyrnn._blas cimport gemm
+from cyrnn._kernels cimport (cell_step, copy_rows, multiply, pack_bias, pack_weights,
+                             packed_blocks, packed_elements)
+from cyrnn._loops cimport omp_barrier, pack_share, threads_for
+from cyrnn._plan cimport Direction, Layer, Plan, fill_forward, init_plan, is_float32
+
+
+cdef void _pack_shared(int max_threads, int G, int H, int K, const floating *w,
+                       Py_ssize_t row_stride, Py_ssize_t col_stride,
+                       floating *packed) noexcept nogil:
+    """pack_weights, its blocks shared between threads when it is big enough
+    to pay for waking them (packing moves about 3 values per ns)."""
+    cdef int chunk, threads = min(max_threads, packed_blocks(H, <floating *>NULL))
+    if threads > 1 and <double>G * H * K >= 1 << 15:
+        for chunk in prange(threads, num_threads=threads, schedule="static"):
+            pack_share(chunk, threads, G, H, K, w, row_stride, col_stride, packed)
+    else:
+        pack_weights(G, H, K, w, row_stride, col_stride, packed)
+
+
+cdef inline void _step_blocks(const Plan *p, const Direction *dr, const floating *packed_ih,
+                              const floating *packed_hh, const floating *packed_bias,
+                              int first_block, int end_block, int in_size, int n, int carried,
+                              const floating *x, const floating *prev, Py_ssize_t ld_prev,
+                              const floating *rest, floating *out, Py_ssize_t ldo,
+                              floating *gates, floating *extra, floating *next_h,
+                              int next_rows) noexcept nogil:
+    """One step for a range of unit blocks. Rows below `carried` continue from
+    `prev` (the previous step's output, rows ld_prev apart), the others from
+    `rest` (rows Hout apart); rows below next_rows also store h to next_h.
+    The two calls split the rows the same way with or without a tape: a
+    row's bits depend on the tile it falls in."""
+    cdef floating *c = <floating *>dr.c
+    cdef Py_ssize_t GH = p.G * p.H
+    if carried > 0:
+        cell_step(p.kind, p.H, in_size, p.Hout, first_block, end_block, carried, packed_ih,
+                  packed_hh, packed_bias, x, in_size, prev, ld_prev, c, out, ldo, gates,
+                  extra, next_h, next_rows, p.stream_tape)
+    if n > carried:
+        cell_step(p.kind, p.H, in_size, p.Hout, first_block, end_block, n - carried,
+                  packed_ih, packed_hh, packed_bias, x + carried * in_size, in_size,
+                  rest, p.Hout,
+                  c + carried * p.H if c != NULL else NULL, out + carried * ldo, ldo,
+                  gates + carried * GH if gates != NULL else NULL,
+                  extra + carried * p.E if extra != NULL else NULL,
+                  next_h + carried * p.H if next_h != NULL else NULL, next_rows - carried,
+                  p.stream_tape)
+
+
+cdef inline void _keep_previous_states(const Plan *p, const Direction *dr, int d, int t,
+                                       int s, int r0, int r1, int carried,
+                                       const floating *prev, Py_ssize_t ld_prev,
+                                       floating **next_h, int *next_rows) noexcept nogil:
+    """Thread rows [r0, r1) of h_{t-1} onto the tape, which keeps them for
+    the weight gradients. Without a projection, the previous step's kernel
+    stored the carried rows there already (see next_h: where this step's
+    kernel stores the rows the next step carries); the others come from the
+    initial state."""
+    cdef int Hout = p.Hout, n = <int>p.batch_sizes[t], next_t
+    cdef Py_ssize_t off = p.offsets[t]
+    cdef floating *h = <floating *>dr.h
+    cdef floating *hprev = <floating *>dr.hprev
+    cdef int lo = min(r1, carried)
+    if lo > r0 and dr.w_hr != NULL:
+        copy_rows(lo - r0, Hout, prev + r0 * ld_prev, ld_prev, hprev + (off + r0) * Hout, Hout)
+    if s + 1 < p.T and dr.w_hr == NULL:
+        next_t = t + 1 if d == 0 else t - 1
+        next_rows[0] = min(n, <int>p.batch_sizes[next_t])
+        next_h[0] = hprev + p.offsets[next_t] * Hout
+    lo = max(r0, carried)
+    if r1 > lo:
+        copy_rows(r1 - lo, Hout, h + lo * Hout, Hout, hprev + (off + lo) * Hout, Hout)
+
+
+cdef inline void _finish_step(const Plan *p, const Direction *dr, floating *y, int d, int t,
+                              int r0, int r1, const floating *out, int tid,
+                              int threads) noexcept nogil:
+    """After the cell: an LSTM's projection of m into y, and the rows whose
+    sequence ends at step t handing their state to h_n."""
+    cdef int H = p.H, Hout = p.Hout, DH = p.D * p.Hout, n = <int>p.batch_sizes[t]
+    cdef int finished, lo
+    cdef Py_ssize_t off = p.offsets[t]
+    cdef floating *h = <floating *>dr.h
+    if d == 0:
+        finished = <int>p.batch_sizes[t + 1] if t + 1 < p.T else 0
+    else:
+        finished = 0 if t == 0 else n
+    if dr.w_hr != NULL:
+        # One thread projects every row: BLAS's bits for a row depend on how
+        # many rows it is given, and results must not depend on the threads.
+        if tid == 0:
+            gemm(False, True, n, Hout, H, <floating>1, out, H,
+                 <const floating *>dr.w_hr, H, <floating>0, y + off * DH, DH)
+            copy_rows(n - finished, Hout, y + (off + finished) * DH, DH,
+                      h + finished * Hout, Hout)
+        if threads > 1:  # the next step reads the projected rows
+            omp_barrier()
+    else:
+        lo = max(finished, r0)
+        if r1 > lo:
+            copy_rows(r1 - lo, Hout, y + (off + lo) * DH, DH, h + lo * Hout, Hout)
+
+
+cdef inline void _forward_step(const Plan *p, const Layer *ly, int d, const floating *x,
+                               const floating *packed_ih, const floating *packed_hh,
+                               const floating *packed_bias, int s, int tid,
+                               int threads) noexcept nogil:
+    """Thread tid's share of step s: rows of the copies and of the
+    projection, unit blocks of the cell; with several threads, a barrier
+    wherever the next phase reads what other threads wrote."""
+    cdef const Direction *dr = &ly.dirs[d]
+    cdef int H = p.H, Hout = p.Hout, DH = p.D * p.Hout, I = ly.in_size
+    cdef int blocks = packed_blocks(H, <floating *>NULL)
+    cdef int t = s if d == 0 else p.T - 1 - s
+    cdef int n = <int>p.batch_sizes[t], r0 = tid * n // threads, r1 = (tid + 1) * n // threads
+    cdef int prev_t, carried = 0, next_rows = 0
+    cdef Py_ssize_t off = p.offsets[t], ld_prev = DH, ldo = DH
+    cdef floating *y = <floating *>ly.y + d * Hout
+    cdef const floating *prev = NULL
+    cdef floating *out = y + off * DH
+    cdef floating *gates = NULL
+    cdef floating *extra = NULL
+    cdef floating *next_h = NULL
+    # The state lives in y: each step reads the previous step's rows of y
+    # (rows are sorted by length, so they are the first ones) and writes its
+    # own, with no copy in between.
+    if s > 0:
+        prev_t = t - 1 if d == 0 else t + 1
+        carried = min(n, <int>p.batch_sizes[prev_t])
+        prev = y + p.offsets[prev_t] * DH
+    cdef const floating *rest = <floating *>dr.h + carried * Hout
+    if p.training:
+        gates = <floating *>dr.gates + off * p.G * H
+        if p.E:
+            extra = <floating *>dr.extra + off * p.E
+        _keep_previous_states(p, dr, d, t, s, r0, r1, carried, prev, DH, &next_h,
+                              &next_rows)
+        if threads > 1:
+            omp_barrier()
+        prev = <floating *>dr.hprev + off * Hout
+        ld_prev = Hout
+        rest = prev + carried * Hout
+    if dr.w_hr != NULL:  # the cell's output m is projected into y below
+        out = <floating *>dr.m + (off * H if p.training else 0)
+        ldo = H
+    _step_blocks(p, dr, packed_ih, packed_hh, packed_bias, tid * blocks // threads,
+                 (tid + 1) * blocks // threads, I, n, carried, x + off * I, prev, ld_prev,
+                 rest, out, ldo, gates, extra, next_h, next_rows)
+    if threads > 1:
+        omp_barrier()
+    _finish_step(p, dr, y, d, t, r0, r1, out, tid, threads)
+
+
+cdef void _pack_direction(const Plan *p, const Direction *dr, int I, floating *packed_ih,
+                          floating *packed_hh, floating *packed_bias) noexcept nogil:
+    """The weights packed for the step kernel (unless a cached packing holds
+    them) and, training, transposed for BPTT: made now for the tape to keep,
+    as an optimizer may step the weights in place before backward runs."""
+    cdef int H = p.H, Hout = p.Hout, GH = p.G * p.H
+    if not dr.packed_ready:
+        _pack_shared(p.num_threads, p.G, H, Hout, <const floating *>dr.w_hh, Hout, 1,
+                     packed_hh)
+        _pack_shared(p.num_threads, p.G, H, I, <const floating *>dr.w_ih, I, 1, packed_ih)
+        pack_bias(p.kind, H, <const floating *>dr.bias_x, <const floating *>dr.bias_hn,
+                  <const floating *>dr.peephole, packed_bias)
+    if p.training:
+        _pack_shared(p.num_threads, 1, Hout, GH, <const floating *>dr.w_hh, 1, Hout,
+                     <floating *>dr.transposed)
+        _pack_shared(p.num_threads, 1, I, GH, <const floating *>dr.w_ih, 1, I,
+                     <floating *>dr.transposed + packed_elements(1, Hout, GH, <floating *>NULL))
+
+
+cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
+                             const floating *x) noexcept nogil:
+    cdef const Direction *dr = &ly.dirs[d]
+    # (initialized: parallel() copies them into each thread)
+    cdef int H = p.H, Hout = p.Hout, GH = p.G * p.H, I = ly.in_size, s = 0, tid = 0, threads
+    cdef floating *packed_hh = <floating *>dr.packed
+    cdef floating *packed_ih = packed_hh + packed_elements(p.G, H, Hout, <floating *>NULL)
+    cdef floating *packed_bias = packed_ih + packed_elements(p.G, H, I, <floating *>NULL)
+    _pack_direction(p, dr, I, packed_ih, packed_hh, packed_bias)
+    # One team for the whole loop (the first step has the most rows): each
+    # thread takes a contiguous range of unit blocks of every step.
+    threads = threads_for(p.num_threads, packed_blocks(H, <floating *>NULL),
+                          <double>p.batch_sizes[0] * GH * (Hout + I))
+    if threads > 1:
+        with parallel(num_threads=threads):
+            tid = threadid()
+            for s in range(p.T):
+                _forward_step(p, ly, d, x, packed_ih, packed_hh, packed_bias, s, tid, threads)
+    else:
+        for s in range(p.T):
+            _forward_step(p, ly, d, x, packed_ih, packed_hh, packed_bias, s, 0, 1)
+
+
+cdef void _run_forward(const Plan *p, const floating *first_x) noexcept nogil:
+    cdef int l, d
+    cdef const Layer *ly
+    for l in range(p.L):
+        ly = &p.layers[l]
+        for d in range(p.D):
+            _forward_direction(p, ly, d, <const floating *>ly.x)
+        if ly.mask != NULL:
+            multiply(p.N * p.D * p.Hout, <floating *>ly.y, <const floating *>ly.mask)
+
+
+def run(object cell, bint training, const Py_ssize_t[::1] batch_sizes,
+        const Py_ssize_t[::1] offsets, int hidden_size, int out_size, list layers,
+        object dtype, int num_threads=1):
+    """The forward pass of `cell` (an entry of the registry, _cells.py) over
+    the LayerBuffers of every layer, their arrays prepared by the Python
+    layer: inference, or training (the buffers then include the tape)."""
+    cdef Plan p
+    p.layers = NULL
+    dtype = np.dtype(dtype)
+    try:
+        init_plan(&p, cell, training, batch_sizes, offsets, hidden_size, out_size, layers,
+                  dtype, num_threads)
+        fill_forward(&p, layers, dtype)
+        if is_float32(dtype):
+            with nogil:
+                _run_forward(&p, <const float *>NULL)
+        else:
+            with nogil:
+                _run_forward(&p, <const double *>NULL)
+    finally:
+        free(p.layers)

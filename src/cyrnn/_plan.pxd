@@ -1,0 +1,105 @@
+# The contract between the Python layer and the time loops: the typed
+# records Python fills with its arrays (one per layer and direction), and the
+# C structs of pointers the nogil loops read, which fill_plan makes from them.
+
+cdef struct Direction:
+    # parameters
+    void *w_ih
+    void *w_hh
+    void *w_hr          # LSTM projection, or NULL
+    void *bias_x        # biases folded into the input projection (G*H)
+    void *bias_hn       # GRU: b_hn, which stays inside r * (...)
+    void *peephole      # peephole LSTM: (3, H) weights of c into i, f, o
+    void *packed        # forward: W_hh, W_ih and the biases packed for cell_step
+    bint packed_ready   # packed already holds them (a cached packing)
+    void *transposed    # training: W_hh, then W_ih, packed transposed for BPTT
+    # forward buffers: the tape (training only)
+    void *gates         # (N, G*H) activated gates
+    void *extra         # (N, E) the cell's extra values
+    void *hprev         # (N, Hout) state before each step
+    # forward buffers, always
+    void *m             # LSTM with projection: (N, H) tape or (B, H) scratch
+    void *h             # (B, Hout) state: h0 in, h_n out
+    void *c             # (B, H) LSTM cell state: c0 in, c_n out
+    # backward buffers
+    # The pre-activations' gradients: the input side (dgx) and the recurrent
+    # side (dgh, the same as dgx unless the cell splits them), a chunk of
+    # whole steps at a time (gradient_rows rows at most, ldg apart), where
+    # each step's dL/dh product reads them; once the chunk is complete, dx
+    # and the weight gradients read them there too.
+    void *dgx
+    void *dgh
+    void *dhall         # LSTM with projection: (N, Hout) dL/dh per step
+    void *dm            # LSTM with projection: (B, H) scratch
+    void *dh            # (B, Hout): dL/dh_n in, dL/dh0 out
+    void *dc            # (B, H): dL/dc_n in, dL/dc0 out
+    void *dw_ih
+    void *dw_hh
+    void *db_ih
+    void *db_hh
+    void *dw_hr
+    void *dpeephole
+
+
+cdef struct Layer:
+    int in_size
+    void *x             # (N, in_size) packed input
+    void *y             # (N, D*Hout) packed output
+    void *mask          # (N, D*Hout) dropout mask applied to y, or NULL
+    void *dx            # (N, in_size)
+    void *dy            # (N, D*Hout)
+    Direction dirs[2]
+
+
+cdef struct Plan:
+    int kind            # the registry's number of the cell (_cells.py)
+    bint training
+    bint fused_backward   # (registry) BPTT's product runs the next cell's backward
+    bint split_gradients  # (registry) dgh apart from dgx; the product adds to dh
+    bint has_cell_state, bias_hn_apart, peephole  # (registry)
+    int num_threads     # OpenMP threads sharing each step's unit blocks
+    bint stream_tape    # store the tape past the caches (see fill_plan)
+    Py_ssize_t gradient_rows  # rows of a chunk of the weight gradients, at most
+    Py_ssize_t ldg      # distance between the rows of dgx and dgh
+    int T, H, Hout, G, E, D, L
+    void *packed        # backward: the weight gradients' scratch
+    Py_ssize_t B, N
+    const Py_ssize_t *batch_sizes
+    const Py_ssize_t *offsets
+    Layer *layers
+
+
+cdef class _Record:
+    pass
+
+
+cdef class DirectionBuffers(_Record):
+    cdef public object w_ih, w_hh, w_hr, bias_x, bias_hn, peephole
+    cdef public object packed, transposed
+    cdef public bint packed_ready
+    cdef public object gates, extra, hprev, m, h, c
+
+
+cdef class LayerBuffers(_Record):
+    cdef public object x, y, mask
+    cdef public list dirs
+
+
+cdef class DirectionGradients(_Record):
+    cdef public DirectionBuffers forward
+    cdef public object dgx, dgh, dhall, dm, dh, dc
+    cdef public object dw_ih, dw_hh, db_ih, db_hh, dw_hr, dpeephole
+
+
+cdef class LayerGradients(_Record):
+    cdef public LayerBuffers forward
+    cdef public object dx, dy
+    cdef public list dirs
+
+
+cdef int init_plan(Plan *p, object cell, bint training,
+                   const Py_ssize_t[::1] batch_sizes, const Py_ssize_t[::1] offsets,
+                   int H, int Hout, list layers, object dtype, int num_threads) except -1
+cdef int fill_forward(Plan *p, list layers, object dtype) except -1
+cdef int fill_backward(Plan *p, list layers, object dtype, object packed) except -1
+cdef bint is_float32(object dtype)

@@ -1,0 +1,335 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The plan of one pass: the typed records the Python layer fills with its
+arrays, their checks, and the C structs of pointers the time loops read
+(see _plan.pxd); with the sizes of the buffers Python must allocate for
+them.
+
+Every array is checked here against the size the loops will use, so that a
+bug in the Python layer is an exception, never a write outside an array.
+A record has a fixed set of fields: a misspelt one is an AttributeError.
+"""
+import numpy as np
+cimport numpy as cnp
+from libc.stdlib cimport calloc
+
+from cyrnn._kernels cimport (cyrnn_packed_bias_size_f, cyrnn_packed_bias_size_d,
+                             cyrnn_packed_size_f, cyrnn_packed_size_d,
+                             cyrnn_gradient_width_f, cyrnn_gradient_width_d)
+
+cnp.import_array()
+
+cdef extern from "cyrnn_cells.h":
+    int CYRNN_CELL_COUNT
+    int CYRNN_PEEPHOLE_ROWS
+
+
+cdef class _Record:
+    """A record of named arrays (FIELDS), for reading back: fields() gives
+    them by name."""
+    FIELDS = ()
+
+    def fields(self):
+        return {name: getattr(self, name) for name in self.FIELDS}
+
+
+cdef class DirectionBuffers(_Record):
+    """One direction of one layer in a forward pass: its weights (None once
+    the pass is over: the tape keeps only what BPTT reads), their packings,
+    its tape (None for inference) and its state."""
+    FIELDS = ("w_ih", "w_hh", "w_hr", "bias_x", "bias_hn", "peephole", "packed",
+              "transposed", "gates", "extra", "hprev", "m", "h", "c")
+
+    def __init__(self, *, w_ih, w_hh, w_hr, bias_x, bias_hn, peephole, packed,
+                 packed_ready, h, c, m, transposed=None, gates=None, extra=None,
+                 hprev=None):
+        self.w_ih, self.w_hh, self.w_hr = w_ih, w_hh, w_hr
+        self.bias_x, self.bias_hn, self.peephole = bias_x, bias_hn, peephole
+        self.packed, self.packed_ready, self.transposed = packed, packed_ready, transposed
+        self.gates, self.extra, self.hprev = gates, extra, hprev
+        self.h, self.c, self.m = h, c, m
+
+
+cdef class LayerBuffers(_Record):
+    """One layer of a forward pass: packed input and output, the dropout
+    mask applied to the output (or None), a DirectionBuffers per direction."""
+    FIELDS = ("x", "y", "mask")
+
+    def __init__(self, *, x, y, mask, dirs):
+        self.x, self.y, self.mask, self.dirs = x, y, mask, dirs
+
+
+cdef class DirectionGradients(_Record):
+    """One direction of one layer in BPTT: the forward pass's buffers, the
+    scratch of the pre-activations' gradients, the state's gradients (dh,
+    dc: of the final state in, of the initial state out) and the
+    parameters' gradients (None for parameters the layer does not have)."""
+    FIELDS = ("dgx", "dgh", "dhall", "dm", "dh", "dc", "dw_ih", "dw_hh", "db_ih", "db_hh",
+              "dw_hr", "dpeephole")
+
+    def __init__(self, *, forward, dgx, dgh, dhall, dm, dh, dc, dw_ih, dw_hh, db_ih, db_hh,
+                 dw_hr, dpeephole):
+        self.forward = forward
+        self.dgx, self.dgh, self.dhall, self.dm, self.dh, self.dc = dgx, dgh, dhall, dm, dh, dc
+        self.dw_ih, self.dw_hh, self.db_ih, self.db_hh = dw_ih, dw_hh, db_ih, db_hh
+        self.dw_hr, self.dpeephole = dw_hr, dpeephole
+
+
+cdef class LayerGradients(_Record):
+    """One layer of BPTT: its forward LayerBuffers, dL/dx (out) and dL/dy
+    (in), a DirectionGradients per direction."""
+    FIELDS = ("dx", "dy")
+
+    def __init__(self, *, forward, dx, dy, dirs):
+        self.forward, self.dx, self.dy, self.dirs = forward, dx, dy, dirs
+
+
+cdef void *_data(object arr, object dtype, Py_ssize_t size, str name) except? NULL:
+    """Pointer to an internal buffer, after checking the Python layer built it
+    as agreed; a failure here is a bug in cyrnn, never a user error."""
+    if arr is None:
+        return NULL
+    # isinstance, dtype ==, flags.c_contiguous and .size through the C API
+    # (a tenth of a microsecond less per buffer, some fifteen buffers a call).
+    cdef cnp.dtype descr
+    if cnp.PyArray_Check(arr):
+        descr = <cnp.dtype>cnp.PyArray_DESCR(<cnp.ndarray>arr)
+        if ((descr is dtype or cnp.PyArray_EquivTypes(descr, <cnp.dtype>dtype))
+                and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr)
+                and cnp.PyArray_SIZE(<cnp.ndarray>arr) == size):
+            return cnp.PyArray_DATA(<cnp.ndarray>arr)
+    raise RuntimeError(f"cyrnn internal error: buffer {name!r} is malformed")
+
+
+cdef inline int _require(bint holds, str what) except -1:
+    if not holds:
+        raise RuntimeError(f"cyrnn internal error: {what}")
+    return 0
+
+
+cdef object _FLOAT32 = np.dtype(np.float32)
+
+
+cdef bint is_float32(object dtype):
+    """dtype == np.float32, without converting np.float32 to a dtype at every
+    comparison: the callers have made dtype an np.dtype, native float32's
+    singleton."""
+    return dtype is _FLOAT32 or dtype == _FLOAT32
+
+
+# -- sizes ---------------------------------------------------------------------
+cdef enum:
+    # A tape from this size up is streamed past the caches (at the levels
+    # whose vectors are whole cache lines: csrc/isa.h): about one L2.
+    STREAM_TAPE_BYTES = 1 << 20
+    # Rows of dg and X per pass of the weight gradients (whole steps, unless
+    # one step has more): fewer passes over the gradients (too large for L2)
+    # against larger packed copies. 512 measured fastest on an AMD EPYC with
+    # AVX-512; on an Intel Sapphire Rapids, 256: LSTM medium training 69.5
+    # -> 64 ms at AVX-512, 92 -> 89 at AVX2, small 5.7 -> 5.5 at AVX2.
+    GRADIENT_ROWS = 256
+
+
+cdef Py_ssize_t _packed_size(int G, int H, int K, object dtype):
+    return cyrnn_packed_size_f(G, H, K) if is_float32(dtype) else cyrnn_packed_size_d(G, H, K)
+
+
+cdef Py_ssize_t _gradient_rows(Py_ssize_t batch) noexcept:
+    return max(<Py_ssize_t>GRADIENT_ROWS, batch)
+
+
+cdef Py_ssize_t _gradient_width(int GH, object dtype):
+    return cyrnn_gradient_width_f(GH) if is_float32(dtype) else cyrnn_gradient_width_d(GH)
+
+
+cdef Py_ssize_t _gradient_scratch(int Hout, int in_size, Py_ssize_t batch, object dtype):
+    # a chunk of X and one of h_{t-1} packed for the weight gradients
+    cdef Py_ssize_t rows = _gradient_rows(batch)
+    return _packed_size(1, in_size, rows, dtype) + _packed_size(1, Hout, rows, dtype)
+
+
+cdef Py_ssize_t _packed_weights_size(int kind, int G, int H, int Hout, int in_size,
+                                     object dtype, bint transposed):
+    """W_hh, then W_ih, packed by unit blocks: forward by gate units (W_ih
+    followed by the biases the step kernel starts from), or transposed for
+    BPTT (by output and input units)."""
+    if transposed:
+        return _packed_size(1, Hout, G * H, dtype) + _packed_size(1, in_size, G * H, dtype)
+    return _packed_size(G, H, Hout, dtype) + _packed_size(G, H, in_size, dtype) + (
+        cyrnn_packed_bias_size_f(kind, H) if is_float32(dtype)
+        else cyrnn_packed_bias_size_d(kind, H))
+
+
+def packed_size(object cell, int hidden_size, int out_size, int in_size, object dtype,
+                bint transposed):
+    """Elements of a direction's buffer of packed weights (see
+    _packed_weights_size)."""
+    return _packed_weights_size(cell.kind, cell.gates, hidden_size, out_size, in_size,
+                                np.dtype(dtype), transposed)
+
+
+def gradient_rows(Py_ssize_t batch):
+    """Rows of a chunk of BPTT's pre-activation gradients, at most, for
+    batches of `batch` rows."""
+    return _gradient_rows(batch)
+
+
+def gate_gradient_width(object cell, int hidden_size, object dtype):
+    """Columns of BPTT's buffers of a cell's pre-activation gradients (dgx
+    and dgh): the gates' G*H, padded."""
+    return _gradient_width(cell.gates * hidden_size, np.dtype(dtype))
+
+
+def gradient_scratch_size(int out_size, list in_sizes, Py_ssize_t batch, object dtype):
+    """Elements of BPTT's scratch for the weight gradients, for batches of
+    `batch` rows and the widest of the layers' in_sizes."""
+    return max([_gradient_scratch(out_size, k, batch, np.dtype(dtype)) for k in in_sizes]
+               or [0])
+
+
+# -- the plan ------------------------------------------------------------------
+cdef int init_plan(Plan *p, object cell, bint training,
+                   const Py_ssize_t[::1] batch_sizes, const Py_ssize_t[::1] offsets,
+                   int H, int Hout, list layers, object dtype, int num_threads) except -1:
+    """The plan's header from the registry's entry of the cell and the
+    schedule of the packed batch; p.layers allocated (the caller frees it)."""
+    if not 0 <= cell.kind < CYRNN_CELL_COUNT:
+        raise RuntimeError(f"cyrnn internal error: no kernels for the cell {cell!r}")
+    _require(batch_sizes.shape[0] >= 1 and offsets.shape[0] == batch_sizes.shape[0] + 1
+             and len(layers) > 0 and len(layers[0].dirs) in (1, 2), "empty plan")
+    p.kind = cell.kind
+    p.G = cell.gates
+    p.E = cell.extra * H
+    p.fused_backward = cell.fused_backward
+    p.split_gradients = cell.split_gradients
+    p.has_cell_state, p.bias_hn_apart = cell.has_cell_state, cell.bias_hn_apart
+    p.peephole = cell.peephole
+    p.training = training
+    p.T = batch_sizes.shape[0]
+    p.H, p.Hout = H, Hout
+    p.B, p.N = batch_sizes[0], offsets[offsets.shape[0] - 1]
+    p.L, p.D = len(layers), len(layers[0].dirs)
+    p.batch_sizes, p.offsets = &batch_sizes[0], &offsets[0]
+    p.num_threads = max(1, num_threads)
+    # A direction's tape larger than L2 is streamed past the caches: it
+    # would not stay there until BPTT reads it, and on its way through it
+    # evicts the weights (measured in one process, paired calls: training
+    # steps of a small and a medium LSTM and a medium GRU 2-2.5% faster
+    # streamed; a tiny LSTM's 77 kB tape, read back from memory, 8% slower).
+    p.stream_tape = training and p.N * (p.G * H + p.E) * dtype.itemsize >= STREAM_TAPE_BYTES
+    p.gradient_rows = _gradient_rows(p.B)
+    p.ldg = _gradient_width(p.G * H, dtype)
+    p.packed = NULL
+    p.layers = <Layer *>calloc(p.L, sizeof(Layer))
+    if p.layers == NULL:
+        raise MemoryError()
+    return 0
+
+
+cdef int _fill_layer(const Plan *p, Layer *ly, LayerBuffers spec, object dtype) except -1:
+    cdef Py_ssize_t DH = p.D * p.Hout
+    _require(len(spec.dirs) == p.D, "directions differ between layers")
+    ly.in_size = spec.x.shape[1]
+    ly.x = _data(spec.x, dtype, p.N * ly.in_size, "x")
+    ly.y = _data(spec.y, dtype, p.N * DH, "y")
+    ly.mask = _data(spec.mask, dtype, p.N * DH, "mask")
+    return 0
+
+
+cdef int _fill_weights(const Plan *p, Direction *dr, DirectionBuffers ds, int in_size,
+                       object dtype) except -1:
+    cdef Py_ssize_t GH = p.G * p.H
+    dr.w_ih = _data(ds.w_ih, dtype, GH * in_size, "w_ih")
+    dr.w_hh = _data(ds.w_hh, dtype, GH * p.Hout, "w_hh")
+    dr.bias_x = _data(ds.bias_x, dtype, GH, "bias_x")
+    dr.bias_hn = _data(ds.bias_hn, dtype, p.H, "bias_hn")
+    _require((dr.bias_hn != NULL) == p.bias_hn_apart, "bias_hn for the cells that keep it")
+    dr.packed = _data(ds.packed, dtype, _packed_weights_size(
+        p.kind, p.G, p.H, p.Hout, in_size, dtype, False), "packed")
+    dr.packed_ready = ds.packed_ready
+    return 0
+
+
+cdef int _fill_state(const Plan *p, Direction *dr, DirectionBuffers ds, int in_size,
+                     object dtype) except -1:
+    """What both passes read: the state, the tape (which a training forward
+    pass fills and BPTT reads) and the weights BPTT reads as they are."""
+    cdef Py_ssize_t N = p.N
+    dr.gates = _data(ds.gates, dtype, N * p.G * p.H, "gates")
+    dr.extra = _data(ds.extra, dtype, N * p.E, "extra")
+    dr.hprev = _data(ds.hprev, dtype, N * p.Hout, "hprev")
+    dr.m = _data(ds.m, dtype, (N if p.training else p.B) * p.H, "m")
+    dr.h = _data(ds.h, dtype, p.B * p.Hout, "h")
+    dr.c = _data(ds.c, dtype, p.B * p.H, "c")
+    dr.w_hr = _data(ds.w_hr, dtype, p.Hout * p.H, "w_hr")
+    dr.peephole = _data(ds.peephole, dtype, CYRNN_PEEPHOLE_ROWS * p.H, "peephole")
+    _require((dr.c != NULL) == p.has_cell_state, "c for the cells that have one")
+    _require((dr.peephole != NULL) == p.peephole, "peephole weights for the cells with them")
+    if p.training:
+        dr.transposed = _data(ds.transposed, dtype, _packed_weights_size(
+            p.kind, p.G, p.H, p.Hout, in_size, dtype, True), "transposed")
+        _require(dr.gates != NULL and dr.hprev != NULL and (p.E == 0 or dr.extra != NULL),
+                 "a training pass without its tape")
+    _require(dr.h != NULL and (dr.w_hr == NULL or dr.m != NULL), "missing state buffer")
+    return 0
+
+
+cdef int fill_forward(Plan *p, list layers, object dtype) except -1:
+    """The plan of a forward pass over LayerBuffers."""
+    cdef int l, d
+    cdef Layer *ly
+    for l in range(p.L):
+        spec = <LayerBuffers?>layers[l]
+        ly = &p.layers[l]
+        _fill_layer(p, ly, spec, dtype)
+        for d in range(p.D):
+            _fill_state(p, &ly.dirs[d], spec.dirs[d], ly.in_size, dtype)
+            _fill_weights(p, &ly.dirs[d], spec.dirs[d], ly.in_size, dtype)
+            _require(ly.dirs[d].w_ih != NULL and ly.dirs[d].w_hh != NULL, "missing weights")
+    return 0
+
+
+cdef int _fill_gradients(const Plan *p, Direction *dr, DirectionGradients ds, int in_size,
+                         object dtype) except -1:
+    cdef Py_ssize_t GH = p.G * p.H, B = p.B
+    dr.dgx = _data(ds.dgx, dtype, p.gradient_rows * p.ldg, "dgx")
+    dr.dgh = _data(ds.dgh, dtype, p.gradient_rows * p.ldg, "dgh")
+    _require((dr.dgx == dr.dgh) != p.split_gradients, "dgh must be dgx unless split")
+    dr.dhall = _data(ds.dhall, dtype, p.N * p.Hout, "dhall")
+    dr.dm = _data(ds.dm, dtype, B * p.H, "dm")
+    dr.dh = _data(ds.dh, dtype, B * p.Hout, "dh")
+    dr.dc = _data(ds.dc, dtype, B * p.H, "dc")
+    dr.dw_ih = _data(ds.dw_ih, dtype, GH * in_size, "dw_ih")
+    dr.dw_hh = _data(ds.dw_hh, dtype, GH * p.Hout, "dw_hh")
+    dr.db_ih = _data(ds.db_ih, dtype, GH, "db_ih")
+    dr.db_hh = _data(ds.db_hh, dtype, GH, "db_hh")
+    dr.dw_hr = _data(ds.dw_hr, dtype, p.Hout * p.H, "dw_hr")
+    dr.dpeephole = _data(ds.dpeephole, dtype, CYRNN_PEEPHOLE_ROWS * p.H, "dpeephole")
+    _require((dr.c == NULL) == (dr.dc == NULL), "dc must come with c")
+    _require((dr.peephole == NULL) == (dr.dpeephole == NULL), "dpeephole with peephole")
+    _require(dr.dh != NULL and dr.dw_ih != NULL and dr.dw_hh != NULL
+             and (dr.w_hr == NULL or (dr.dhall != NULL and dr.dm != NULL
+                                      and dr.dw_hr != NULL)), "missing gradient buffer")
+    return 0
+
+
+cdef int fill_backward(Plan *p, list layers, object dtype, object packed) except -1:
+    """The plan of BPTT over LayerGradients; `packed` is its scratch for the
+    weight gradients."""
+    cdef int l, d
+    cdef Layer *ly
+    cdef LayerGradients spec
+    _require(p.training, "BPTT needs a training pass's tape")
+    p.packed = _data(packed, dtype, packed.size, "packed")
+    for l in range(p.L):
+        spec = <LayerGradients?>layers[l]
+        ly = &p.layers[l]
+        _fill_layer(p, ly, spec.forward, dtype)
+        _require(packed.size >= _gradient_scratch(p.Hout, ly.in_size, p.B, dtype),
+                 "packed buffer too small")
+        ly.dx = _data(spec.dx, dtype, p.N * ly.in_size, "dx")
+        ly.dy = _data(spec.dy, dtype, p.N * p.D * p.Hout, "dy")
+        for d in range(p.D):
+            _fill_state(p, &ly.dirs[d], (<DirectionGradients?>spec.dirs[d]).forward,
+                       ly.in_size, dtype)
+            _fill_gradients(p, &ly.dirs[d], spec.dirs[d], ly.in_size, dtype)
+    return 0
