@@ -172,6 +172,8 @@ import scipy
 import scipy.linalg.blas
 
 import cyrnn
+from cyrnn import _cells
+from cyrnn.layers import make_layer
 import speed_targets  # beside this script
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
@@ -235,6 +237,9 @@ CASES = [
     Case("lstm-medium-f64", "LSTM", "medium", dtype="float64"),
     Case("lstm-medium-ragged", "LSTM", "medium", ragged=True,
          note="same x as lstm-medium, lengths uniform in [T/4, T]"),
+    # the cell variants beside their base cells (torch has neither)
+    Case("lstm_peephole-medium", "LSTM_PEEPHOLE", "medium"),
+    Case("gru_reset_before-medium", "GRU_RESET_BEFORE", "medium"),
     # for the level-0 targets: GRU and RNN tanh at every size the LSTM's have
     Case("gru-small", "GRU", "small", default_level=0),
     Case("gru-large", "GRU", "large", default_level=0),
@@ -263,13 +268,7 @@ def select_cases(patterns, cpu_level):
 
 def make_cyrnn(case, seed=0):
     T, B, I, H = case.shape
-    dtype = np.dtype(case.dtype)
-    if case.cell == "LSTM":
-        return cyrnn.LSTM(I, H, dtype=dtype, seed=seed)
-    if case.cell == "GRU":
-        return cyrnn.GRU(I, H, dtype=dtype, seed=seed)
-    return cyrnn.RNN(I, H, nonlinearity="tanh" if case.cell == "RNN_TANH" else "relu",
-                     dtype=dtype, seed=seed)
+    return make_layer(case.cell, I, H, dtype=np.dtype(case.dtype), seed=seed)
 
 
 def case_data(case):
@@ -333,6 +332,8 @@ def thread_report():
 # torch
 # --------------------------------------------------------------------------
 class TorchRunner:
+    CELLS = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")  # the cells torch.nn has
+
     def __init__(self, case, model, x, dy, lengths):
         T, B, I, H = case.shape
         tdtype = torch.float32 if case.dtype == "float32" else torch.float64
@@ -381,14 +382,17 @@ class TorchRunner:
 # --------------------------------------------------------------------------
 # onnxruntime
 # --------------------------------------------------------------------------
-# ONNX gate orders vs torch: LSTM i,o,f,c vs i,f,g,o; GRU z,r,h vs r,z,n
-ONNX_ORDER = {"LSTM": [0, 3, 1, 2], "GRU": [1, 0, 2], "RNN_TANH": [0], "RNN_RELU": [0]}
+# ONNX gate orders vs torch, by operator: LSTM i,o,f,c vs i,f,g,o; GRU z,r,h
+# vs r,z,n; peepholes i,o,f vs cyrnn's i,f,o
+ONNX_ORDER = {"LSTM": [0, 3, 1, 2], "GRU": [1, 0, 2], "RNN": [0]}
+ONNX_PEEPHOLE_ORDER = [0, 2, 1]
 
 
 def onnx_model(case, state_dict, ragged):
     T, B, I, H = case.shape
-    G = GATES[case.cell]
-    order = ONNX_ORDER[case.cell]
+    cell = _cells.BY_KEY[case.cell]
+    G, op = cell.gates, cell.onnx_op
+    order = ONNX_ORDER[op]
     elem = onnx.TensorProto.FLOAT if case.dtype == "float32" else onnx.TensorProto.DOUBLE
 
     def reorder(w):
@@ -399,26 +403,27 @@ def onnx_model(case, state_dict, ragged):
     R = reorder(state_dict["weight_hh_l0"])[None]
     Bias = np.concatenate([reorder(state_dict["bias_ih_l0"]),
                            reorder(state_dict["bias_hh_l0"])])[None]
+    arrays = [(W, "W"), (R, "R"), (Bias, "B")]
+    if cell.peephole:
+        arrays.append((np.asarray(state_dict["weight_peephole_l0"])[ONNX_PEEPHOLE_ORDER]
+                       .reshape(1, -1), "P"))
     inits = [onnx.numpy_helper.from_array(np.ascontiguousarray(a, case.dtype), name)
-             for a, name in ((W, "W"), (R, "R"), (Bias, "B"))]
-    op = {"LSTM": "LSTM", "GRU": "GRU"}.get(case.cell, "RNN")
-    attrs = dict(hidden_size=H, direction="forward")
-    if case.cell == "GRU":
-        attrs["linear_before_reset"] = 1  # torch's n = tanh(.. + r * (W_hn h + b_hn))
-    if case.cell == "RNN_RELU":
-        attrs["activations"] = ["Relu"]
-    if case.cell == "RNN_TANH":
-        attrs["activations"] = ["Tanh"]
-    outputs = ["Y", "Y_h"] + (["Y_c"] if case.cell == "LSTM" else [])
-    node = onnx.helper.make_node(op, ["X", "W", "R", "B", "sequence_lens" if ragged else ""],
-                                 outputs, **attrs)
+             for a, name in arrays]
+    attrs = dict(hidden_size=H, direction="forward", **{
+        name: list(value) if isinstance(value, tuple) else value
+        for name, value in cell.onnx_attributes})
+    outputs = ["Y", "Y_h"] + (["Y_c"] if cell.has_cell_state else [])
+    inputs = ["X", "W", "R", "B", "sequence_lens" if ragged else ""]
+    if cell.peephole:
+        inputs += ["", "", "P"]  # no initial_h, initial_c
+    node = onnx.helper.make_node(op, inputs, outputs, **attrs)
     graph_inputs = [onnx.helper.make_tensor_value_info("X", elem, [T, B, I])]
     if ragged:
         graph_inputs.append(onnx.helper.make_tensor_value_info(
             "sequence_lens", onnx.TensorProto.INT32, [B]))
     graph_outputs = [onnx.helper.make_tensor_value_info("Y", elem, [T, 1, B, H]),
                      onnx.helper.make_tensor_value_info("Y_h", elem, [1, B, H])]
-    if case.cell == "LSTM":
+    if cell.has_cell_state:
         graph_outputs.append(onnx.helper.make_tensor_value_info("Y_c", elem, [1, B, H]))
     graph = onnx.helper.make_graph([node], f"cyrnn_compare_{case.cell}", graph_inputs,
                                    graph_outputs, initializer=inits)
@@ -680,7 +685,7 @@ def run_case(case, threads, libs, args, checks):
     x, dy, lengths = case_data(case)
     runners = {}
     problems = []
-    if "torch" in libs and torch is not None:
+    if "torch" in libs and torch is not None and case.cell in TorchRunner.CELLS:
         runners["torch"] = TorchRunner(case, model, x, dy, lengths)
     if "onnxrt" in libs and onnxruntime is not None:
         try:

@@ -40,12 +40,12 @@ def _gemm_share(row, rows, one_thread):
     return row["flops"] / cy / 1e9 / peak if cy and peak else None
 
 
-def _against_full_length(row, rows, one_thread):
-    """cyrnn's ragged time over its full-length time on the same batch."""
-    full = rows.get((row["case"].name.replace("-ragged", ""), row["mode"]))
-    if full is None:
-        return None
-    return row["medians"]["cyrnn"] / full["medians"]["cyrnn"]
+def _against_case(base):
+    """cyrnn's time over its time on case `base` (same mode, same pass)."""
+    def measure(row, rows, one_thread):
+        other = rows.get((base, row["mode"]))
+        return None if other is None else row["medians"]["cyrnn"] / other["medians"]["cyrnn"]
+    return measure
 
 
 def _speedup(row, rows, one_thread):
@@ -97,7 +97,7 @@ def _targets():
         out.append((f"LSTM float64 {mode} vs torch", 1, "lstm-medium-f64", mode,
                     _ratio("torch"), _at_most(0.8)))
         out.append((f"ragged / full length, {mode}", 1, "lstm-medium-ragged", mode,
-                    _against_full_length, _at_most(0.75)))
+                    _against_case("lstm-medium"), _at_most(0.75)))
     for size in ("medium", "large"):
         for mode in ("inference", "train step"):
             out.append((f"2 threads, LSTM {size} {mode}", 2, f"lstm-{size}", mode, _speedup,
@@ -105,6 +105,18 @@ def _targets():
     for mode in ("inference", "train step"):
         out.append((f"2 threads, LSTM tiny {mode}: interval reaches 1x", 2, "lstm-tiny", mode,
                     _speedup_interval_top, _at_least(1.0)))
+    return out + _variant_targets()
+
+
+def _variant_targets():
+    """The cell variants against their base cells, cyrnn alone (issue 19):
+    at every level."""
+    out = []
+    for mode in ("inference", "train step"):
+        out.append((f"peephole LSTM / LSTM, {mode}", 1, "lstm_peephole-medium", mode,
+                    _against_case("lstm-medium"), _at_most(1.1)))
+        out.append((f"reset-before GRU / GRU, {mode}", 1, "gru_reset_before-medium", mode,
+                    _against_case("gru-medium"), _at_most(1.35)))
     return out
 
 
@@ -138,7 +150,7 @@ def _level0_targets():
             for mode, text in (("inference", "inference"), ("train step", "training")):
                 out.append((f"{name} {size} {text} vs torch", 1, f"{cell}-{size}", mode,
                             _ratio("torch"), _at_most(1.0)))
-    return out
+    return out + _variant_targets()
 
 
 def targets(level=None, left_out=()):

@@ -22,6 +22,9 @@ void FN(cyrnn_cell_backward)(int cell, int n, int H, const REAL *gates, const RE
     case CYRNN_CELL_RNN_RELU:
         FN(cyrnn_rnn_relu_backward)(n, H, gates, dh, dgx, ldg);
         break;
+    case CYRNN_CELL_GRU_RESET_BEFORE: /* its first phase: see cyrnn_kernels.h */
+        FN(cyrnn_gru_reset_before_backward)(n, H, gates, hprev, dh, dgx, ldg);
+        break;
     }
 }
 

@@ -52,6 +52,16 @@
                                   const REAL *extra, const REAL *hprev,        \
                                   REAL *dh, REAL *dgx, REAL *dgh,              \
                                   ptrdiff_t ldg);                              \
+    /* GRU_RESET_BEFORE: the cell's backward in two phases around the      \
+       product d(r * h) = dn W_hn, which the first leaves in dg's n block  \
+       and the second reads from its r block: see                          \
+       gru_reset_before_template.h. */                                      \
+    void cyrnn_gru_reset_before_backward_##SFX(int n, int H, const REAL *gates, \
+                                               const REAL *hprev, REAL *dh,    \
+                                               REAL *dg, ptrdiff_t ldg);       \
+    void cyrnn_gru_reset_before_reset_##SFX(int n, int H, const REAL *gates,   \
+                                            const REAL *hprev, REAL *dh,       \
+                                            REAL *dg, ptrdiff_t ldg);          \
     /* Elman RNN: gates (H) hold h_t. */                                      \
     void cyrnn_rnn_tanh_backward_##SFX(int n, int H, const REAL *gates,        \
                                        const REAL *dh, REAL *dgates,           \
@@ -79,7 +89,7 @@
     void cyrnn_packed_product_##SFX(int H, int K, int n, const REAL *packed,   \
                                     int first_block, int end_block,            \
                                     const REAL *x, ptrdiff_t ldx, REAL *out,   \
-                                    int accumulate);                           \
+                                    ptrdiff_t ldo, int accumulate);            \
     /* One fused step (pre-activations in registers, then the cell) for unit \
        blocks [first_block, end_block) of rows 0..n-1: see step_template.h.  \
        x (ldx), h = h_{t-1} (ldh), out = the new h, or m for an LSTM with a   \
@@ -87,12 +97,16 @@
        and extra (LSTM 2H, GRU H) the tape, or NULL for inference; rows    \
        below next_rows also store the new h to next_h (rows H apart: the    \
        next step's h_{t-1} on the tape); stream_tape: store the tape past   \
-       the caches. */                                                        \
+       the caches. phase: 0 for a one-phase cell; a two-phase cell         \
+       (GRU_RESET_BEFORE) takes 1 then 2, every thread's phase 1 of the     \
+       step done before any phase 2, with gates and extra (its tape, or   \
+       scratch rows for inference) never NULL. */                          \
     ptrdiff_t cyrnn_packed_bias_size_##SFX(int cell, int H);                   \
     void cyrnn_pack_bias_##SFX(int cell, int H, const REAL *bias,              \
                                const REAL *bias_hn, const REAL *peephole,      \
                                REAL *packed_bias);                             \
-    void cyrnn_cell_step_##SFX(int cell, int H, int in_size, int Hout,          \
+    void cyrnn_cell_step_##SFX(int cell, int phase, int H, int in_size,        \
+                               int Hout,                                       \
                                int first_block, int end_block, int n,          \
                                const REAL *packed_ih, const REAL *packed_hh,   \
                                const REAL *packed_bias, const REAL *x,         \

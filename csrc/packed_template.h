@@ -208,9 +208,10 @@ static ptrdiff_t FN(cyrnn_gradient_width)(int GH)
 
 static void FN(cyrnn_packed_product)(int H, int K, int n, const REAL *packed,
                                      int first_block, int end_block, const REAL *x,
-                                     ptrdiff_t ldx, REAL *out, int accumulate)
+                                     ptrdiff_t ldx, REAL *out, ptrdiff_t ldo, int accumulate)
 {
-    FN(packed_product)(H, K, n, packed, first_block, end_block, x, ldx, 1, out, H, accumulate);
+    FN(packed_product)(H, K, n, packed, first_block, end_block, x, ldx, 1, out, ldo,
+                       accumulate);
 }
 
 #undef V
@@ -242,10 +243,10 @@ void FN(cyrnn_pack_weights)(int G, int H, int K, const REAL *w, ptrdiff_t row_st
 
 void FN(cyrnn_packed_product)(int H, int K, int n, const REAL *packed, int first_block,
                               int end_block, const REAL *x, ptrdiff_t ldx, REAL *out,
-                              int accumulate)
+                              ptrdiff_t ldo, int accumulate)
 {
     CYRNN_PICK(cyrnn_packed_product)(H, K, n, packed, first_block, end_block, x, ldx, out,
-                                     accumulate);
+                                     ldo, accumulate);
 }
 
 void FN(cyrnn_weight_gradient_chunk)(int M, int first_group, int end_group, int rows,

@@ -296,7 +296,9 @@ static void FN(gated_step) CYRNN_STEP_PARAMS
     case CYRNN_CELL_LSTM: CYRNN_GATED_STEP(CYRNN_CELL_LSTM) break;
     case CYRNN_CELL_LSTM_PEEPHOLE: CYRNN_GATED_STEP(CYRNN_CELL_LSTM_PEEPHOLE) break;
     case CYRNN_CELL_GRU: CYRNN_GATED_STEP(CYRNN_CELL_GRU) break;
-    case CYRNN_CELL_RNN_TANH: case CYRNN_CELL_RNN_RELU: break; /* rnn_step */
+    case CYRNN_CELL_RNN_TANH: case CYRNN_CELL_RNN_RELU: /* rnn_step */
+    case CYRNN_CELL_GRU_RESET_BEFORE: /* reset_before_step */
+        break;
     }
 }
 #undef CYRNN_GATED_STEP
@@ -330,14 +332,16 @@ static void FN(rnn_step) CYRNN_STEP_PARAMS
 #undef CYRNN_RNN_TILE_2
 #undef CYRNN_STEP_PARAMS
 
-/* The level's step (see isa.h for its tiles). */
-static void FN(cyrnn_cell_step)(int cell, int H, int I, int Hout, int first_block,
-                                int end_block, int n, const REAL *packed_ih,
-                                const REAL *packed_hh, const REAL *packed_bias,
-                                const REAL *x, ptrdiff_t ldx, const REAL *h,
-                                ptrdiff_t ldh, REAL *c, REAL *out, ptrdiff_t ldo,
-                                REAL *gates, REAL *extra, REAL *next_h, int next_rows,
-                                int stream_tape)
+#include "gru_reset_before_template.h"
+
+/* The level's step (see isa.h for its tiles); phase: see cyrnn_kernels.h. */
+static void FN(cyrnn_cell_step)(int cell, int phase, int H, int I, int Hout,
+                                int first_block, int end_block, int n,
+                                const REAL *packed_ih, const REAL *packed_hh,
+                                const REAL *packed_bias, const REAL *x, ptrdiff_t ldx,
+                                const REAL *h, ptrdiff_t ldh, REAL *c, REAL *out,
+                                ptrdiff_t ldo, REAL *gates, REAL *extra, REAL *next_h,
+                                int next_rows, int stream_tape)
 {
     const int stream = CYRNN_STREAM_TAPE && stream_tape && gates;
     switch ((enum cyrnn_cell)cell) {
@@ -350,6 +354,11 @@ static void FN(cyrnn_cell_step)(int cell, int H, int I, int Hout, int first_bloc
         FN(rnn_step)(cell, H, I, Hout, first_block, end_block, n, packed_ih, packed_hh,
                      packed_bias, x, ldx, h, ldh, c, out, ldo, gates, extra, next_h,
                      next_rows, stream);
+        break;
+    case CYRNN_CELL_GRU_RESET_BEFORE: /* re-reads its rows of gates: never streamed */
+        FN(reset_before_step)(phase, H, I, Hout, first_block, end_block, n, packed_ih,
+                              packed_hh, packed_bias, x, ldx, h, ldh, out, ldo, gates,
+                              extra, next_h, next_rows);
         break;
     }
 #if CYRNN_X86_DISPATCH
@@ -366,6 +375,8 @@ static void FN(cyrnn_cell_step)(int cell, int H, int I, int Hout, int first_bloc
 
 #else /* CYRNN_ENTRY_POINTS */
 
+#include "gru_reset_before_template.h"
+
 ptrdiff_t FN(cyrnn_packed_bias_size)(int cell, int H)
 {
     return CYRNN_PICK(cyrnn_packed_bias_size)(cell, H);
@@ -377,7 +388,7 @@ void FN(cyrnn_pack_bias)(int cell, int H, const REAL *bias, const REAL *bias_hn,
     CYRNN_PICK(cyrnn_pack_bias)(cell, H, bias, bias_hn, peephole, packed_bias);
 }
 
-void FN(cyrnn_cell_step)(int cell, int H, int I, int Hout, int first_block,
+void FN(cyrnn_cell_step)(int cell, int phase, int H, int I, int Hout, int first_block,
                          int end_block, int n, const REAL *packed_ih,
                          const REAL *packed_hh, const REAL *packed_bias,
                          const REAL *x, ptrdiff_t ldx, const REAL *h,
@@ -385,7 +396,7 @@ void FN(cyrnn_cell_step)(int cell, int H, int I, int Hout, int first_block,
                          REAL *gates, REAL *extra, REAL *next_h, int next_rows,
                          int stream_tape)
 {
-    CYRNN_PICK(cyrnn_cell_step)(cell, H, I, Hout, first_block, end_block, n, packed_ih,
+    CYRNN_PICK(cyrnn_cell_step)(cell, phase, H, I, Hout, first_block, end_block, n, packed_ih,
                                 packed_hh, packed_bias, x, ldx, h, ldh, c, out, ldo, gates,
                                 extra, next_h, next_rows, stream_tape);
 }

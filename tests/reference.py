@@ -18,10 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1,
-         "LSTM_PEEPHOLE": 4, "GRU_RESET_BEFORE": 3}
-# The cells whose state is (h, c) rather than h alone.
-WITH_CELL_STATE = ("LSTM", "LSTM_PEEPHOLE")
+from cyrnn import _cells
+
+# The registry's facts (its shapes, not its arithmetic, which is written out
+# below): gate blocks per cell, and the cells whose state is (h, c).
+GATES = {cell.key: cell.gates for cell in _cells.CELLS}
+WITH_CELL_STATE = tuple(cell.key for cell in _cells.CELLS if cell.has_cell_state)
 
 
 def blas_products(a, w):

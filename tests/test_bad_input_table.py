@@ -122,6 +122,11 @@ CASES = [
      ["peephole"]),
     ("peephole on GRU/RNN", only("GRU RNN", lambda c: model(c, peephole=True)), TypeError,
      ["peephole"]),
+    # -- reset_after: GRU only, a bool
+    ("reset_after 0", only("GRU", lambda c: model(c, reset_after=0)), TypeError,
+     ["reset_after"]),
+    ("reset_after on LSTM/RNN", only("LSTM RNN", lambda c: model(c, reset_after=False)),
+     TypeError, ["reset_after"]),
     # -- nonlinearity: RNN only, 'tanh' or 'relu'
     ("nonlinearity 'sigmoid'",
      only("RNN", lambda c: model(c, nonlinearity="sigmoid")),

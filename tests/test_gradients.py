@@ -5,7 +5,7 @@ import pytest
 
 import cyrnn
 
-from helpers import finite_difference, make_model, random_like_states, weighted_loss
+from helpers import CELLS, finite_difference, make_model, random_like_states, weighted_loss
 
 T, B, I, H = 4, 3, 2, 3
 GRID = {
@@ -25,8 +25,7 @@ LSTM_GRID = {
     "proj_bidirectional_layers2_lengths": {
         "proj_size": 1, "bidirectional": True, "num_layers": 2, "lengths": [4, 2, 3]},
 }
-CASES = [(cell, name, opts) for cell in ("LSTM", "GRU", "RNN_TANH", "RNN_RELU", "LSTM_PEEPHOLE")
-         for name, opts in GRID.items()]
+CASES = [(cell, name, opts) for cell in CELLS for name, opts in GRID.items()]
 CASES += [(cell, name, opts) for cell in ("LSTM", "LSTM_PEEPHOLE")
           for name, opts in LSTM_GRID.items()]
 

@@ -21,7 +21,8 @@ def _split(state, cell):
 
 CASES = [("LSTM", {}), ("LSTM", {"proj_size": 3}), ("GRU", {}), ("RNN_TANH", {}),
          ("RNN_RELU", {}), ("GRU", {"bias": False}), ("LSTM_PEEPHOLE", {}),
-         ("LSTM_PEEPHOLE", {"proj_size": 3, "bias": False})]
+         ("LSTM_PEEPHOLE", {"proj_size": 3, "bias": False}), ("GRU_RESET_BEFORE", {}),
+         ("GRU_RESET_BEFORE", {"bias": False})]
 
 
 @pytest.mark.parametrize("ragged", [False, True])

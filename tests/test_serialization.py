@@ -15,6 +15,8 @@ MODELS = {
         3, 5, 2, proj_size=2, bidirectional=True, batch_first=True, dropout=0.25,
         dtype=np.float64, seed=1),
     "GRU_no_bias": lambda: cyrnn.GRU(3, 4, bias=False, seed=2),
+    "GRU_reset_before_bidir": lambda: cyrnn.GRU(3, 4, bidirectional=True, reset_after=False,
+                                                seed=12),
     "GRU_layers3": lambda: cyrnn.GRU(3, 4, 3, dtype=np.float64, seed=3),
     "RNN_relu_bidir": lambda: cyrnn.RNN(3, 4, nonlinearity="relu", bidirectional=True, seed=4),
     "RNN_tanh": lambda: cyrnn.RNN(3, 2, seed=5),
@@ -84,13 +86,14 @@ def test_save_argument_errors(tmp_path):
         cyrnn.load(tmp_path / "missing.npz")
 
 
-def test_a_file_written_before_peepholes_existed_loads_a_plain_lstm(tmp_path):
-    model = cyrnn.LSTM(3, 5, seed=0)
+@pytest.mark.parametrize("model, key", [(cyrnn.LSTM(3, 5, seed=0), "peephole"),
+                                        (cyrnn.GRU(3, 5, seed=0), "reset_after")])
+def test_a_file_written_before_the_cell_variants_loads_the_plain_cell(tmp_path, model, key):
     arrays, header = saved_arrays(model)
-    del header["model"]["config"]["peephole"]
+    del header["model"]["config"][key]
     write_npz(tmp_path / "old.npz", with_header(arrays, header))
     loaded = cyrnn.load(tmp_path / "old.npz")
-    assert not loaded.peephole
+    assert repr(loaded) == repr(model)
     x = np.random.default_rng(0).standard_normal((4, 2, 3))
     np.testing.assert_array_equal(outputs(loaded, x), outputs(model, x))
 

@@ -63,6 +63,8 @@ def test_gil_is_released_during_the_computation():
     ("LSTM", dict(bidirectional=True)),
     ("LSTM", dict(proj_size=64)),
     ("GRU", dict(num_layers=2)),
+    ("LSTM_PEEPHOLE", dict(bidirectional=True)),
+    ("GRU_RESET_BEFORE", dict(num_layers=2)),
     ("RNN_TANH", {}),
     ("RNN_RELU", {}),
 ])

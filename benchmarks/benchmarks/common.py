@@ -52,17 +52,8 @@ def pool_threads(user_api):
 
 def make_model(cell, input_size, hidden_size, num_layers=1, bidirectional=False,
                dtype="float32", seed=0):
-    dtype = np.dtype(dtype)
-    options = dict(num_layers=num_layers, bidirectional=bidirectional, dtype=dtype, seed=seed)
-    if cell == "LSTM":
-        return cyrnn.LSTM(input_size, hidden_size, **options)
-    if cell == "GRU":
-        return cyrnn.GRU(input_size, hidden_size, **options)
-    if cell == "RNN_TANH":
-        return cyrnn.RNN(input_size, hidden_size, nonlinearity="tanh", **options)
-    if cell == "RNN_RELU":
-        return cyrnn.RNN(input_size, hidden_size, nonlinearity="relu", **options)
-    raise ValueError(f"unknown cell {cell!r}")
+    return make_layer(cell, input_size, hidden_size, num_layers=num_layers,
+                      bidirectional=bidirectional, dtype=np.dtype(dtype), seed=seed)
 
 
 def make_input(T, B, I, dtype="float32", seed=1):

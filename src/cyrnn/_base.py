@@ -285,9 +285,7 @@ class RecurrentLayer(ParameterOwner):
         width = D * self._out_size
         training = tape_scratch is not None
         masks = self._dropout_masks(N) if training else [None] * self._num_layers
-        # inference: one scratch m of the projection for every direction
-        scratch_m = None if training or not self._proj_size else \
-            aligned_empty((B, self._hidden_size), self._dtype)
+        scratch = None if training else self._inference_scratch(B)
         layers, new_packings, layer_input = [], [], call.x_packed
         for layer in range(self._num_layers):
             # The last layer's y is returned to the caller; the others are internal.
@@ -303,14 +301,24 @@ class RecurrentLayer(ParameterOwner):
                                                          h, c))
                 else:
                     buffers, entry = self._inference_direction(layer, direction, h, c,
-                                                               scratch_m)
+                                                               scratch)
                     dirs.append(buffers)
                     new_packings.append(entry)
             layers.append(LayerBuffers(x=layer_input, y=y, mask=masks[layer], dirs=dirs))
             layer_input = y
         return layers, new_packings
 
-    def _inference_direction(self, layer, direction, h, c, scratch_m):
+    def _inference_scratch(self, B):
+        """Rows every direction of an inference pass shares: the projection's
+        m, and a two-phase step's gates and extra."""
+        H, dtype, cell = self._hidden_size, self._dtype, self._cell
+        rows = (lambda width: aligned_empty((B, width), dtype))  # noqa: E731
+        return _InferenceScratch(
+            m=rows(H) if self._proj_size else None,
+            gates=rows(cell.gates * H) if cell.reset_before else None,
+            extra=rows(cell.extra * H) if cell.reset_before else None)
+
+    def _inference_direction(self, layer, direction, h, c, scratch):
         """(DirectionBuffers, the cache entry it makes or None) of an
         inference pass: the cached packing of the weights if they have not
         changed (see _packed_cache.py)."""
@@ -322,7 +330,8 @@ class RecurrentLayer(ParameterOwner):
         return DirectionBuffers(
             w_ih=weights.w_ih, w_hh=weights.w_hh, w_hr=live.w_hr, bias_x=packing.bias_x,
             bias_hn=packing.bias_hn, peephole=weights.peephole, packed=packing.packed,
-            packed_ready=packing.ready, h=h, c=c, m=scratch_m), entry
+            packed_ready=packing.ready, h=h, c=c, m=scratch.m, gates=scratch.gates,
+            extra=scratch.extra), entry
 
     def _training_direction(self, layer, direction, N, tape_scratch, h, c):
         """DirectionBuffers of a training pass, with its tape. The tape keeps
@@ -440,7 +449,7 @@ class RecurrentLayer(ParameterOwner):
             dhall=ws.take("dhall", (layout.N, Hout), dtype) if projection else None,
             dm=aligned_empty((layout.B, H), dtype) if projection else None,
             packed=ws.take("packed_backward", (_plan.gradient_scratch_size(
-                Hout, in_sizes, layout.B, dtype),), dtype))
+                self._cell, Hout, in_sizes, layout.B, dtype),), dtype))
 
     def _gradient_layers(self, tape, scratch, dh, dc, grads, dy_packed):
         """A LayerGradients per layer: only the first layer's dx reaches the
@@ -503,6 +512,12 @@ class _TapeScratch:
         array = self._workspace.take(name, shape, self._dtype)
         self.taken.append((name, array))
         return array
+
+
+class _InferenceScratch(NamedTuple):
+    m: object
+    gates: object
+    extra: object
 
 
 class _BpttScratch(NamedTuple):

@@ -17,9 +17,9 @@ from cython cimport floating
 from cython.parallel cimport parallel, threadid
 
 from cyrnn._blas cimport gemm
-from cyrnn._kernels cimport (add_rows, cell_backward, copy_rows, lstm_backward_product,
-                             multiply, packed_blocks, packed_elements, packed_product,
-                             peephole_gradient, weight_gradient_chunk)
+from cyrnn._kernels cimport (add_rows, cell_backward, copy_rows, gru_reset_before_reset,
+                             lstm_backward_product, multiply, packed_blocks, packed_elements,
+                             packed_product, peephole_gradient, weight_gradient_chunk)
 from cyrnn._loops cimport omp_barrier, pack_share, threads_for
 from cyrnn._plan cimport Direction, Layer, Plan, fill_backward, init_plan, is_float32
 
@@ -46,13 +46,17 @@ cdef inline void _gradient_chunk(const Plan *p, const Layer *ly, int d, floating
         1, Hout, GH, <floating *>NULL)
     cdef floating *panels_x = panels
     cdef floating *panels_h = panels + packed_elements(1, in_size, rows, <floating *>NULL)
+    cdef floating *panels_rh = panels_h + packed_elements(1, Hout, rows, <floating *>NULL)
     _product_blocks(in_size, GH, rows, packed_ih, <const floating *>dr.dgx, p.ldg,
-                    <floating *>ly.dx + row0 * in_size, d > 0, tid * x_blocks // threads,
-                    (tid + 1) * x_blocks // threads)
+                    <floating *>ly.dx + row0 * in_size, in_size, d > 0,
+                    tid * x_blocks // threads, (tid + 1) * x_blocks // threads)
     pack_share(tid, threads, 1, in_size, rows, <const floating *>ly.x + row0 * in_size, 1,
                in_size, panels_x)
     pack_share(tid, threads, 1, Hout, rows, <const floating *>dr.hprev + row0 * Hout, 1, Hout,
                panels_h)
+    if p.reset_before:  # W_hn's input: r * h_{t-1}, on the tape
+        pack_share(tid, threads, 1, p.H, rows, <const floating *>dr.extra + row0 * p.E, 1,
+                   p.H, panels_rh)
     if dr.dpeephole != NULL:  # by units, read from the tape and dg in place
         peephole_gradient(rows, p.H, tid * p.H // threads, (tid + 1) * p.H // threads,
                           <const floating *>dr.dgx, p.ldg,
@@ -61,7 +65,10 @@ cdef inline void _gradient_chunk(const Plan *p, const Layer *ly, int d, floating
                           accumulate)
     if threads > 1:  # every thread reads all of the panels
         omp_barrier()
-    if dr.dgh == dr.dgx:  # dW_ih and dW_hh share the pre-activations' gradients
+    if p.reset_before:
+        _reset_before_weight_gradients(p, ly, dr, panels_x, panels_h, panels_rh, rows,
+                                       accumulate, tid, threads)
+    elif dr.dgh == dr.dgx:  # dW_ih and dW_hh share the pre-activations' gradients
         weight_gradient_chunk(GH, g0, g1, rows, <const floating *>dr.dgx, p.ldg, in_size,
                               panels_x, <floating *>dr.dw_ih, Hout, panels_h,
                               <floating *>dr.dw_hh, <floating *>dr.db_ih, accumulate)
@@ -72,6 +79,50 @@ cdef inline void _gradient_chunk(const Plan *p, const Layer *ly, int d, floating
         weight_gradient_chunk(GH, g0, g1, rows, <const floating *>dr.dgh, p.ldg, Hout,
                               panels_h, <floating *>dr.dw_hh, 0, NULL, NULL,
                               <floating *>dr.db_hh, accumulate)
+
+
+cdef inline void _reset_before_weight_gradients(
+        const Plan *p, const Layer *ly, const Direction *dr, const floating *panels_x,
+        const floating *panels_h, const floating *panels_rh, int rows, bint accumulate,
+        int tid, int threads) noexcept nogil:
+    """_gradient_chunk's weight gradients for the reset-before GRU: W_hh's
+    rows of r and z against h_{t-1}, those of n against r * h_{t-1}."""
+    cdef int H = p.H, I = ly.in_size, Hout = p.Hout
+    cdef int ga = packed_blocks(2 * H, <floating *>NULL), gb = packed_blocks(H, <floating *>NULL)
+    cdef const floating *dg = <const floating *>dr.dgx
+    cdef floating *db = <floating *>dr.db_ih
+    weight_gradient_chunk(2 * H, tid * ga // threads, (tid + 1) * ga // threads, rows, dg,
+                          p.ldg, I, panels_x, <floating *>dr.dw_ih, Hout, panels_h,
+                          <floating *>dr.dw_hh, db, accumulate)
+    weight_gradient_chunk(H, tid * gb // threads, (tid + 1) * gb // threads, rows, dg + 2 * H,
+                          p.ldg, I, panels_x, <floating *>dr.dw_ih + 2 * H * I, H, panels_rh,
+                          <floating *>dr.dw_hh + 2 * H * Hout,
+                          db + 2 * H if db != NULL else NULL, accumulate)
+
+
+cdef inline void _reset_before_products(const Plan *p, const Direction *dr, int t,
+                                        Py_ssize_t row0, const floating *packed_hh, int tid,
+                                        int threads) noexcept nogil:
+    """BPTT's products of a reset-before GRU's step t, with its cell's second
+    phase between them: d(r * h) = dn W_hn into dg's r block (by blocks of
+    units), which becomes the reset gate's gradient as d(r * h) * r joins dh
+    (by rows); then dL/dh_{t-1} += (dr, dz) W_h{r,z} (by blocks)."""
+    cdef int H = p.H, n = <int>p.batch_sizes[t], blocks = packed_blocks(H, <floating *>NULL)
+    cdef int b0 = tid * blocks // threads, b1 = (tid + 1) * blocks // threads
+    cdef int r0 = tid * n // threads, r1 = (tid + 1) * n // threads
+    cdef Py_ssize_t off = p.offsets[t]
+    cdef floating *dg = <floating *>dr.dgx + (off - row0) * p.ldg
+    cdef const floating *packed_hn = packed_hh + packed_elements(1, H, 2 * H, <floating *>NULL)
+    _product_blocks(H, H, n, packed_hn, dg + 2 * H, p.ldg, dg, p.ldg, False, b0, b1)
+    if threads > 1:
+        omp_barrier()
+    if r1 > r0:
+        gru_reset_before_reset(r1 - r0, H, <const floating *>dr.gates + (off + r0) * 3 * H,
+                               <const floating *>dr.hprev + (off + r0) * H,
+                               <floating *>dr.dh + r0 * H, dg + r0 * p.ldg, p.ldg)
+    if threads > 1:
+        omp_barrier()
+    _product_blocks(H, 2 * H, n, packed_hh, dg, p.ldg, <floating *>dr.dh, H, True, b0, b1)
 
 
 cdef void _gradient_chunk_alone(const Plan *p, const Layer *ly, int d, floating *panels,
@@ -113,12 +164,12 @@ cdef inline Py_ssize_t _chunk_first_row(const Plan *p, int d, int s0, int s1) no
 
 cdef inline void _product_blocks(int H, int K, int n, const floating *packed,
                                  const floating *x, Py_ssize_t ldx, floating *out,
-                                 bint accumulate, int first_block,
+                                 Py_ssize_t ldo, bint accumulate, int first_block,
                                  int end_block) noexcept nogil:
-    """The columns of unit blocks [first_block, end_block) of out (n, H) =
-    (or +=) x (n, K; rows ldx apart) W^T, for W packed by pack_weights with
-    G = 1."""
-    packed_product(H, K, n, packed, first_block, end_block, x, ldx, out, accumulate)
+    """The columns of unit blocks [first_block, end_block) of out (n, H; rows
+    ldo apart) = (or +=) x (n, K; rows ldx apart) W^T, for W packed by
+    pack_weights with G = 1."""
+    packed_product(H, K, n, packed, first_block, end_block, x, ldx, out, ldo, accumulate)
 
 
 
@@ -189,7 +240,9 @@ cdef inline void _backward_step(const Plan *p, const Layer *ly, int d,
         _backward_rows(p, dr, dy, t, row0, first, tid, threads)
         if threads > 1:
             omp_barrier()
-    if fused and s + 1 < s1:
+    if p.reset_before:
+        _reset_before_products(p, dr, t, row0, packed_hh, tid, threads)
+    elif fused and s + 1 < s1:
         # dL/dh_{t'} = dg_t W_hh for the step t' visited next, and on the
         # same tiles t''s cell backward: its gates' gradients
         following = t - 1 if d == 0 else t + 1
@@ -205,8 +258,8 @@ cdef inline void _backward_step(const Plan *p, const Layer *ly, int d,
     else:
         # dL/dh_{t-1} = (GRU: +=) dgh W_hh, by blocks of Hout units
         _product_blocks(p.Hout, GH, n, packed_hh, dgh + (p.offsets[t] - row0) * p.ldg, p.ldg,
-                        <floating *>dr.dh, p.split_gradients, tid * blocks // threads,
-                        (tid + 1) * blocks // threads)
+                        <floating *>dr.dh, p.Hout, p.split_gradients,
+                        tid * blocks // threads, (tid + 1) * blocks // threads)
     if s == s1 - 1 and threads > 1:
         _gradient_chunk(p, ly, d, panels, row0, <int>(end - row0), s0 > 0, tid, threads)
     elif s == s1 - 1:

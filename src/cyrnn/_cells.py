@@ -27,6 +27,8 @@ class CellSpec:
     fused_backward: bool   # BPTT's product runs the next step's cell backward
     projection: bool       # proj_size may be set (weight_hr)
     peephole: bool         # weight_peephole (3, H): c_{t-1} into i, f; c_t into o
+    reset_before: bool     # the GRU's r scales h before W_hn: a step and its
+    #                        BPTT in two phases (gru_reset_before_template.h)
     onnx_op: str           # the ONNX operator that computes it
     onnx_attributes: tuple  # ((attribute, value), ...) of that operator
 
@@ -78,14 +80,14 @@ def _lstm(key, options, peephole):
     return CellSpec(key, "LSTM", options, gates=4, accumulators=4, extra=2,
                     has_cell_state=True, bias_hn_apart=False, split_gradients=False,
                     fused_backward=True, projection=True, peephole=peephole,
-                    onnx_op="LSTM", onnx_attributes=())
+                    reset_before=False, onnx_op="LSTM", onnx_attributes=())
 
 
 def _rnn(key, nonlinearity, activation):
     return CellSpec(key, "RNN", (("nonlinearity", nonlinearity),), gates=1, accumulators=1,
                     extra=0, has_cell_state=False, bias_hn_apart=False,
                     split_gradients=False, fused_backward=False, projection=False,
-                    peephole=False, onnx_op="RNN",
+                    peephole=False, reset_before=False, onnx_op="RNN",
                     onnx_attributes=(("activations", (activation,)),))
 
 
@@ -93,14 +95,21 @@ def _rnn(key, nonlinearity, activation):
 # and (c_{t-1}, tanh c_t); the GRU's r, z, n and W_hn h + b_hn, and its step
 # accumulates W_hn h apart (a fourth accumulator); the RNN's keeps h_t.
 LSTM = _lstm("LSTM", (("peephole", False),), peephole=False)
-GRU = CellSpec("GRU", "GRU", (), gates=3, accumulators=4, extra=1, has_cell_state=False,
-               bias_hn_apart=True, split_gradients=True, fused_backward=False,
-               projection=False, peephole=False, onnx_op="GRU",
-               onnx_attributes=(("linear_before_reset", 1),))
+GRU = CellSpec("GRU", "GRU", (("reset_after", True),), gates=3, accumulators=4, extra=1,
+               has_cell_state=False, bias_hn_apart=True, split_gradients=True,
+               fused_backward=False, projection=False, peephole=False, reset_before=False,
+               onnx_op="GRU", onnx_attributes=(("linear_before_reset", 1),))
 RNN_TANH = _rnn("RNN_TANH", "tanh", "Tanh")
 RNN_RELU = _rnn("RNN_RELU", "relu", "Relu")
 LSTM_PEEPHOLE = _lstm("LSTM_PEEPHOLE", (("peephole", True),), peephole=True)
-CELLS = (LSTM, GRU, RNN_TANH, RNN_RELU, LSTM_PEEPHOLE)
+# r scales h, so b_hn joins the input projection; the tape keeps r, z, n and
+# r * h, the input of W_hn's gradient.
+GRU_RESET_BEFORE = CellSpec(
+    "GRU_RESET_BEFORE", "GRU", (("reset_after", False),), gates=3, accumulators=3, extra=1,
+    has_cell_state=False, bias_hn_apart=False, split_gradients=False, fused_backward=False,
+    projection=False, peephole=False, reset_before=True, onnx_op="GRU",
+    onnx_attributes=(("linear_before_reset", 0),))
+CELLS = (LSTM, GRU, RNN_TANH, RNN_RELU, LSTM_PEEPHOLE, GRU_RESET_BEFORE)
 BY_KEY = {cell.key: cell for cell in CELLS}
 _KINDS = {cell.key: kind for kind, cell in enumerate(CELLS)}
 

@@ -39,8 +39,9 @@ cdef inline void _step_blocks(const Plan *p, const Direction *dr, const floating
                               const floating *x, const floating *prev, Py_ssize_t ld_prev,
                               const floating *rest, floating *out, Py_ssize_t ldo,
                               floating *gates, floating *extra, floating *next_h,
-                              int next_rows) noexcept nogil:
-    """One step for a range of unit blocks. Rows below `carried` continue from
+                              int next_rows, int phase) noexcept nogil:
+    """One step (or one phase of it) for a range of unit blocks. Rows below
+    `carried` continue from
     `prev` (the previous step's output, rows ld_prev apart), the others from
     `rest` (rows Hout apart); rows below next_rows also store h to next_h.
     The two calls split the rows the same way with or without a tape: a
@@ -48,11 +49,12 @@ cdef inline void _step_blocks(const Plan *p, const Direction *dr, const floating
     cdef floating *c = <floating *>dr.c
     cdef Py_ssize_t GH = p.G * p.H
     if carried > 0:
-        cell_step(p.kind, p.H, in_size, p.Hout, first_block, end_block, carried, packed_ih,
+        cell_step(p.kind, phase, p.H, in_size, p.Hout, first_block, end_block, carried,
+                  packed_ih,
                   packed_hh, packed_bias, x, in_size, prev, ld_prev, c, out, ldo, gates,
                   extra, next_h, next_rows, p.stream_tape)
     if n > carried:
-        cell_step(p.kind, p.H, in_size, p.Hout, first_block, end_block, n - carried,
+        cell_step(p.kind, phase, p.H, in_size, p.Hout, first_block, end_block, n - carried,
                   packed_ih, packed_hh, packed_bias, x + carried * in_size, in_size,
                   rest, p.Hout,
                   c + carried * p.H if c != NULL else NULL, out + carried * ldo, ldo,
@@ -144,6 +146,8 @@ cdef inline void _forward_step(const Plan *p, const Layer *ly, int d, const floa
         carried = min(n, <int>p.batch_sizes[prev_t])
         prev = y + p.offsets[prev_t] * DH
     cdef const floating *rest = <floating *>dr.h + carried * Hout
+    if p.reset_before and not p.training:  # the two phases' scratch rows
+        gates, extra = <floating *>dr.gates, <floating *>dr.extra
     if p.training:
         gates = <floating *>dr.gates + off * p.G * H
         if p.E:
@@ -158,9 +162,16 @@ cdef inline void _forward_step(const Plan *p, const Layer *ly, int d, const floa
     if dr.w_hr != NULL:  # the cell's output m is projected into y below
         out = <floating *>dr.m + (off * H if p.training else 0)
         ldo = H
-    _step_blocks(p, dr, packed_ih, packed_hh, packed_bias, tid * blocks // threads,
-                 (tid + 1) * blocks // threads, I, n, carried, x + off * I, prev, ld_prev,
-                 rest, out, ldo, gates, extra, next_h, next_rows)
+    cdef int b0 = tid * blocks // threads, b1 = (tid + 1) * blocks // threads
+    if p.reset_before:  # phase 2 reads every unit of phase 1's r * h
+        _step_blocks(p, dr, packed_ih, packed_hh, packed_bias, b0, b1, I, n, carried,
+                     x + off * I, prev, ld_prev, rest, out, ldo, gates, extra, next_h,
+                     next_rows, 1)
+        if threads > 1:
+            omp_barrier()
+    _step_blocks(p, dr, packed_ih, packed_hh, packed_bias, b0, b1, I, n, carried,
+                 x + off * I, prev, ld_prev, rest, out, ldo, gates, extra, next_h, next_rows,
+                 2 if p.reset_before else 0)
     if threads > 1:
         omp_barrier()
     _finish_step(p, dr, y, d, t, r0, r1, out, tid, threads)
@@ -172,17 +183,28 @@ cdef void _pack_direction(const Plan *p, const Direction *dr, int I, floating *p
     them) and, training, transposed for BPTT: made now for the tape to keep,
     as an optimizer may step the weights in place before backward runs."""
     cdef int H = p.H, Hout = p.Hout, GH = p.G * p.H
+    # W_hh's gates in one packing, or for a two-phase cell its first two
+    # (W_h{r,z}) and then the last (W_hn): in both directions, the same
+    # number of elements.
+    cdef int G1 = 2 if p.reset_before else p.G
+    cdef const floating *w_hh = <const floating *>dr.w_hh
+    cdef floating *transposed = <floating *>dr.transposed
     if not dr.packed_ready:
-        _pack_shared(p.num_threads, p.G, H, Hout, <const floating *>dr.w_hh, Hout, 1,
-                     packed_hh)
+        _pack_shared(p.num_threads, G1, H, Hout, w_hh, Hout, 1, packed_hh)
+        if G1 < p.G:
+            _pack_shared(p.num_threads, p.G - G1, H, Hout, w_hh + G1 * H * Hout, Hout, 1,
+                         packed_hh + packed_elements(G1, H, Hout, <floating *>NULL))
         _pack_shared(p.num_threads, p.G, H, I, <const floating *>dr.w_ih, I, 1, packed_ih)
         pack_bias(p.kind, H, <const floating *>dr.bias_x, <const floating *>dr.bias_hn,
                   <const floating *>dr.peephole, packed_bias)
     if p.training:
-        _pack_shared(p.num_threads, 1, Hout, GH, <const floating *>dr.w_hh, 1, Hout,
-                     <floating *>dr.transposed)
+        _pack_shared(p.num_threads, 1, Hout, G1 * H, w_hh, 1, Hout, transposed)
+        if G1 < p.G:
+            _pack_shared(p.num_threads, 1, Hout, (p.G - G1) * H, w_hh + G1 * H * Hout, 1,
+                         Hout, transposed + packed_elements(1, Hout, G1 * H,
+                                                            <floating *>NULL))
         _pack_shared(p.num_threads, 1, I, GH, <const floating *>dr.w_ih, 1, I,
-                     <floating *>dr.transposed + packed_elements(1, Hout, GH, <floating *>NULL))
+                     transposed + packed_elements(1, Hout, GH, <floating *>NULL))
 
 
 cdef void _forward_direction(const Plan *p, const Layer *ly, int d,

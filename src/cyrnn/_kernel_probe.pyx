@@ -34,6 +34,16 @@ cdef object _packed(floating[:, ::1] w, int G, int H, bint transposed):
     return out
 
 
+cdef object _packed_hh(object cell, floating[:, ::1] w_hh, int H):
+    """W_hh packed for the step: its gates together, or for the two-phase
+    cell W_h{r,z} and then W_hn, as the forward loops pack it."""
+    cdef int G = cell.gates
+    if not cell.reset_before:
+        return _packed(w_hh, G, H, False)
+    return np.concatenate([_packed(w_hh[:2 * H], 2, H, False),
+                           _packed(w_hh[2 * H:], 1, H, False)])
+
+
 def product(floating[:, ::1] x, floating[:, ::1] w):
     """x @ w.T through the packed product: x (n, K), w (H, K)."""
     cdef int n = x.shape[0], K = x.shape[1], H = w.shape[0]
@@ -42,7 +52,7 @@ def product(floating[:, ::1] x, floating[:, ::1] w):
     out = np.empty((n, H), np.asarray(x).dtype)
     cdef floating[:, ::1] o = out
     packed_product(H, K, n, &p[0], 0, packed_blocks(H, <floating *>NULL), &x[0, 0], K,
-                   &o[0, 0], False)
+                   &o[0, 0], H, False)
     return out
 
 
@@ -84,15 +94,21 @@ def step(object cell, floating[:, ::1] x, floating[:, ::1] h, floating[:, ::1] c
              "x (n, I), h and c (n, H), w_ih (G*H, I), w_hh (G*H, H), bias (G*H), "
              "bias_hn (H), peephole (3, H)")
     dtype = np.asarray(x).dtype
-    cdef floating[::1] p_ih = _packed(w_ih, G, H, False), p_hh = _packed(w_hh, G, H, False)
+    cdef floating[::1] p_ih = _packed(w_ih, G, H, False), p_hh = _packed_hh(cell, w_hh, H)
     packed_b = np.empty(packed_bias_elements(kind, H, <floating *>NULL), dtype)
     cdef floating[::1] pb = packed_b
     pack_bias(kind, H, &bias[0], &bias_hn[0], &peephole[0, 0], &pb[0])
     out = np.empty((n, H), dtype)
-    cdef floating[:, ::1] o = out
-    cell_step(kind, H, I, H, 0, packed_blocks(H, <floating *>NULL), n, &p_ih[0],
-              &p_hh[0], &pb[0], &x[0, 0], I, &h[0, 0], H, &c[0, 0], &o[0, 0], H, NULL, NULL,
-              NULL, 0, False)
+    # the two-phase cell's scratch rows (the others' inference has no tape)
+    gates, extra = np.empty((n, G * H), dtype), np.empty((n, max(cell.extra, 1) * H), dtype)
+    cdef floating[:, ::1] o = out, g = gates, e = extra
+    cdef int phase
+    cdef list phases = [1, 2] if cell.reset_before else [0]
+    for phase in phases:
+        cell_step(kind, phase, H, I, H, 0, packed_blocks(H, <floating *>NULL), n, &p_ih[0],
+                  &p_hh[0], &pb[0], &x[0, 0], I, &h[0, 0], H, &c[0, 0], &o[0, 0], H,
+                  &g[0, 0] if cell.reset_before else NULL,
+                  &e[0, 0] if cell.reset_before else NULL, NULL, 0, False)
     return out
 
 

@@ -25,14 +25,16 @@ cdef extern from "cyrnn_kernels.h" nogil:
     void cyrnn_pack_weights_d(int G, int H, int K, const double *w, Py_ssize_t row_stride, Py_ssize_t col_stride, double *packed)
     void cyrnn_pack_weight_blocks_f(int G, int H, int K, const float *w, Py_ssize_t row_stride, Py_ssize_t col_stride, int first_block, int end_block, float *packed)
     void cyrnn_pack_weight_blocks_d(int G, int H, int K, const double *w, Py_ssize_t row_stride, Py_ssize_t col_stride, int first_block, int end_block, double *packed)
-    void cyrnn_packed_product_f(int H, int K, int n, const float *packed, int first_block, int end_block, const float *x, Py_ssize_t ldx, float *out, int accumulate)
-    void cyrnn_packed_product_d(int H, int K, int n, const double *packed, int first_block, int end_block, const double *x, Py_ssize_t ldx, double *out, int accumulate)
+    void cyrnn_packed_product_f(int H, int K, int n, const float *packed, int first_block, int end_block, const float *x, Py_ssize_t ldx, float *out, Py_ssize_t ldo, int accumulate)
+    void cyrnn_packed_product_d(int H, int K, int n, const double *packed, int first_block, int end_block, const double *x, Py_ssize_t ldx, double *out, Py_ssize_t ldo, int accumulate)
+    void cyrnn_gru_reset_before_reset_f(int n, int H, const float *gates, const float *hprev, float *dh, float *dg, Py_ssize_t ldg)
+    void cyrnn_gru_reset_before_reset_d(int n, int H, const double *gates, const double *hprev, double *dh, double *dg, Py_ssize_t ldg)
     Py_ssize_t cyrnn_packed_bias_size_f(int cell, int H)
     Py_ssize_t cyrnn_packed_bias_size_d(int cell, int H)
     void cyrnn_pack_bias_f(int cell, int H, const float *bias, const float *bias_hn, const float *peephole, float *packed_bias)
     void cyrnn_pack_bias_d(int cell, int H, const double *bias, const double *bias_hn, const double *peephole, double *packed_bias)
-    void cyrnn_cell_step_f(int cell, int H, int I, int Hout, int first_block, int end_block, int n, const float *packed_ih, const float *packed_hh, const float *packed_bias, const float *x, Py_ssize_t ldx, const float *h, Py_ssize_t ldh, float *c, float *out, Py_ssize_t ldo, float *gates, float *extra, float *next_h, int next_rows, int stream_tape)
-    void cyrnn_cell_step_d(int cell, int H, int I, int Hout, int first_block, int end_block, int n, const double *packed_ih, const double *packed_hh, const double *packed_bias, const double *x, Py_ssize_t ldx, const double *h, Py_ssize_t ldh, double *c, double *out, Py_ssize_t ldo, double *gates, double *extra, double *next_h, int next_rows, int stream_tape)
+    void cyrnn_cell_step_f(int cell, int phase, int H, int I, int Hout, int first_block, int end_block, int n, const float *packed_ih, const float *packed_hh, const float *packed_bias, const float *x, Py_ssize_t ldx, const float *h, Py_ssize_t ldh, float *c, float *out, Py_ssize_t ldo, float *gates, float *extra, float *next_h, int next_rows, int stream_tape)
+    void cyrnn_cell_step_d(int cell, int phase, int H, int I, int Hout, int first_block, int end_block, int n, const double *packed_ih, const double *packed_hh, const double *packed_bias, const double *x, Py_ssize_t ldx, const double *h, Py_ssize_t ldh, double *c, double *out, Py_ssize_t ldo, double *gates, double *extra, double *next_h, int next_rows, int stream_tape)
     void cyrnn_weight_gradient_chunk_f(int M, int first_group, int end_group, int rows, const float *dg, Py_ssize_t ldg, int K1, const float *panels1, float *out1, int K2, const float *panels2, float *out2, float *db, int accumulate)
     void cyrnn_weight_gradient_chunk_d(int M, int first_group, int end_group, int rows, const double *dg, Py_ssize_t ldg, int K1, const double *panels1, double *out1, int K2, const double *panels2, double *out2, double *db, int accumulate)
     void cyrnn_sigmoid_f(Py_ssize_t n, const float *x, float *y)
@@ -118,13 +120,22 @@ cdef inline void pack_weight_blocks(int G, int H, int K, const floating *w,
 
 cdef inline void packed_product(int H, int K, int n, const floating *packed, int first_block,
                                 int end_block, const floating *x, Py_ssize_t ldx,
-                                floating *out, bint accumulate) noexcept nogil:
+                                floating *out, Py_ssize_t ldo,
+                                bint accumulate) noexcept nogil:
     if floating is float:
-        cyrnn_packed_product_f(H, K, n, packed, first_block, end_block, x, ldx, out,
+        cyrnn_packed_product_f(H, K, n, packed, first_block, end_block, x, ldx, out, ldo,
                                accumulate)
     else:
-        cyrnn_packed_product_d(H, K, n, packed, first_block, end_block, x, ldx, out,
+        cyrnn_packed_product_d(H, K, n, packed, first_block, end_block, x, ldx, out, ldo,
                                accumulate)
+
+cdef inline void gru_reset_before_reset(int n, int H, const floating *gates,
+                                        const floating *hprev, floating *dh, floating *dg,
+                                        Py_ssize_t ldg) noexcept nogil:
+    if floating is float:
+        cyrnn_gru_reset_before_reset_f(n, H, gates, hprev, dh, dg, ldg)
+    else:
+        cyrnn_gru_reset_before_reset_d(n, H, gates, hprev, dh, dg, ldg)
 
 cdef inline Py_ssize_t packed_elements(int G, int H, int K, floating *kind) noexcept nogil:
     if floating is float:
@@ -151,19 +162,19 @@ cdef inline void pack_bias(int cell, int H, const floating *bias, const floating
     else:
         cyrnn_pack_bias_d(cell, H, bias, bias_hn, peephole, packed_bias)
 
-cdef inline void cell_step(int cell, int H, int I, int Hout, int first_block, int end_block,
-                           int n, const floating *packed_ih, const floating *packed_hh,
+cdef inline void cell_step(int cell, int phase, int H, int I, int Hout, int first_block,
+                           int end_block, int n, const floating *packed_ih, const floating *packed_hh,
                            const floating *packed_bias, const floating *x, Py_ssize_t ldx,
                            const floating *h, Py_ssize_t ldh, floating *c, floating *out,
                            Py_ssize_t ldo, floating *gates, floating *extra,
                            floating *next_h, int next_rows,
                            bint stream_tape) noexcept nogil:
     if floating is float:
-        cyrnn_cell_step_f(cell, H, I, Hout, first_block, end_block, n, packed_ih, packed_hh,
+        cyrnn_cell_step_f(cell, phase, H, I, Hout, first_block, end_block, n, packed_ih, packed_hh,
                           packed_bias, x, ldx, h, ldh, c, out, ldo, gates, extra, next_h,
                           next_rows, stream_tape)
     else:
-        cyrnn_cell_step_d(cell, H, I, Hout, first_block, end_block, n, packed_ih, packed_hh,
+        cyrnn_cell_step_d(cell, phase, H, I, Hout, first_block, end_block, n, packed_ih, packed_hh,
                           packed_bias, x, ldx, h, ldh, c, out, ldo, gates, extra, next_h,
                           next_rows, stream_tape)
 

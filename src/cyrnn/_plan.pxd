@@ -13,7 +13,8 @@ cdef struct Direction:
     void *packed        # forward: W_hh, W_ih and the biases packed for cell_step
     bint packed_ready   # packed already holds them (a cached packing)
     void *transposed    # training: W_hh, then W_ih, packed transposed for BPTT
-    # forward buffers: the tape (training only)
+    # forward buffers: the tape (training only; for inference, a two-phase
+    # cell's step uses B rows of gates and extra as scratch)
     void *gates         # (N, G*H) activated gates
     void *extra         # (N, E) the cell's extra values
     void *hprev         # (N, Hout) state before each step
@@ -56,7 +57,7 @@ cdef struct Plan:
     bint training
     bint fused_backward   # (registry) BPTT's product runs the next cell's backward
     bint split_gradients  # (registry) dgh apart from dgx; the product adds to dh
-    bint has_cell_state, bias_hn_apart, peephole  # (registry)
+    bint has_cell_state, bias_hn_apart, peephole, reset_before  # (registry)
     int num_threads     # OpenMP threads sharing each step's unit blocks
     bint stream_tape    # store the tape past the caches (see fill_plan)
     Py_ssize_t gradient_rows  # rows of a chunk of the weight gradients, at most

@@ -141,10 +141,13 @@ cdef Py_ssize_t _gradient_width(int GH, object dtype):
     return cyrnn_gradient_width_f(GH) if is_float32(dtype) else cyrnn_gradient_width_d(GH)
 
 
-cdef Py_ssize_t _gradient_scratch(int Hout, int in_size, Py_ssize_t batch, object dtype):
-    # a chunk of X and one of h_{t-1} packed for the weight gradients
+cdef Py_ssize_t _gradient_scratch(int Hout, int in_size, Py_ssize_t batch, object dtype,
+                                  bint reset_before):
+    # a chunk of X and one of h_{t-1} packed for the weight gradients; for
+    # the reset-before GRU, one of r * h_{t-1} too (W_hn's input)
     cdef Py_ssize_t rows = _gradient_rows(batch)
-    return _packed_size(1, in_size, rows, dtype) + _packed_size(1, Hout, rows, dtype)
+    return _packed_size(1, in_size, rows, dtype) + _packed_size(1, Hout, rows, dtype) * (
+        2 if reset_before else 1)
 
 
 cdef Py_ssize_t _packed_weights_size(int kind, int G, int H, int Hout, int in_size,
@@ -179,11 +182,12 @@ def gate_gradient_width(object cell, int hidden_size, object dtype):
     return _gradient_width(cell.gates * hidden_size, np.dtype(dtype))
 
 
-def gradient_scratch_size(int out_size, list in_sizes, Py_ssize_t batch, object dtype):
+def gradient_scratch_size(object cell, int out_size, list in_sizes, Py_ssize_t batch,
+                          object dtype):
     """Elements of BPTT's scratch for the weight gradients, for batches of
     `batch` rows and the widest of the layers' in_sizes."""
-    return max([_gradient_scratch(out_size, k, batch, np.dtype(dtype)) for k in in_sizes]
-               or [0])
+    return max([_gradient_scratch(out_size, k, batch, np.dtype(dtype), cell.reset_before)
+                for k in in_sizes] or [0])
 
 
 # -- the plan ------------------------------------------------------------------
@@ -202,7 +206,7 @@ cdef int init_plan(Plan *p, object cell, bint training,
     p.fused_backward = cell.fused_backward
     p.split_gradients = cell.split_gradients
     p.has_cell_state, p.bias_hn_apart = cell.has_cell_state, cell.bias_hn_apart
-    p.peephole = cell.peephole
+    p.peephole, p.reset_before = cell.peephole, cell.reset_before
     p.training = training
     p.T = batch_sizes.shape[0]
     p.H, p.Hout = H, Hout
@@ -215,7 +219,9 @@ cdef int init_plan(Plan *p, object cell, bint training,
     # evicts the weights (measured in one process, paired calls: training
     # steps of a small and a medium LSTM and a medium GRU 2-2.5% faster
     # streamed; a tiny LSTM's 77 kB tape, read back from memory, 8% slower).
-    p.stream_tape = training and p.N * (p.G * H + p.E) * dtype.itemsize >= STREAM_TAPE_BYTES
+    # (A two-phase step reads its tape back within the step: never streamed.)
+    p.stream_tape = training and not p.reset_before and \
+        p.N * (p.G * H + p.E) * dtype.itemsize >= STREAM_TAPE_BYTES
     p.gradient_rows = _gradient_rows(p.B)
     p.ldg = _gradient_width(p.G * H, dtype)
     p.packed = NULL
@@ -253,9 +259,11 @@ cdef int _fill_state(const Plan *p, Direction *dr, DirectionBuffers ds, int in_s
                      object dtype) except -1:
     """What both passes read: the state, the tape (which a training forward
     pass fills and BPTT reads) and the weights BPTT reads as they are."""
-    cdef Py_ssize_t N = p.N
-    dr.gates = _data(ds.gates, dtype, N * p.G * p.H, "gates")
-    dr.extra = _data(ds.extra, dtype, N * p.E, "extra")
+    cdef Py_ssize_t N = p.N, rows = p.N if p.training else p.B
+    dr.gates = _data(ds.gates, dtype, rows * p.G * p.H, "gates")
+    dr.extra = _data(ds.extra, dtype, rows * p.E, "extra")
+    _require(not p.reset_before or (dr.gates != NULL and dr.extra != NULL),
+             "a two-phase step without its gates' rows")
     dr.hprev = _data(ds.hprev, dtype, N * p.Hout, "hprev")
     dr.m = _data(ds.m, dtype, (N if p.training else p.B) * p.H, "m")
     dr.h = _data(ds.h, dtype, p.B * p.Hout, "h")
@@ -324,7 +332,8 @@ cdef int fill_backward(Plan *p, list layers, object dtype, object packed) except
         spec = <LayerGradients?>layers[l]
         ly = &p.layers[l]
         _fill_layer(p, ly, spec.forward, dtype)
-        _require(packed.size >= _gradient_scratch(p.Hout, ly.in_size, p.B, dtype),
+        _require(packed.size >= _gradient_scratch(p.Hout, ly.in_size, p.B, dtype,
+                                                  p.reset_before),
                  "packed buffer too small")
         ly.dx = _data(spec.dx, dtype, p.N * ly.in_size, "dx")
         ly.dy = _data(spec.dy, dtype, p.N * p.D * p.Hout, "dy")

@@ -38,14 +38,23 @@ class LSTM(RecurrentLayer):
 class GRU(RecurrentLayer):
     """Multi-layer GRU with torch.nn.GRU's parameters and semantics: gates
     r, z, n with n = tanh(W_in x + b_in + r * (W_hn h + b_hn)) and
-    h' = (1 - z) * n + z * h."""
+    h' = (1 - z) * n + z * h. `reset_after=False` applies r before the
+    recurrent product instead, as ONNX's default GRU (linear_before_reset=0)
+    and Keras's reset_after=False do: n = tanh(W_in x + b_in + W_hn (r * h)
+    + b_hn), with the same parameters."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False,
+                 batch_first=False, dropout=0.0, bidirectional=False, reset_after=True,
                  dtype=np.float32, seed=None):
-        self._configure(_cells.GRU, input_size, hidden_size, num_layers, bias=bias,
+        cell = _cells.select("GRU", reset_after=check_bool("reset_after", reset_after))
+        self._configure(cell, input_size, hidden_size, num_layers, bias=bias,
                         batch_first=batch_first, dropout=dropout,
                         bidirectional=bidirectional, proj_size=0, dtype=dtype, seed=seed)
+
+    reset_after = property(lambda self: not self._cell.reset_before)
+
+    def _extra_repr(self):
+        return [] if self.reset_after else ["reset_after=False"]
 
 
 class RNN(RecurrentLayer):
@@ -67,3 +76,19 @@ class RNN(RecurrentLayer):
 
     def _extra_repr(self):
         return [] if self._nonlinearity == "tanh" else [f"nonlinearity={self._nonlinearity!r}"]
+
+
+_LAYERS = {"LSTM": LSTM, "GRU": GRU, "RNN": RNN}
+CELL_KEYS = tuple(cell.key for cell in _cells.CELLS)
+
+
+def make_layer(cell, input_size, hidden_size, **options):
+    """The layer computing `cell`, a key of the registry of cells (one of
+    CELL_KEYS: "LSTM", "GRU", "RNN_TANH", "RNN_RELU", "LSTM_PEEPHOLE",
+    "GRU_RESET_BEFORE"), built with the options that select that cell and
+    `options`: make_layer("GRU_RESET_BEFORE", 8, 16) is GRU(8, 16,
+    reset_after=False)."""
+    if not isinstance(cell, str) or cell not in _cells.BY_KEY:
+        raise ValueError(f"cell must be one of {list(CELL_KEYS)}, got {cell!r}")
+    spec = _cells.BY_KEY[cell]
+    return _LAYERS[spec.layer](input_size, hidden_size, **dict(spec.options), **options)

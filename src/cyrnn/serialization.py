@@ -50,14 +50,14 @@ _RECURRENT_KEYS = ("input_size", "hidden_size", "num_layers", "bias", "batch_fir
                    "dropout", "bidirectional")
 _CLASSES = {
     "LSTM": (LSTM, _RECURRENT_KEYS + ("proj_size", "peephole", "dtype")),
-    "GRU": (GRU, _RECURRENT_KEYS + ("dtype",)),
+    "GRU": (GRU, _RECURRENT_KEYS + ("reset_after", "dtype")),
     "RNN": (RNN, _RECURRENT_KEYS + ("nonlinearity", "dtype")),
     "Linear": (Linear, ("in_features", "out_features", "bias", "dtype")),
     "Sequential": (Sequential, ("layers",)),
 }
 # config keys that files written before them leave out, and their defaults
-_ADDED_KEYS = {"LSTM": {"peephole": False}}
-_CELL_OPTIONS = ("peephole", "nonlinearity")  # the keys that select a cell (_cells.py)
+_ADDED_KEYS = {"LSTM": {"peephole": False}, "GRU": {"reset_after": True}}
+_CELL_OPTIONS = ("peephole", "reset_after", "nonlinearity")  # the keys that select a cell (_cells.py)
 
 
 # -- writing -----------------------------------------------------------------
@@ -198,7 +198,8 @@ def _parameter_count(name, config):
         return n_out * n_in + (n_out if config["bias"] else 0)
     sizes = ints("input_size", "hidden_size", "num_layers",
                  *(("proj_size",) if name == "LSTM" else ()))
-    flags = [config[k] for k in ("bias", "bidirectional", "peephole") if k in config]
+    flags = [config[k] for k in ("bias", "bidirectional", "peephole", "reset_after")
+             if k in config]
     if sizes is None or any(type(flag) is not bool for flag in flags):
         return None
     try:
