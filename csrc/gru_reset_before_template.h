@@ -95,12 +95,13 @@ FN(reset_candidate_tile)(const int R, const int NB, int H, const REAL *restrict 
                              gates, rh, out, ldo, next_h, next_rows, block * V)
 #define CYRNN_RESET_CANDIDATE_TILE_NB(RT, R0)                                  \
     CYRNN_RESET_CANDIDATE_TILE(RT, R0, CYRNN_STEP_RNN_BLOCKS)
+#define CYRNN_RESET_CANDIDATE_TILE_2(RT, R0) CYRNN_RESET_CANDIDATE_TILE(RT, R0, 2)
 #define CYRNN_RESET_CANDIDATE_TILE_1(RT, R0) CYRNN_RESET_CANDIDATE_TILE(RT, R0, 1)
 
 /* One phase of the step for unit blocks [first_block, end_block) of rows
  * 0..n-1 (see cyrnn_cell_step): gates (3H) and rh (H) are the tape's rows,
  * or scratch rows for inference. Phase 2 tiles as the Elman RNN's step
- * does: one accumulator a block. */
+ * does: one accumulator a block (CYRNN_ONE_ACCUMULATOR_BLOCKS). */
 static void FN(reset_before_step)(int phase, int H, int I, int Hout, int first_block,
                                   int end_block, int n, const REAL *packed_ih,
                                   const REAL *packed_hh, const REAL *packed_bias,
@@ -110,9 +111,8 @@ static void FN(reset_before_step)(int phase, int H, int I, int Hout, int first_b
 {
     /* W_hn's packing follows W_h{r,z}'s (see packed_template.h's layout) */
     const REAL *phn = packed_hh + (ptrdiff_t)((H + V - 1) / V) * Hout * 2 * V;
-    int block = first_block;
     if (phase == 1) {
-        for (; block < end_block; ++block) {
+        for (int block = first_block; block < end_block; ++block) {
             const REAL *pih = packed_ih + (ptrdiff_t)block * I * 3 * V;
             const REAL *phh = packed_hh + (ptrdiff_t)block * Hout * 2 * V;
             const REAL *pb = packed_bias + (ptrdiff_t)block * 3 * V;
@@ -121,15 +121,14 @@ static void FN(reset_before_step)(int phase, int H, int I, int Hout, int first_b
         }
         return;
     }
-    for (; block + CYRNN_STEP_RNN_BLOCKS <= end_block; block += CYRNN_STEP_RNN_BLOCKS)
-        CYRNN_ROW_TILES(CYRNN_STEP_RNN_ROWS, n, CYRNN_RESET_CANDIDATE_TILE_NB);
-    for (; block < end_block; ++block)
-        CYRNN_ROW_TILES(CYRNN_STEP_RNN_ROWS, n, CYRNN_RESET_CANDIDATE_TILE_1);
+    CYRNN_ONE_ACCUMULATOR_BLOCKS(CYRNN_RESET_CANDIDATE_TILE_NB, CYRNN_RESET_CANDIDATE_TILE_2,
+                                 CYRNN_RESET_CANDIDATE_TILE_1);
 }
 
 #undef CYRNN_RESET_GATES_TILE
 #undef CYRNN_RESET_CANDIDATE_TILE
 #undef CYRNN_RESET_CANDIDATE_TILE_NB
+#undef CYRNN_RESET_CANDIDATE_TILE_2
 #undef CYRNN_RESET_CANDIDATE_TILE_1
 
 /* BPTT, the cell's first phase on n rows: from dh = dL/dh_t and the tape

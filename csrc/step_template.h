@@ -303,8 +303,25 @@ static void FN(gated_step) CYRNN_STEP_PARAMS
 }
 #undef CYRNN_GATED_STEP
 
-/* The Elman RNN's step: tiles of CYRNN_STEP_RNN_ROWS rows by
- * CYRNN_STEP_RNN_BLOCKS blocks, then the blocks left one by one. */
+/* Unit blocks [first_block, end_block) of rows 0..n-1 of a step with one
+ * accumulator a block (the Elman RNN's; the reset-before GRU's candidate):
+ * tiles of CYRNN_STEP_RNN_ROWS rows by CYRNN_STEP_RNN_BLOCKS blocks, then
+ * pairs of the blocks left side by side (a one-block tile has too few
+ * accumulators to hide the multiplies' latency), then one by one. The
+ * TILE_* macros take (rows, first row) and read `block`. */
+#define CYRNN_ONE_ACCUMULATOR_BLOCKS(TILE_NB, TILE_2, TILE_1)                  \
+    do {                                                                       \
+        int block = first_block;                                               \
+        for (; block + CYRNN_STEP_RNN_BLOCKS <= end_block;                     \
+             block += CYRNN_STEP_RNN_BLOCKS)                                   \
+            CYRNN_ROW_TILES(CYRNN_STEP_RNN_ROWS, n, TILE_NB);                  \
+        for (; CYRNN_STEP_RNN_BLOCKS > 2 && block + 2 <= end_block; block += 2) \
+            CYRNN_ROW_TILES(CYRNN_STEP_RNN_ROWS, n, TILE_2);                   \
+        for (; block < end_block; ++block)                                     \
+            CYRNN_ROW_TILES(CYRNN_STEP_RNN_ROWS, n, TILE_1);                   \
+    } while (0)
+
+/* The Elman RNN's step (see CYRNN_ONE_ACCUMULATOR_BLOCKS). */
 #define CYRNN_RNN_TILE(RT, R0, NB)                                             \
     FN(rnn_step_tile)(relu, RT, NB, stream, H, I, packed_ih + (ptrdiff_t)block * I * V, \
                       packed_hh + (ptrdiff_t)block * H * V, packed_bias + (ptrdiff_t)block * V, \
@@ -315,16 +332,8 @@ static void FN(gated_step) CYRNN_STEP_PARAMS
 static void FN(rnn_step) CYRNN_STEP_PARAMS
 {
     const int relu = cell == CYRNN_CELL_RNN_RELU;
-    int block = first_block;
     (void)Hout, (void)c, (void)extra; /* Hout = H: no projection */
-    for (; block + CYRNN_STEP_RNN_BLOCKS <= end_block; block += CYRNN_STEP_RNN_BLOCKS)
-        CYRNN_ROW_TILES(CYRNN_STEP_RNN_ROWS, n, CYRNN_RNN_TILE_NB);
-    /* pairs of the blocks left, side by side: a one-block tile has too few
-     * accumulators to hide the multiplies' latency */
-    for (; CYRNN_STEP_RNN_BLOCKS > 2 && block + 2 <= end_block; block += 2)
-        CYRNN_ROW_TILES(CYRNN_STEP_RNN_ROWS, n, CYRNN_RNN_TILE_2);
-    for (; block < end_block; ++block)
-        CYRNN_ROW_TILES(CYRNN_STEP_RNN_ROWS, n, CYRNN_RNN_TILE_1);
+    CYRNN_ONE_ACCUMULATOR_BLOCKS(CYRNN_RNN_TILE_NB, CYRNN_RNN_TILE_2, CYRNN_RNN_TILE_1);
 }
 #undef CYRNN_RNN_TILE
 #undef CYRNN_RNN_TILE_NB
@@ -333,6 +342,7 @@ static void FN(rnn_step) CYRNN_STEP_PARAMS
 #undef CYRNN_STEP_PARAMS
 
 #include "gru_reset_before_template.h"
+#undef CYRNN_ONE_ACCUMULATOR_BLOCKS
 
 /* The level's step (see isa.h for its tiles); phase: see cyrnn_kernels.h. */
 static void FN(cyrnn_cell_step)(int cell, int phase, int H, int I, int Hout,
