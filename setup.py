@@ -15,6 +15,7 @@ import tempfile
 
 import numpy
 from Cython.Build import cythonize
+from Cython.Tempita import Template
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 from setuptools._distutils.ccompiler import new_compiler
@@ -46,16 +47,32 @@ def cells_header(registry):
     return "\n".join(lines) + "\n"
 
 
-def write_cells_header():
-    text = cells_header(runpy.run_path("src/cyrnn/_cells.py"))
-    current = open(CELLS_HEADER).read() if os.path.exists(CELLS_HEADER) else None
+def write_if_changed(path, text):
+    current = open(path).read() if os.path.exists(path) else None
     if text != current:  # left alone when unchanged: nothing rebuilds for nothing
-        os.makedirs(os.path.dirname(CELLS_HEADER), exist_ok=True)
-        with open(CELLS_HEADER, "w") as f:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
             f.write(text)
 
 
+def write_cells_header():
+    write_if_changed(CELLS_HEADER, cells_header(runpy.run_path("src/cyrnn/_cells.py")))
+
+
+# The C kernels' declarations for Cython and their fused float/double
+# wrappers, from the table of kernels in its template: written before
+# cythonize reads it.
+KERNELS_PXD = "src/cyrnn/_kernels.pxd"
+
+
+def write_kernels_pxd():
+    template = KERNELS_PXD + ".tp"
+    with open(template) as f:
+        write_if_changed(KERNELS_PXD, Template(f.read(), name=template).substitute())
+
+
 write_cells_header()
+write_kernels_pxd()
 
 # The kernels live in headers included by the .c files: a change to one must
 # rebuild the extensions, which setuptools only knows if it is told.
@@ -107,6 +124,7 @@ def extension(pyx):
     return Extension(
         "cyrnn." + name,
         sources=[pyx],  # build_ext links every extension with KERNEL_LIBRARY
+        # the .pxd files include the generated _kernels.pxd, written above
         depends=C_HEADERS + KERNELS + glob.glob("src/cyrnn/*.pxd"),
         include_dirs=["csrc", "csrc/generated", numpy.get_include()],
         extra_compile_args=COMPILE_ARGS,
