@@ -49,7 +49,7 @@ sanitize-build:
 	  --quiet --no-build-isolation --no-deps --no-cache-dir --force-reinstall .
 	@cd "$(SANITIZE_SRC)" && where=$$(LD_PRELOAD="$(LIBASAN)" ASAN_OPTIONS=detect_leaks=0 \
 	  "$(SANITIZE_VENV)/bin/python" -c \
-	  "import cyrnn._recurrence as r; print(r.__file__)") \
+	  "import cyrnn._forward as r; print(r.__file__)") \
 	  && case "$$where" in "$(SANITIZE_VENV)"/*) echo "sanitized cyrnn: $$where";; \
 	     *) echo "wrong cyrnn imported: $$where"; exit 1;; esac \
 	  && { nm -D "$$where" | grep -c __asan_ >/dev/null || { echo "$$where is not instrumented"; exit 1; }; }
@@ -80,7 +80,7 @@ sanitize-clean:
 # memcheck, so only errors with a cyrnn frame in their stack fail the target.
 VALGRIND_TESTS ?= tests/test_odd_inputs.py tests/test_numerics.py -k "not 10000 and not very_long"
 VALGRIND_LOG_DIR ?= $(or $(TMPDIR),/tmp)/cyrnn-valgrind
-CYRNN_FRAME := cyrnn|_recurrence|_blas|_threads|csrc/
+CYRNN_FRAME := cyrnn|_forward|_bptt|_plan|_blas|_threads|csrc/
 
 .PHONY: valgrind
 valgrind:

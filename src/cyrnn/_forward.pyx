@@ -39,7 +39,28 @@ cdef inline void _step_blocks(const Plan *p, const Direction *dr, const floating
                               const floating *x, const floating *prev, Py_ssize_t ld_prev,
                               const floating *rest, floating *out, Py_ssize_t ldo,
                               floating *gates, floating *extra, floating *next_h,
-                              int next_rows, int phase) noexcept nogil:
+                              int next_rows, int threads) noexcept nogil:
+    """One step for a range of unit blocks: a two-phase cell's phase 1 for
+    them, then, once every thread's is done (phase 2 reads every unit of r *
+    h), its phase 2."""
+    if p.reset_before:
+        _phase_blocks(p, dr, packed_ih, packed_hh, packed_bias, first_block, end_block,
+                      in_size, n, carried, x, prev, ld_prev, rest, out, ldo, gates, extra,
+                      next_h, next_rows, 1)
+        if threads > 1:
+            omp_barrier()
+    _phase_blocks(p, dr, packed_ih, packed_hh, packed_bias, first_block, end_block, in_size,
+                  n, carried, x, prev, ld_prev, rest, out, ldo, gates, extra, next_h,
+                  next_rows, 2 if p.reset_before else 0)
+
+
+cdef inline void _phase_blocks(const Plan *p, const Direction *dr, const floating *packed_ih,
+                               const floating *packed_hh, const floating *packed_bias,
+                               int first_block, int end_block, int in_size, int n,
+                               int carried, const floating *x, const floating *prev,
+                               Py_ssize_t ld_prev, const floating *rest, floating *out,
+                               Py_ssize_t ldo, floating *gates, floating *extra,
+                               floating *next_h, int next_rows, int phase) noexcept nogil:
     """One step (or one phase of it) for a range of unit blocks. Rows below
     `carried` continue from
     `prev` (the previous step's output, rows ld_prev apart), the others from
@@ -162,16 +183,9 @@ cdef inline void _forward_step(const Plan *p, const Layer *ly, int d, const floa
     if dr.w_hr != NULL:  # the cell's output m is projected into y below
         out = <floating *>dr.m + (off * H if p.training else 0)
         ldo = H
-    cdef int b0 = tid * blocks // threads, b1 = (tid + 1) * blocks // threads
-    if p.reset_before:  # phase 2 reads every unit of phase 1's r * h
-        _step_blocks(p, dr, packed_ih, packed_hh, packed_bias, b0, b1, I, n, carried,
-                     x + off * I, prev, ld_prev, rest, out, ldo, gates, extra, next_h,
-                     next_rows, 1)
-        if threads > 1:
-            omp_barrier()
-    _step_blocks(p, dr, packed_ih, packed_hh, packed_bias, b0, b1, I, n, carried,
-                 x + off * I, prev, ld_prev, rest, out, ldo, gates, extra, next_h, next_rows,
-                 2 if p.reset_before else 0)
+    _step_blocks(p, dr, packed_ih, packed_hh, packed_bias, tid * blocks // threads,
+                 (tid + 1) * blocks // threads, I, n, carried, x + off * I, prev, ld_prev,
+                 rest, out, ldo, gates, extra, next_h, next_rows, threads)
     if threads > 1:
         omp_barrier()
     _finish_step(p, dr, y, d, t, r0, r1, out, tid, threads)

@@ -103,6 +103,46 @@ def _reduce(per_term, grad, mask, count, reduction, name):
     return dtype.type(total), grad
 
 
+def _class_targets(targets, positions, mask, C):
+    """targets checked as class indices in [0, C) where the mask counts them,
+    as intp with 0 elsewhere (any index will do where nothing is counted)."""
+    try:
+        targets = np.asarray(targets)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"targets must be an integer array of class indices: {exc}") from None
+    if targets.dtype.kind not in "iu":
+        raise TypeError(f"targets must be an integer array of class indices in [0, C), "
+                        f"got dtype {targets.dtype}")
+    check_shape("targets", targets, positions, "logits.shape[:-1]")
+    counted = targets if mask is None else targets[np.broadcast_to(mask, positions)]
+    if counted.size and (counted.min() < 0 or counted.max() >= C):
+        raise ValueError(f"targets must be class indices in [0, C) = [0, {C}), "
+                         f"got values from {counted.min()} to {counted.max()}")
+    safe_targets = targets.astype(np.intp)
+    return safe_targets if mask is None else np.where(mask, safe_targets, 0)
+
+
+def _softmax_loss(logits, targets):
+    """(logsumexp(logits) - logits[target], softmax(logits) - onehot(target))
+    at every position."""
+    # Stable log-sum-exp: subtract the row max (0 where the max is not finite,
+    # as scipy.special.logsumexp, so -inf rows and NaN behave as IEEE says).
+    with np.errstate(invalid="ignore", over="ignore"):
+        shift = np.max(logits, axis=-1, keepdims=True)
+        shift = np.where(np.isfinite(shift), shift, 0).astype(logits.dtype, copy=False)
+        shifted = logits - shift
+        exp = np.exp(shifted)
+        total = exp.sum(axis=-1, keepdims=True)
+        with np.errstate(divide="ignore"):
+            log_total = np.log(total)
+        picked = np.take_along_axis(shifted, targets[..., None], axis=-1)
+        per_position = (log_total - picked)[..., 0]
+        grad = exp / total
+    np.put_along_axis(grad, targets[..., None],
+                      np.take_along_axis(grad, targets[..., None], axis=-1) - 1, axis=-1)
+    return per_position, grad
+
+
 def softmax_cross_entropy(logits, targets, *, lengths=None, batch_first=False,
                           reduction="mean"):
     """Cross-entropy of softmax(logits) against integer class targets.
@@ -125,43 +165,14 @@ def softmax_cross_entropy(logits, targets, *, lengths=None, batch_first=False,
     if C < 1:
         raise ValueError(f"logits must have at least one class in its last axis (..., C); "
                          f"got shape {logits.shape}")
-    try:
-        targets = np.asarray(targets)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"targets must be an integer array of class indices: {exc}") from None
-    if targets.dtype.kind not in "iu":
-        raise TypeError(f"targets must be an integer array of class indices in [0, C), "
-                        f"got dtype {targets.dtype}")
     positions = logits.shape[:-1]
-    check_shape("targets", targets, positions, "logits.shape[:-1]")
     mask, count = _sequence_mask("logits", positions, lengths, batch_first, 2,
                                  "(B, T, ..., C)" if batch_first else "(T, B, ..., C)")
     if count == 0:
         raise ValueError(f"logits must have at least one position to take a loss over, "
                          f"got shape {logits.shape}")
-    counted = targets if mask is None else targets[np.broadcast_to(mask, positions)]
-    if counted.size and (counted.min() < 0 or counted.max() >= C):
-        raise ValueError(f"targets must be class indices in [0, C) = [0, {C}), "
-                         f"got values from {counted.min()} to {counted.max()}")
-    safe_targets = targets.astype(np.intp)
-    if mask is not None:
-        safe_targets = np.where(mask, safe_targets, 0)
-
-    # Stable log-sum-exp: subtract the row max (0 where the max is not finite,
-    # as scipy.special.logsumexp, so -inf rows and NaN behave as IEEE says).
-    with np.errstate(invalid="ignore", over="ignore"):
-        shift = np.max(logits, axis=-1, keepdims=True)
-        shift = np.where(np.isfinite(shift), shift, 0).astype(logits.dtype, copy=False)
-        shifted = logits - shift
-        exp = np.exp(shifted)
-        total = exp.sum(axis=-1, keepdims=True)
-        with np.errstate(divide="ignore"):
-            log_total = np.log(total)
-        picked = np.take_along_axis(shifted, safe_targets[..., None], axis=-1)
-        per_position = (log_total - picked)[..., 0]
-        grad = exp / total
-    np.put_along_axis(grad, safe_targets[..., None],
-                      np.take_along_axis(grad, safe_targets[..., None], axis=-1) - 1, axis=-1)
+    safe_targets = _class_targets(targets, positions, mask, C)
+    per_position, grad = _softmax_loss(logits, safe_targets)
     return _reduce(per_position, grad, mask, count, reduction, "logits")
 
 
