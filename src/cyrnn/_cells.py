@@ -117,7 +117,11 @@ _KINDS = {cell.key: kind for kind, cell in enumerate(CELLS)}
 def select(layer, **options):
     """The entry of a layer class whose options match (a TypeError naming the
     option when none does)."""
-    for cell in CELLS:
-        if cell.layer == layer and all(options.get(k, v) == v for k, v in cell.options):
+    entries = [cell for cell in CELLS if cell.layer == layer]
+    unknown = set(options) - {name for cell in entries for name, _ in cell.options}
+    if unknown:
+        raise TypeError(f"{layer} has no option {sorted(unknown)[0]!r}")
+    for cell in entries:
+        if all(options.get(k, v) == v for k, v in cell.options):
             return cell
     raise TypeError(f"{layer}: no cell has the options {options}")
