@@ -117,7 +117,7 @@ static void FN(reset_before_step)(int phase, int H, int I, int Hout, int first_b
             const REAL *phh = packed_hh + (ptrdiff_t)block * Hout * 2 * V;
             const REAL *pb = packed_bias + (ptrdiff_t)block * 3 * V;
             int j0 = block * V, units = H - j0 < V ? H - j0 : V;
-            CYRNN_ROW_TILES(CYRNN_STEP_ROWS, n, CYRNN_RESET_GATES_TILE);
+            CYRNN_ROW_TILES(CYRNN_RESET_ROWS, n, CYRNN_RESET_GATES_TILE);
         }
         return;
     }

@@ -15,7 +15,9 @@
  *   STEP      forward step of an LSTM or GRU: 4 accumulators a row, plus the
  *             4 (LSTM) or 3 (GRU) gate vectors of W loaded for each k
  *   STEP_RNN  forward step of an Elman RNN: STEP_RNN_BLOCKS accumulators a
- *             row
+ *             row (and the reset-before GRU's second phase)
+ *   RESET     the reset-before GRU's first phase: 3 accumulators a row, plus
+ *             3 gate vectors of W loaded for each k
  *   PRODUCT   BPTT's products (dL/dh, dx): PRODUCT_BLOCKS accumulators a row
  *   WEIGHT    weight gradients: WEIGHT_BLOCKS accumulators a row (at most V
  *             rows used)
@@ -47,6 +49,7 @@
 #define CYRNN_VECTOR_BYTES_LEVEL2 64
 #define CYRNN_VECTOR_REGISTERS_LEVEL2 32
 #define CYRNN_STEP_ROWS_LEVEL2 6
+#define CYRNN_RESET_ROWS_LEVEL2 8
 #define CYRNN_STEP_RNN_ROWS_LEVEL2 8
 #define CYRNN_STEP_RNN_BLOCKS_LEVEL2 2
 #define CYRNN_PRODUCT_ROWS_LEVEL2 8
@@ -60,6 +63,7 @@
 #define CYRNN_VECTOR_BYTES_LEVEL1 32
 #define CYRNN_VECTOR_REGISTERS_LEVEL1 16
 #define CYRNN_STEP_ROWS_LEVEL1 3
+#define CYRNN_RESET_ROWS_LEVEL1 4
 #define CYRNN_STEP_RNN_ROWS_LEVEL1 4
 #define CYRNN_STEP_RNN_BLOCKS_LEVEL1 3
 #define CYRNN_PRODUCT_ROWS_LEVEL1 6
@@ -75,6 +79,7 @@
 /* NEON: 32 registers, and fused multiply-adds */
 #define CYRNN_VECTOR_REGISTERS_LEVEL0 32
 #define CYRNN_STEP_ROWS_LEVEL0 4
+#define CYRNN_RESET_ROWS_LEVEL0 6
 #define CYRNN_STEP_RNN_ROWS_LEVEL0 6
 #define CYRNN_STEP_RNN_BLOCKS_LEVEL0 4
 #define CYRNN_PRODUCT_ROWS_LEVEL0 6
@@ -87,6 +92,7 @@
 /* SSE2: 16 registers, a product needs a temporary */
 #define CYRNN_VECTOR_REGISTERS_LEVEL0 16
 #define CYRNN_STEP_ROWS_LEVEL0 2
+#define CYRNN_RESET_ROWS_LEVEL0 3
 #define CYRNN_STEP_RNN_ROWS_LEVEL0 3
 #define CYRNN_STEP_RNN_BLOCKS_LEVEL0 3
 #define CYRNN_PRODUCT_ROWS_LEVEL0 3

@@ -30,7 +30,8 @@ MULTIPLY = re.compile(r"fmadd|fmla|mulp[sd]")
 
 
 def disassemble(cc, source, out):
-    subprocess.run([cc, *FLAGS, "-I", CSRC, source, "-o", out], check=True)
+    subprocess.run([cc, *FLAGS, "-I", CSRC, "-I", os.path.join(CSRC, "generated"), source, "-o",
+                    out], check=True)
     return subprocess.run(["objdump", "-d", "--no-show-raw-insn", out], check=True,
                           capture_output=True, text=True).stdout
 
