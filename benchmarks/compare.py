@@ -382,17 +382,12 @@ class TorchRunner:
 # --------------------------------------------------------------------------
 # onnxruntime
 # --------------------------------------------------------------------------
-# ONNX gate orders vs torch, by operator: LSTM i,o,f,c vs i,f,g,o; GRU z,r,h
-# vs r,z,n; peepholes i,o,f vs cyrnn's i,f,o
-ONNX_ORDER = {"LSTM": [0, 3, 1, 2], "GRU": [1, 0, 2], "RNN": [0]}
-ONNX_PEEPHOLE_ORDER = [0, 2, 1]
-
-
 def onnx_model(case, state_dict, ragged):
+    """One ONNX node of the case's cell, its weights converted as the
+    registry says (_cells.py: gate orders, inputs, attributes)."""
     T, B, I, H = case.shape
     cell = _cells.BY_KEY[case.cell]
-    G, op = cell.gates, cell.onnx_op
-    order = ONNX_ORDER[op]
+    G, op, order = cell.gates, cell.onnx_op, cell.onnx_gate_order
     elem = onnx.TensorProto.FLOAT if case.dtype == "float32" else onnx.TensorProto.DOUBLE
 
     def reorder(w):
@@ -405,8 +400,8 @@ def onnx_model(case, state_dict, ragged):
                            reorder(state_dict["bias_hh_l0"])])[None]
     arrays = [(W, "W"), (R, "R"), (Bias, "B")]
     if cell.peephole:
-        arrays.append((np.asarray(state_dict["weight_peephole_l0"])[ONNX_PEEPHOLE_ORDER]
-                       .reshape(1, -1), "P"))
+        arrays.append((np.asarray(state_dict["weight_peephole_l0"])[
+            list(_cells.ONNX_PEEPHOLE_ORDER)].reshape(1, -1), "P"))
     inits = [onnx.numpy_helper.from_array(np.ascontiguousarray(a, case.dtype), name)
              for a, name in arrays]
     attrs = dict(hidden_size=H, direction="forward", **{

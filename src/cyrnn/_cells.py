@@ -31,6 +31,7 @@ class CellSpec:
     #                        BPTT in two phases (gru_reset_before_template.h)
     onnx_op: str           # the ONNX operator that computes it
     onnx_attributes: tuple  # ((attribute, value), ...) of that operator
+    onnx_gate_order: tuple  # ONNX's gate blocks as indices of torch's
 
     @property
     def kind(self):
@@ -69,6 +70,8 @@ class CellSpec:
 
 
 PEEPHOLE_ROWS = 3  # i, f, o
+# ONNX's peephole rows (i, o, f: its input P) as indices of cyrnn's (i, f, o)
+ONNX_PEEPHOLE_ORDER = (0, 2, 1)
 
 
 def direction_suffix(layer, direction):
@@ -80,7 +83,8 @@ def _lstm(key, options, peephole):
     return CellSpec(key, "LSTM", options, gates=4, accumulators=4, extra=2,
                     has_cell_state=True, bias_hn_apart=False, split_gradients=False,
                     fused_backward=True, projection=True, peephole=peephole,
-                    reset_before=False, onnx_op="LSTM", onnx_attributes=())
+                    reset_before=False, onnx_op="LSTM", onnx_attributes=(),
+                    onnx_gate_order=(0, 3, 1, 2))  # i, o, f, c
 
 
 def _rnn(key, nonlinearity, activation):
@@ -88,7 +92,7 @@ def _rnn(key, nonlinearity, activation):
                     extra=0, has_cell_state=False, bias_hn_apart=False,
                     split_gradients=False, fused_backward=False, projection=False,
                     peephole=False, reset_before=False, onnx_op="RNN",
-                    onnx_attributes=(("activations", (activation,)),))
+                    onnx_attributes=(("activations", (activation,)),), onnx_gate_order=(0,))
 
 
 # The kinds, in the order that numbers them. The LSTM's tape keeps i, f, g, o
@@ -98,7 +102,8 @@ LSTM = _lstm("LSTM", (("peephole", False),), peephole=False)
 GRU = CellSpec("GRU", "GRU", (("reset_after", True),), gates=3, accumulators=4, extra=1,
                has_cell_state=False, bias_hn_apart=True, split_gradients=True,
                fused_backward=False, projection=False, peephole=False, reset_before=False,
-               onnx_op="GRU", onnx_attributes=(("linear_before_reset", 1),))
+               onnx_op="GRU", onnx_attributes=(("linear_before_reset", 1),),
+               onnx_gate_order=(1, 0, 2))  # z, r, h
 RNN_TANH = _rnn("RNN_TANH", "tanh", "Tanh")
 RNN_RELU = _rnn("RNN_RELU", "relu", "Relu")
 LSTM_PEEPHOLE = _lstm("LSTM_PEEPHOLE", (("peephole", True),), peephole=True)
@@ -108,7 +113,7 @@ GRU_RESET_BEFORE = CellSpec(
     "GRU_RESET_BEFORE", "GRU", (("reset_after", False),), gates=3, accumulators=3, extra=1,
     has_cell_state=False, bias_hn_apart=False, split_gradients=False, fused_backward=False,
     projection=False, peephole=False, reset_before=True, onnx_op="GRU",
-    onnx_attributes=(("linear_before_reset", 0),))
+    onnx_attributes=(("linear_before_reset", 0),), onnx_gate_order=(1, 0, 2))
 CELLS = (LSTM, GRU, RNN_TANH, RNN_RELU, LSTM_PEEPHOLE, GRU_RESET_BEFORE)
 BY_KEY = {cell.key: cell for cell in CELLS}
 _KINDS = {cell.key: kind for kind, cell in enumerate(CELLS)}

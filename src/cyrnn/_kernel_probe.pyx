@@ -5,6 +5,8 @@ each on weights packed as the time loops pack them. Not a public API: its
 checks only keep the kernels inside the arrays (every size at least 1)."""
 import numpy as np
 
+from cyrnn._cells import PEEPHOLE_ROWS
+
 from cython cimport floating
 
 cimport numpy as cnp
@@ -90,7 +92,7 @@ def step(object cell, floating[:, ::1] x, floating[:, ::1] h, floating[:, ::1] c
              and c.shape[0] == n and c.shape[1] == H and w_ih.shape[0] == G * H
              and w_ih.shape[1] == I and w_hh.shape[0] == G * H and w_hh.shape[1] == H
              and bias.shape[0] == G * H and bias_hn.shape[0] == H
-             and peephole.shape[0] == 3 and peephole.shape[1] == H,
+             and peephole.shape[0] == PEEPHOLE_ROWS and peephole.shape[1] == H,
              "x (n, I), h and c (n, H), w_ih (G*H, I), w_hh (G*H, H), bias (G*H), "
              "bias_hn (H), peephole (3, H)")
     dtype = np.asarray(x).dtype
