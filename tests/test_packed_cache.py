@@ -74,3 +74,17 @@ def test_training_between_inference_calls_is_seen():
     after, _ = model(x)
     assert not np.array_equal(before, after)
     np.testing.assert_array_equal(after, model.forward(x)[0])
+
+
+def test_a_peephole_weight_changed_in_place_is_seen_by_the_next_call():
+    """The peephole weights are packed with the biases: the cache must
+    compare them too."""
+    model = make_model("LSTM_PEEPHOLE", 3, 5, bidirectional=True, dtype=np.float64, seed=5)
+    x = np.random.default_rng(5).standard_normal((6, 2, 3))
+    before, _ = model(x)
+    model.parameters()["weight_peephole_l0_reverse"][...] += 0.25
+    after, _ = model(x)
+    assert not np.array_equal(before, after)
+    fresh = make_model("LSTM_PEEPHOLE", 3, 5, bidirectional=True, dtype=np.float64, seed=6)
+    fresh.load_state_dict(model.state_dict())
+    np.testing.assert_array_equal(after, fresh(x)[0])
