@@ -131,6 +131,8 @@ def test_backward_twice_gives_the_same_gradients(cell):
     ("GRU", {"num_layers": 2, "bidirectional": True}),
     ("LSTM", {"num_layers": 2, "proj_size": 2}),
     ("RNN_RELU", {"bidirectional": True}),
+    ("LSTM_PEEPHOLE", {"bidirectional": True, "proj_size": 2}),
+    ("GRU_RESET_BEFORE", {"num_layers": 2}),
 ])
 def test_backward_uses_the_weights_forward_used(cell, options):
     """An optimizer may update parameters() in place between forward and
