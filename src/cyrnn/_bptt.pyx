@@ -12,8 +12,6 @@ product, the weight gradients' kernel ran an LSTM's two products at 96 vs 83
 GFLOP/s at H=256 and 96 vs 89 at H=512 (1 thread, float32, best of 15); at 2
 threads it also keeps BLAS's pool out of the loops' way.
 """
-import numpy as np
-from libc.stdlib cimport free
 from libc.string cimport memcpy
 
 from cython cimport floating
@@ -24,7 +22,7 @@ from cyrnn._kernels cimport (add_rows, cell_backward, copy_rows, gru_reset_befor
                              lstm_backward_product, multiply, packed_blocks, packed_elements,
                              packed_product, peephole_gradient, weight_gradient_chunk)
 from cyrnn._loops cimport omp_barrier, pack_share, threads_for
-from cyrnn._plan cimport Direction, Layer, Plan, fill_backward, init_plan, is_float32
+from cyrnn._plan cimport Direction, Layer, Plan, run_plan
 
 
 cdef inline void _gradient_chunk(const Plan *p, const Layer *ly, int d, floating *panels,
@@ -328,18 +326,5 @@ def run(object cell, const Py_ssize_t[::1] batch_sizes, const Py_ssize_t[::1] of
     """BPTT of `cell` (an entry of the registry, _cells.py) over the
     LayerGradients of every layer, their arrays prepared by the Python
     layer; `packed` is the weight gradients' scratch."""
-    cdef Plan p
-    p.layers = NULL
-    dtype = np.dtype(dtype)
-    try:
-        init_plan(&p, cell, True, batch_sizes, offsets, hidden_size, out_size, layers,
-                  dtype, num_threads)
-        fill_backward(&p, layers, dtype, packed)
-        if is_float32(dtype):
-            with nogil:
-                _run_backward(&p, <const float *>NULL)
-        else:
-            with nogil:
-                _run_backward(&p, <const double *>NULL)
-    finally:
-        free(p.layers)
+    run_plan(cell, True, batch_sizes, offsets, hidden_size, out_size, layers, dtype,
+             num_threads, packed, _run_backward[float], _run_backward[double])

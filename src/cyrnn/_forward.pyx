@@ -7,8 +7,6 @@ t owning the first batch_sizes[t] rows, stored at rows offsets[t] ... of
 every (N, width) buffer. Each step is one fused kernel call per range of
 unit blocks: the input and recurrent products in registers, then the cell.
 """
-import numpy as np
-from libc.stdlib cimport free
 
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
@@ -17,7 +15,7 @@ from cyrnn._blas cimport gemm
 from cyrnn._kernels cimport (cell_step, copy_rows, multiply, pack_bias, pack_weights,
                              packed_blocks, packed_elements)
 from cyrnn._loops cimport omp_barrier, pack_share, threads_for
-from cyrnn._plan cimport Direction, Layer, Plan, fill_forward, init_plan, is_float32
+from cyrnn._plan cimport Direction, Layer, Plan, run_plan
 
 
 cdef void _pack_shared(int max_threads, int G, int H, int K, const floating *w,
@@ -261,18 +259,5 @@ def run(object cell, bint training, const Py_ssize_t[::1] batch_sizes,
     """The forward pass of `cell` (an entry of the registry, _cells.py) over
     the LayerBuffers of every layer, their arrays prepared by the Python
     layer: inference, or training (the buffers then include the tape)."""
-    cdef Plan p
-    p.layers = NULL
-    dtype = np.dtype(dtype)
-    try:
-        init_plan(&p, cell, training, batch_sizes, offsets, hidden_size, out_size, layers,
-                  dtype, num_threads)
-        fill_forward(&p, layers, dtype)
-        if is_float32(dtype):
-            with nogil:
-                _run_forward(&p, <const float *>NULL)
-        else:
-            with nogil:
-                _run_forward(&p, <const double *>NULL)
-    finally:
-        free(p.layers)
+    run_plan(cell, training, batch_sizes, offsets, hidden_size, out_size, layers, dtype,
+             num_threads, None, _run_forward[float], _run_forward[double])

@@ -98,9 +98,11 @@ cdef class LayerGradients(_Record):
     cdef public list dirs
 
 
-cdef int init_plan(Plan *p, object cell, bint training,
-                   const Py_ssize_t[::1] batch_sizes, const Py_ssize_t[::1] offsets,
-                   int H, int Hout, list layers, object dtype, int num_threads) except -1
-cdef int fill_forward(Plan *p, list layers, object dtype) except -1
-cdef int fill_backward(Plan *p, list layers, object dtype, object packed) except -1
-cdef bint is_float32(object dtype)
+# A time loop of one real type over a plan (the pointer only picks the type).
+ctypedef void (*loop_float)(const Plan *p, const float *real) noexcept nogil
+ctypedef void (*loop_double)(const Plan *p, const double *real) noexcept nogil
+
+cdef int run_plan(object cell, bint training, const Py_ssize_t[::1] batch_sizes,
+                  const Py_ssize_t[::1] offsets, int H, int Hout, list layers, object dtype,
+                  int num_threads, object packed, loop_float run_float,
+                  loop_double run_double) except -1

@@ -10,7 +10,7 @@ A record has a fixed set of fields: a misspelt one is an AttributeError.
 """
 import numpy as np
 cimport numpy as cnp
-from libc.stdlib cimport calloc
+from libc.stdlib cimport calloc, free
 
 from cyrnn._kernels cimport (cyrnn_packed_bias_size_f, cyrnn_packed_bias_size_d,
                              cyrnn_packed_size_f, cyrnn_packed_size_d,
@@ -191,6 +191,33 @@ def gradient_scratch_size(object cell, int out_size, list in_sizes, Py_ssize_t b
 
 
 # -- the plan ------------------------------------------------------------------
+cdef int run_plan(object cell, bint training, const Py_ssize_t[::1] batch_sizes,
+                  const Py_ssize_t[::1] offsets, int H, int Hout, list layers, object dtype,
+                  int num_threads, object packed, loop_float run_float,
+                  loop_double run_double) except -1:
+    """Builds the plan of a forward pass, or of BPTT when `packed` (its
+    scratch) is given, over the records in `layers`, and runs the loop of
+    the dtype's real type on it without the GIL."""
+    cdef Plan p
+    p.layers = NULL
+    dtype = np.dtype(dtype)
+    try:
+        init_plan(&p, cell, training, batch_sizes, offsets, H, Hout, layers, dtype, num_threads)
+        if packed is None:
+            fill_forward(&p, layers, dtype)
+        else:
+            fill_backward(&p, layers, dtype, packed)
+        if is_float32(dtype):
+            with nogil:
+                run_float(&p, NULL)
+        else:
+            with nogil:
+                run_double(&p, NULL)
+    finally:
+        free(p.layers)
+    return 0
+
+
 cdef int init_plan(Plan *p, object cell, bint training,
                    const Py_ssize_t[::1] batch_sizes, const Py_ssize_t[::1] offsets,
                    int H, int Hout, list layers, object dtype, int num_threads) except -1:
