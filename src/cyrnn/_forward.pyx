@@ -195,10 +195,10 @@ cdef void _pack_direction(const Plan *p, const Direction *dr, int I, floating *p
     them) and, training, transposed for BPTT: made now for the tape to keep,
     as an optimizer may step the weights in place before backward runs."""
     cdef int H = p.H, Hout = p.Hout, GH = p.G * p.H
-    # W_hh's gates in one packing, or for a two-phase cell its first two
-    # (W_h{r,z}) and then the last (W_hn): in both directions, the same
-    # number of elements.
-    cdef int G1 = 2 if p.reset_before else p.G
+    # W_hh's gates in the registry's groups (one, or two for the reset-before
+    # GRU: W_h{r,z}, then W_hn): in both directions, the same number of
+    # elements as one packing.
+    cdef int G1 = p.hh_first
     cdef const floating *w_hh = <const floating *>dr.w_hh
     cdef floating *transposed = <floating *>dr.transposed
     if not dr.packed_ready:

@@ -37,13 +37,14 @@ cdef object _packed(floating[:, ::1] w, int G, int H, bint transposed):
 
 
 cdef object _packed_hh(object cell, floating[:, ::1] w_hh, int H):
-    """W_hh packed for the step: its gates together, or for the two-phase
-    cell W_h{r,z} and then W_hn, as the forward loops pack it."""
-    cdef int G = cell.gates
-    if not cell.reset_before:
-        return _packed(w_hh, G, H, False)
-    return np.concatenate([_packed(w_hh[:2 * H], 2, H, False),
-                           _packed(w_hh[2 * H:], 1, H, False)])
+    """W_hh packed for the step in the registry's groups of gates, as the
+    forward loops pack it."""
+    cdef int first = 0, G
+    parts = []
+    for G in cell.recurrent_groups:
+        parts.append(_packed(w_hh[first * H:(first + G) * H], G, H, False))
+        first += G
+    return np.concatenate(parts)
 
 
 def product(floating[:, ::1] x, floating[:, ::1] w):

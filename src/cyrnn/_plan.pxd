@@ -58,6 +58,8 @@ cdef struct Plan:
     bint fused_backward   # (registry) BPTT's product runs the next cell's backward
     bint split_gradients  # (registry) dgh apart from dgx; the product adds to dh
     bint has_cell_state, bias_hn_apart, peephole, reset_before  # (registry)
+    int hh_first        # (registry) gates of W_hh's first packed group (the
+    #                     rest, if any, form the second)
     int num_threads     # OpenMP threads sharing each step's unit blocks
     bint stream_tape    # store the tape past the caches (see fill_plan)
     Py_ssize_t gradient_rows  # rows of a chunk of the weight gradients, at most

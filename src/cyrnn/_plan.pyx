@@ -234,6 +234,9 @@ cdef int init_plan(Plan *p, object cell, bint training,
     p.split_gradients = cell.split_gradients
     p.has_cell_state, p.bias_hn_apart = cell.has_cell_state, cell.bias_hn_apart
     p.peephole, p.reset_before = cell.peephole, cell.reset_before
+    _require(len(cell.recurrent_groups) <= 2 and sum(cell.recurrent_groups) == cell.gates,
+             "W_hh packed in one group or two")
+    p.hh_first = cell.recurrent_groups[0]
     p.training = training
     p.T = batch_sizes.shape[0]
     p.H, p.Hout = H, Hout
@@ -292,7 +295,7 @@ cdef int _fill_state(const Plan *p, Direction *dr, DirectionBuffers ds, int in_s
     _require(not p.reset_before or (dr.gates != NULL and dr.extra != NULL),
              "a two-phase step without its gates' rows")
     dr.hprev = _data(ds.hprev, dtype, N * p.Hout, "hprev")
-    dr.m = _data(ds.m, dtype, (N if p.training else p.B) * p.H, "m")
+    dr.m = _data(ds.m, dtype, rows * p.H, "m")
     dr.h = _data(ds.h, dtype, p.B * p.Hout, "h")
     dr.c = _data(ds.c, dtype, p.B * p.H, "c")
     dr.w_hr = _data(ds.w_hr, dtype, p.Hout * p.H, "w_hr")
