@@ -1,9 +1,12 @@
 """cyrnn: fast CPU recurrent layers (RNN, LSTM, GRU) with backpropagation
 through time, a numpy API and PyTorch's weight layout."""
 from cyrnn._config import show_config
+from cyrnn._sparse import RowGradient
 from cyrnn._tape import Gradients, Tape
 from cyrnn._threads import get_num_threads, set_num_threads
 from cyrnn._version import __version__
+from cyrnn.dropout import Dropout
+from cyrnn.embedding import Embedding
 from cyrnn.layers import GRU, LSTM, RNN
 from cyrnn.linear import Linear
 from cyrnn import losses, optim
@@ -11,6 +14,7 @@ from cyrnn.sequential import Sequential, SequentialTape
 from cyrnn.serialization import load, save
 from cyrnn.states import detach_states
 
-__all__ = ["LSTM", "GRU", "RNN", "Linear", "Tape", "Gradients", "losses", "optim",
+__all__ = ["LSTM", "GRU", "RNN", "Linear", "Embedding", "Dropout", "Tape", "Gradients",
+           "RowGradient", "losses", "optim",
            "Sequential", "SequentialTape", "save", "load", "detach_states",
            "get_num_threads", "set_num_threads", "show_config", "__version__"]

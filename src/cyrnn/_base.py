@@ -2,6 +2,7 @@
 validation, packing, buffer allocation and the calls into the time loops.
 A cell kind only contributes its entry of the registry (_cells.py)."""
 import threading
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -38,6 +39,7 @@ class RecurrentLayer(ParameterOwner):
     """Base of LSTM, GRU and RNN; not meant to be built directly."""
 
     _tape_class = Tape
+    stateful = True  # the layer protocol (cyrnn.sequential): carries a state
 
     def _configure(self, cell, input_size, hidden_size, num_layers, *, bias,
                    batch_first, dropout, bidirectional, proj_size, dtype, seed):
@@ -49,6 +51,11 @@ class RecurrentLayer(ParameterOwner):
         self._batch_first = check_bool("batch_first", batch_first)
         self._dropout = check_probability("dropout", dropout)
         self._bidirectional = check_bool("bidirectional", bidirectional)
+        if self._dropout and self._num_layers == 1:
+            warnings.warn(  # torch's warning, in its words
+                f"dropout option adds dropout after all but last recurrent layer, so non-zero "
+                f"dropout expects num_layers greater than 1, but got dropout={self._dropout} "
+                f"and num_layers={self._num_layers}", UserWarning, stacklevel=3)
         self._proj_size = check_int("proj_size", proj_size, minimum=0)
         if self._proj_size >= self._hidden_size:
             raise ValueError(
@@ -73,19 +80,22 @@ class RecurrentLayer(ParameterOwner):
             _plan.packed_size(cell, H, Hout, in_size, self._dtype, False) for in_size in in_sizes]
         self._packed_transposed_sizes = [
             _plan.packed_size(cell, H, Hout, in_size, self._dtype, True) for in_size in in_sizes]
-        # (layer, direction) -> its parameter names' suffix, and its
-        # DirectionWeights. _params arrays are only written in place, never
-        # rebound: these stay live.
+        self._direction_suffixes = {
+            (layer, direction): direction_suffix(layer, direction)
+            for layer in range(self._num_layers) for direction in range(D)}
+        self._bind_parameters()
+
+    def _bind_parameters(self):
+        """(layer, direction) -> its DirectionWeights. _params arrays are
+        written in place and rebound only by tie(), which calls this again:
+        these stay live."""
         p = self._params
-        self._direction_suffixes, self._direction_weights = {}, {}
-        for layer in range(self._num_layers):
-            for direction in range(D):
-                sfx = direction_suffix(layer, direction)
-                self._direction_suffixes[layer, direction] = sfx
-                self._direction_weights[layer, direction] = DirectionWeights(
-                    w_ih=p["weight_ih" + sfx], w_hh=p["weight_hh" + sfx],
-                    b_ih=p.get("bias_ih" + sfx), b_hh=p.get("bias_hh" + sfx),
-                    w_hr=p.get("weight_hr" + sfx), peephole=p.get("weight_peephole" + sfx))
+        self._direction_weights = {}
+        for (layer, direction), sfx in self._direction_suffixes.items():
+            self._direction_weights[layer, direction] = DirectionWeights(
+                w_ih=p["weight_ih" + sfx], w_hh=p["weight_hh" + sfx],
+                b_ih=p.get("bias_ih" + sfx), b_hh=p.get("bias_hh" + sfx),
+                w_hr=p.get("weight_hr" + sfx), peephole=p.get("weight_peephole" + sfx))
 
     # -- configuration, read-only once built -------------------------------
     input_size = property(lambda self: self._input_size)
@@ -97,6 +107,8 @@ class RecurrentLayer(ParameterOwner):
     bidirectional = property(lambda self: self._bidirectional)
     proj_size = property(lambda self: self._proj_size)
     dtype = property(lambda self: self._dtype)
+    output_size = property(lambda self: self._directions * self._out_size,
+                           doc="Features of y's last axis: D * (proj_size or hidden_size).")
 
     @property
     def _owner_name(self):

@@ -1,16 +1,28 @@
 """Parameter ownership shared by every layer: the live arrays, copies out,
 checked copies in, and the version that makes older tapes stale."""
 import threading
+import weakref
 
 import numpy as np
 
 from cyrnn._validation import check_state_dict
 
 
+# The arrays state_dict() handed out, while they live: an optimizer given
+# one of them would train a copy the model never reads (is_state_dict_copy).
+_STATE_DICT_COPIES = weakref.WeakValueDictionary()
+
+
+def is_state_dict_copy(array):
+    """Whether `array` is one of the copies a layer's state_dict() returned."""
+    return _STATE_DICT_COPIES.get(id(array)) is array
+
+
 class ParameterOwner:
-    """Mixin over `self._params` (name -> array, created once and only ever
-    written in place), `self._parameter_shapes()`, `self._dtype`,
-    `self._owner_name`, `self._owner_noun` and `self._tape_class`."""
+    """Mixin over `self._params` (name -> array, written in place and
+    rebound only by tie(), which then calls `self._bind_parameters()`),
+    `self._parameter_shapes()`, `self._dtype`, `self._owner_name`,
+    `self._owner_noun` and `self._tape_class`."""
 
     _owner_noun = "model"
 
@@ -27,7 +39,10 @@ class ParameterOwner:
 
     def state_dict(self):
         """A copy of every parameter, in torch's names, shapes and order."""
-        return {name: value.copy() for name, value in self._params.items()}
+        copies = {name: value.copy() for name, value in self._params.items()}
+        for value in copies.values():
+            _STATE_DICT_COPIES[id(value)] = value
+        return copies
 
     def load_state_dict(self, state_dict, strict=True):
         """Copies parameters in from a mapping of array-likes (a torch
@@ -54,3 +69,34 @@ class ParameterOwner:
         if tape.weights_version != self._weights_version:
             raise ValueError("tape is stale: load_state_dict changed the weights after the "
                              "forward pass that made it; run forward() again")
+
+    def tie(self, name, source, source_name=None):
+        """Makes this layer's parameter `name` the very array that is
+        `source`'s parameter `source_name` (by default `name` too), as
+        torch's ``decoder.weight = encoder.weight``: both layers then read
+        and train one array. In a Sequential it is one parameter (listed,
+        saved and updated once, under the name that comes first) whose
+        gradient is the sum of both layers'. Shapes and dtypes must match."""
+        if name not in self._params:
+            raise ValueError(f"name must be one of {self._owner_name}'s parameters "
+                             f"{list(self._params)}, got {name!r}")
+        if not isinstance(source, ParameterOwner):
+            raise TypeError(f"source must be a cyrnn layer with parameters, "
+                            f"got {type(source).__name__}")
+        source_name = name if source_name is None else source_name
+        if source_name not in source._params:
+            raise ValueError(f"source_name must be one of {source._owner_name}'s parameters "
+                             f"{list(source._params)}, got {source_name!r}")
+        mine, theirs = self._params[name], source._params[source_name]
+        if mine.shape != theirs.shape or mine.dtype != theirs.dtype:
+            raise ValueError(f"{source._owner_name}'s {source_name!r} ({theirs.shape}, "
+                             f"{theirs.dtype}) cannot stand for {self._owner_name}'s {name!r} "
+                             f"({mine.shape}, {mine.dtype}): shapes and dtypes must match")
+        with self._version_lock:
+            self._params[name] = theirs
+            self._weights_version += 1
+            self._bind_parameters()
+
+    def _bind_parameters(self):
+        """What a layer derives from its parameter arrays' identity, made
+        again after tie() rebound one (nothing by default)."""

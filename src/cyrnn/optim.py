@@ -19,6 +19,8 @@ import numbers
 
 import numpy as np
 
+from cyrnn._parameters import is_state_dict_copy
+from cyrnn._sparse import RowGradient
 from cyrnn._validation import as_real_array, check_bool
 
 __all__ = ["SGD", "Adam", "AdamW", "clip_grad_norm", "clip_grad_value"]
@@ -71,6 +73,15 @@ def _check_live_array(name, value):
     return value
 
 
+def _check_parameter(name, value):
+    """A live array that is not a copy the model never reads."""
+    if is_state_dict_copy(_check_live_array(name, value)):
+        raise ValueError(f"{name} is a copy from state_dict(), which the model never reads: "
+                         f"training it would change nothing; pass model.parameters(), the "
+                         f"model's own arrays")
+    return value
+
+
 class _Optimizer:
     """Shared bookkeeping: the named live arrays, checking gradients and the
     state_dict round trip. Subclasses define _HYPER (name -> checker),
@@ -84,7 +95,7 @@ class _Optimizer:
         self._params = {}
         seen = {}
         for name in params.keys():
-            array = _check_live_array(f"params[{name!r}]", params[name])
+            array = _check_parameter(f"params[{name!r}]", params[name])
             if id(array) in seen:
                 raise ValueError(f"params[{name!r}] is the same array as params[{seen[id(array)]!r}]; "
                                  f"each parameter must appear once")
@@ -142,7 +153,11 @@ class _Optimizer:
         for name, param in self._params.items():
             if name not in grads or grads[name] is None:
                 continue
-            grad = as_real_array(f"grads[{name!r}]", grads[name], param.dtype)
+            grad = grads[name]
+            if isinstance(grad, RowGradient):
+                grad = grad.astype(param.dtype)
+            else:
+                grad = as_real_array(f"grads[{name!r}]", grad, param.dtype)
             if grad.shape != param.shape:
                 raise ValueError(f"grads[{name!r}] must have the shape of params[{name!r}] "
                                  f"= {param.shape}, got {grad.shape}")
@@ -263,6 +278,11 @@ class SGD(_Optimizer):
 
     def _update(self, name, param, grad, state):
         h = self._hyper
+        if isinstance(grad, RowGradient):
+            if not h["weight_decay"] and not h["momentum"]:
+                param[grad.indices] -= h["lr"] * grad.values  # the rows the batch touched
+                return
+            grad = grad.toarray()  # the update reaches every row
         if h["weight_decay"]:
             grad = grad + h["weight_decay"] * param
         if h["momentum"]:
@@ -292,6 +312,8 @@ class _AdamBase(_Optimizer):
     def _update(self, name, param, grad, state):
         h = self._hyper
         lr, (beta1, beta2), eps, wd = h["lr"], h["betas"], h["eps"], h["weight_decay"]
+        if isinstance(grad, RowGradient):
+            grad = grad.toarray()  # the moments of every row decay: a dense update
         if not state:
             state.update(step=0, exp_avg=np.zeros_like(param), exp_avg_sq=np.zeros_like(param))
         state["step"] += 1
@@ -354,7 +376,9 @@ def _grad_arrays(grads):
     else:
         raise TypeError(f"grads must be a mapping of names to arrays (e.g. Gradients.params) "
                         f"or a list of arrays, got {type(grads).__name__}")
-    return [(label, _check_live_array(label, g)) for label, g in items if g is not None]
+    # A RowGradient's values hold all of its nonzero entries, once each.
+    return [(label, _check_live_array(label, g.values if isinstance(g, RowGradient) else g))
+            for label, g in items if g is not None]
 
 
 def clip_grad_norm(grads, max_norm, norm_type=2.0, *, error_if_nonfinite=False):
