@@ -23,7 +23,7 @@ from cyrnn._parameters import is_state_dict_copy
 from cyrnn._sparse import RowGradient
 from cyrnn._validation import as_real_array, check_bool
 
-__all__ = ["SGD", "Adam", "AdamW", "clip_grad_norm", "clip_grad_value"]
+__all__ = ["SGD", "Adam", "AdamW", "LBFGS", "clip_grad_norm", "clip_grad_value"]
 
 
 def _check_real(name, value, *, minimum=None, strict=False, maximum=None, max_strict=False):
@@ -425,3 +425,6 @@ def clip_grad_value(grads, clip_value):
     clip_value = _non_negative("clip_value", clip_value)
     for _, g in arrays:
         np.clip(g, -clip_value, clip_value, out=g)
+
+
+from cyrnn._lbfgs import LBFGS  # noqa: E402 (last: _lbfgs builds on _Optimizer above)
