@@ -6,7 +6,19 @@ weights, torch's outputs and the gradients of
     L = sum(y * dy) + sum(h_n * dh_n) [+ sum(c_n * dc_n)]
 with respect to the input, the initial states and every parameter. The tests
 compare cyrnn against them without importing torch.
+
+The single-step cells (torch.nn.LSTMCell, GRUCell, RNNCell against
+cyrnn.cells) go to tests/data/cells/cell_<kind>_<case>_<dtype>.npz, apart
+from the layers' files (tests/test_fixtures.py globs tests/data/*.npz as
+layers): each holds one step, its inputs, weights and outputs, and the
+gradients of
+    L = sum(h1 * dh) [+ sum(c1 * dc)]
+with respect to the input, the state and every parameter.
+
+    python tools/make_fixtures.py                 # everything
+    python tools/make_fixtures.py --only cells    # the cells' files only
 """
+import argparse
 import json
 import pathlib
 
@@ -119,9 +131,76 @@ def make_case(cls, cell_options, options, dtype, seed):
     return arrays
 
 
-def main():
+# The single-step cells: name -> options; "unbatched"/"no_hx" are flags of
+# the call, "B" the batch, everything else goes to the constructor.
+CELL_OUT = OUT / "cells"
+STEP_CASES = {
+    "base": {},
+    "no_bias": {"bias": False},
+    "no_hx": {"no_hx": True},
+    "batch_of_one": {"B": 1},
+    "unbatched": {"unbatched": True},
+    "unbatched_no_hx": {"unbatched": True, "no_hx": True},
+    "unbatched_no_bias": {"unbatched": True, "bias": False},
+}
+STEP_CELLS = {
+    "lstm": (torch.nn.LSTMCell, {}),
+    "gru": (torch.nn.GRUCell, {}),
+    "rnn_tanh": (torch.nn.RNNCell, {"nonlinearity": "tanh"}),
+    "rnn_relu": (torch.nn.RNNCell, {"nonlinearity": "relu"}),
+}
+
+
+def make_cell_case(cls, cell_options, options, dtype, seed):
+    """One step of a torch cell, and the gradients of
+    L = sum(h1 * dh) [+ sum(c1 * dc)]."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    options = dict(options)
+    unbatched = options.pop("unbatched", False)
+    no_hx = options.pop("no_hx", False)
+    batch = options.pop("B", B)
+    torch_dtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
+    module = cls(I, H, **cell_options, **options).to(torch_dtype)
+    with torch.no_grad():  # saturating somewhere, as trained weights do
+        for p in module.parameters():
+            p.uniform_(-0.8, 0.8)
+    is_lstm = cls is torch.nn.LSTMCell
+    rows = (lambda w: (w,) if unbatched else (batch, w))  # noqa: E731
+    x = torch.tensor(rng.standard_normal(rows(I)), dtype=torch_dtype, requires_grad=True)
+    h0 = torch.tensor(rng.standard_normal(rows(H)) * 0.5, dtype=torch_dtype, requires_grad=True)
+    c0 = torch.tensor(rng.standard_normal(rows(H)) * 0.5, dtype=torch_dtype, requires_grad=True)
+    hx = None if no_hx else ((h0, c0) if is_lstm else h0)
+
+    out = module(x, hx)
+    h1, c1 = out if is_lstm else (out, None)
+    dh = torch.tensor(rng.standard_normal(h1.shape), dtype=torch_dtype)
+    loss = (h1 * dh).sum()
+    record = {}
+    if is_lstm:
+        dc = torch.tensor(rng.standard_normal(c1.shape), dtype=torch_dtype)
+        loss = loss + (c1 * dc).sum()
+        record.update(c1=c1, dc=dc)
+    loss.backward()
+
+    config = {"cell": cls.__name__, **cell_options, "bias": options.get("bias", True),
+              "input_size": I, "hidden_size": H, "batch": None if unbatched else batch,
+              "unbatched": unbatched, "no_hx": no_hx, "dtype": dtype}
+    record.update(x=x, h1=h1, dh=dh, **{"grad.input": x.grad})
+    if not no_hx:
+        record.update(h0=h0, **{"grad.h0": h0.grad})
+        if is_lstm:
+            record.update(c0=c0, **{"grad.c0": c0.grad})
+    for name, p in module.named_parameters():
+        record["param." + name] = p
+        record["grad." + name] = p.grad
+    arrays = {k: v.detach().numpy() for k, v in record.items()}
+    arrays["config"] = np.array(json.dumps(config))
+    return arrays
+
+
+def write_layers():
     OUT.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(1)
     count = 0
     for cell, (cls, cell_options, cases) in CELLS.items():
         for seed, (case, options) in enumerate(sorted(cases.items())):
@@ -130,6 +209,30 @@ def main():
                 np.savez_compressed(OUT / f"{cell}_{case}_{dtype}.npz", **arrays)
                 count += 1
     print(f"wrote {count} fixtures to {OUT} with torch {torch.__version__}")
+
+
+def write_cells():
+    CELL_OUT.mkdir(parents=True, exist_ok=True)
+    count = 0
+    for kind, (cls, cell_options) in STEP_CELLS.items():
+        for seed, (case, options) in enumerate(sorted(STEP_CASES.items())):
+            for dtype in ("float32", "float64"):
+                arrays = make_cell_case(cls, cell_options, options, dtype, 100 + seed)
+                np.savez_compressed(CELL_OUT / f"cell_{kind}_{case}_{dtype}.npz", **arrays)
+                count += 1
+    print(f"wrote {count} cell fixtures to {CELL_OUT} with torch {torch.__version__}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=("layers", "cells"),
+                        help="write only the layers' or only the cells' fixtures")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    if args.only != "cells":
+        write_layers()
+    if args.only != "layers":
+        write_cells()
 
 
 if __name__ == "__main__":
