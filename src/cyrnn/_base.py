@@ -63,11 +63,16 @@ class RecurrentLayer(ParameterOwner):
                 f"got {self._proj_size}")
         self._dtype = check_dtype(dtype)
         self._rng = np.random.default_rng(check_seed(seed))
+        self._init_parameter_state(self._initial_parameters())
+        self._init_call_constants()
+
+    _TRANSIENT = ParameterOwner._TRANSIENT + ("_rng_lock", "_workspace", "_packed_cache")
+
+    def _rebuild_transient(self):
+        super()._rebuild_transient()
         self._rng_lock = threading.Lock()
         self._workspace = Workspace()
         self._packed_cache = PackedWeightCache()
-        self._init_parameter_state(self._initial_parameters())
-        self._init_call_constants()
 
     def _init_call_constants(self):
         """What every call would otherwise work out again from the

@@ -5,6 +5,7 @@ import weakref
 
 import numpy as np
 
+from cyrnn._pickling import RebuiltOnArrival
 from cyrnn._validation import check_state_dict
 
 
@@ -18,17 +19,21 @@ def is_state_dict_copy(array):
     return _STATE_DICT_COPIES.get(id(array)) is array
 
 
-class ParameterOwner:
+class ParameterOwner(RebuiltOnArrival):
     """Mixin over `self._params` (name -> array, written in place and
     rebound only by tie(), which then calls `self._bind_parameters()`),
     `self._parameter_shapes()`, `self._dtype`, `self._owner_name`,
     `self._owner_noun` and `self._tape_class`."""
 
     _owner_noun = "model"
+    _TRANSIENT = ("_version_lock",)
 
     def _init_parameter_state(self, params):
         self._params = params
         self._weights_version = 0
+        self._rebuild_transient()
+
+    def _rebuild_transient(self):
         self._version_lock = threading.Lock()
 
     def parameters(self):

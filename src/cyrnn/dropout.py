@@ -4,6 +4,7 @@ import threading
 
 import numpy as np
 
+from cyrnn._pickling import RebuiltOnArrival
 from cyrnn._tape import Gradients
 from cyrnn._validation import check_seed, check_shape, real_array
 
@@ -31,7 +32,7 @@ def _check_p(p):
     return p
 
 
-class Dropout:
+class Dropout(RebuiltOnArrival):
     """torch.nn.Dropout: in ``forward`` (training) each element is zeroed
     with probability ``p`` and the others are scaled by ``1 / (1 - p)``;
     ``m(x)`` (inference) returns ``x`` unchanged.
@@ -46,6 +47,11 @@ class Dropout:
     def __init__(self, p=0.5, *, seed=None):
         self._p = _check_p(p)
         self._rng = np.random.default_rng(check_seed(seed))
+        self._rebuild_transient()
+
+    _TRANSIENT = ("_rng_lock",)
+
+    def _rebuild_transient(self):
         self._rng_lock = threading.Lock()
 
     p = property(lambda self: self._p)
