@@ -25,3 +25,11 @@ def test_word_language_model_runs(tied):
     perplexity = float(re.search(r"^cyrnn\s+([\d.]+)\s+[\d,]+$", out, re.M).group(1))
     assert 1 < perplexity < 300  # learnt something: below the vocabulary's size
     assert out.count("valid perplexity") == 2
+
+
+def test_time_sequence_prediction_runs():
+    out = run_example("time_sequence_prediction.py", "--steps", "2", "--max-iter", "3",
+                      "--length", "80", "--future", "30", "--no-torch")
+    losses = [float(v) for v in re.findall(r"cyrnn step\s+\d+: loss ([\d.e+-]+)", out)]
+    assert len(losses) == 2 and losses[1] < losses[0]
+    assert re.search(r"first 30 unseen values|over all 30", out)

@@ -5,6 +5,7 @@ from cyrnn._sparse import RowGradient
 from cyrnn._tape import Gradients, Tape
 from cyrnn._threads import get_num_threads, set_num_threads
 from cyrnn._version import __version__
+from cyrnn.cells import GRUCell, LSTMCell, RNNCell
 from cyrnn.dropout import Dropout
 from cyrnn.embedding import Embedding
 from cyrnn.layers import GRU, LSTM, RNN
@@ -14,7 +15,7 @@ from cyrnn.sequential import Sequential, SequentialTape
 from cyrnn.serialization import load, save
 from cyrnn.states import detach_states
 
-__all__ = ["LSTM", "GRU", "RNN", "Linear", "Embedding", "Dropout", "Tape", "Gradients",
+__all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "Linear", "Embedding", "Dropout", "Tape", "Gradients",
            "RowGradient", "losses", "optim",
            "Sequential", "SequentialTape", "save", "load", "detach_states",
            "get_num_threads", "set_num_threads", "show_config", "__version__"]
