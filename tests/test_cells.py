@@ -59,5 +59,5 @@ def test_the_time_loops_refuse_a_kind_without_kernels():
     call = model._forward_call(np.zeros((2, 1, 2), np.float32), None, None, False)
     layers, _ = model._forward_layers(call, None)
     with pytest.raises(RuntimeError, match="no kernels"):
-        _forward.run(fake, False, layout.batch_sizes, layout.offsets, 3, 3, layers,
+        _forward.run(fake, False, False, layout.batch_sizes, layout.offsets, 3, 3, layers,
                      np.float32)

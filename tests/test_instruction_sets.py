@@ -30,6 +30,9 @@ CASES += [(cell, dtype, dict(T=5, B=7, I=9, H=37, ragged=True,
           for cell in ("LSTM", "LSTM_PEEPHOLE") for dtype in ("float32", "float64")]
 CASES += [(cell, "float32", dict(T=4, B=30, I=48, H=48, ragged=False, options={}))
           for cell in CELLS]
+CASES += [(cell, dtype, dict(T=6, B=13, I=13, H=37, ragged=True,
+                             options=dict(reverse=True, num_layers=2)))
+          for cell in ("LSTM", "GRU_RESET_BEFORE") for dtype in ("float32", "float64")]
 CASES.append(("LSTM", "float32", dict(T=64, B=32, I=16, H=64, ragged=False, options={})))
 
 

@@ -42,7 +42,8 @@ class RecurrentLayer(ParameterOwner):
     stateful = True  # the layer protocol (cyrnn.sequential): carries a state
 
     def _configure(self, cell, input_size, hidden_size, num_layers, *, bias,
-                   batch_first, dropout, bidirectional, proj_size, dtype, seed):
+                   batch_first, dropout, bidirectional, proj_size, dtype, seed,
+                   reverse=False):
         self._cell = cell
         self._input_size = check_int("input_size", input_size)
         self._hidden_size = check_int("hidden_size", hidden_size)
@@ -51,6 +52,10 @@ class RecurrentLayer(ParameterOwner):
         self._batch_first = check_bool("batch_first", batch_first)
         self._dropout = check_probability("dropout", dropout)
         self._bidirectional = check_bool("bidirectional", bidirectional)
+        self._reverse = check_bool("reverse", reverse)
+        if self._reverse and self._bidirectional:
+            raise ValueError("reverse=True runs the one direction of a layer from the last "
+                             "step to the first; a bidirectional layer has both already")
         if self._dropout and self._num_layers == 1:
             warnings.warn(  # torch's warning, in its words
                 f"dropout option adds dropout after all but last recurrent layer, so non-zero "
@@ -110,6 +115,9 @@ class RecurrentLayer(ParameterOwner):
     batch_first = property(lambda self: self._batch_first)
     dropout = property(lambda self: self._dropout)
     bidirectional = property(lambda self: self._bidirectional)
+    reverse = property(lambda self: self._reverse,
+                       doc="Whether the layer's one direction runs from the last step to "
+                           "the first (ONNX's direction='reverse').")
     proj_size = property(lambda self: self._proj_size)
     dtype = property(lambda self: self._dtype)
     output_size = property(lambda self: self._directions * self._out_size,
@@ -132,7 +140,7 @@ class RecurrentLayer(ParameterOwner):
         if self._num_layers != 1:
             options.append(f"num_layers={self._num_layers}")
         for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0),
-                              ("bidirectional", False), ("proj_size", 0)):
+                              ("bidirectional", False), ("reverse", False), ("proj_size", 0)):
             if getattr(self, name) != default:
                 options.append(f"{name}={getattr(self, name)!r}")
         options += self._extra_repr()
@@ -277,9 +285,9 @@ class RecurrentLayer(ParameterOwner):
         call = self._forward_call(x, hx, lengths, training)
         tape_scratch = _TapeScratch(self._workspace, self._dtype) if training else None
         layers, new_packings = self._forward_layers(call, tape_scratch)
-        _forward.run(self._cell, training, call.layout.batch_sizes, call.layout.offsets,
-                     self._hidden_size, self._out_size, layers, self._dtype,
-                     get_num_threads())
+        _forward.run(self._cell, training, self._reverse, call.layout.batch_sizes,
+                     call.layout.offsets, self._hidden_size, self._out_size, layers,
+                     self._dtype, get_num_threads())
         if training:
             self._strip_weights(layers)
         else:
@@ -410,7 +418,7 @@ class RecurrentLayer(ParameterOwner):
                  for name, shape in self._param_shapes.items()}
         scratch = self._bptt_scratch(tape)
         layers = self._gradient_layers(tape, scratch, dh, dc, grads, dy_packed)
-        _bptt.run(self._cell, tape.layout.batch_sizes, tape.layout.offsets, self._hidden_size,
+        _bptt.run(self._cell, self._reverse, tape.layout.batch_sizes, tape.layout.offsets, self._hidden_size,
                   self._out_size, layers, self._dtype, scratch.packed, get_num_threads())
         self._give_back_scratch(scratch, layers)
         return self._gradients(tape, layers[0].dx, dh, dc, grads)

@@ -22,7 +22,7 @@ from cyrnn._kernels cimport (add_rows, cell_backward, copy_rows, gru_reset_befor
                              lstm_backward_product, multiply, packed_blocks, packed_elements,
                              packed_product, peephole_gradient, weight_gradient_chunk)
 from cyrnn._loops cimport omp_barrier, pack_share, threads_for
-from cyrnn._plan cimport Direction, Layer, Plan, run_plan
+from cyrnn._plan cimport Direction, Layer, Plan, in_time_order, run_plan
 
 
 cdef inline void _gradient_chunk(const Plan *p, const Layer *ly, int d, floating *panels,
@@ -146,7 +146,7 @@ cdef inline int _chunk_end(const Plan *p, int d, int s0) noexcept nogil:
     cdef Py_ssize_t rows = 0
     cdef int s = s0, t
     while s < p.T:
-        t = p.T - 1 - s if d == 0 else s
+        t = p.T - 1 - s if in_time_order(p, d) else s
         if s > s0 and rows + p.batch_sizes[t] > p.gradient_rows:
             break
         rows += p.batch_sizes[t]
@@ -157,7 +157,7 @@ cdef inline int _chunk_end(const Plan *p, int d, int s0) noexcept nogil:
 cdef inline Py_ssize_t _chunk_first_row(const Plan *p, int d, int s0, int s1) noexcept nogil:
     """The first row of the chunk of steps [s0, s1): its steps are consecutive
     in time, so its rows are too."""
-    return p.offsets[p.T - s1] if d == 0 else p.offsets[s0]
+    return p.offsets[p.T - s1] if in_time_order(p, d) else p.offsets[s0]
 
 
 cdef inline void _product_blocks(int H, int K, int n, const floating *packed,
@@ -222,8 +222,9 @@ cdef inline void _backward_step(const Plan *p, const Layer *ly, int d,
     steps [s0, s1) whose rows start at row0; the chunk's dx and weight
     gradients after its last step. With several threads, a barrier wherever the next
     phase reads what other threads wrote."""
-    cdef int t = p.T - 1 - s if d == 0 else s
-    cdef Py_ssize_t end = p.offsets[p.T - s0] if d == 0 else p.offsets[s1]
+    cdef bint forward_in_time = in_time_order(p, d)
+    cdef int t = p.T - 1 - s if forward_in_time else s
+    cdef Py_ssize_t end = p.offsets[p.T - s0] if forward_in_time else p.offsets[s1]
     cdef const Direction *dr = &ly.dirs[d]
     cdef int GH = p.G * p.H, DH = p.D * p.Hout, blocks = packed_blocks(p.Hout, <floating *>NULL)
     cdef int n = <int>p.batch_sizes[t], first = 0, following, cells
@@ -233,7 +234,7 @@ cdef inline void _backward_step(const Plan *p, const Layer *ly, int d,
     # not across a chunk's end, whose gradients still need these rows.
     cdef bint fused = p.fused_backward and dr.w_hr == NULL
     if fused and s > s0:  # the rows the previous step's product went on with
-        first = min(n, <int>p.batch_sizes[t + 1 if d == 0 else t - 1])
+        first = min(n, <int>p.batch_sizes[t + 1 if forward_in_time else t - 1])
     if first < n:
         _backward_rows(p, dr, dy, t, row0, first, tid, threads)
         if threads > 1:
@@ -243,7 +244,7 @@ cdef inline void _backward_step(const Plan *p, const Layer *ly, int d,
     elif fused and s + 1 < s1:
         # dL/dh_{t'} = dg_t W_hh for the step t' visited next, and on the
         # same tiles t''s cell backward: its gates' gradients
-        following = t - 1 if d == 0 else t + 1
+        following = t - 1 if forward_in_time else t + 1
         cells = min(n, <int>p.batch_sizes[following])
         lstm_backward_product(p.H, tid * blocks // threads, (tid + 1) * blocks // threads,
                               n, cells, packed_hh, dgh + (p.offsets[t] - row0) * p.ldg,
@@ -320,11 +321,11 @@ cdef void _run_backward(const Plan *p, const floating *first_x) noexcept nogil:
             _backward_direction(p, ly, d, <const floating *>ly.x)
 
 
-def run(object cell, const Py_ssize_t[::1] batch_sizes, const Py_ssize_t[::1] offsets,
-        int hidden_size, int out_size, list layers, object dtype, object packed,
-        int num_threads=1):
+def run(object cell, bint reverse, const Py_ssize_t[::1] batch_sizes,
+        const Py_ssize_t[::1] offsets, int hidden_size, int out_size, list layers,
+        object dtype, object packed, int num_threads=1):
     """BPTT of `cell` (an entry of the registry, _cells.py) over the
     LayerGradients of every layer, their arrays prepared by the Python
     layer; `packed` is the weight gradients' scratch."""
-    run_plan(cell, True, batch_sizes, offsets, hidden_size, out_size, layers, dtype,
+    run_plan(cell, True, reverse, batch_sizes, offsets, hidden_size, out_size, layers, dtype,
              num_threads, packed, _run_backward[float], _run_backward[double])

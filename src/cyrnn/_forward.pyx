@@ -15,7 +15,7 @@ from cyrnn._blas cimport gemm
 from cyrnn._kernels cimport (cell_step, copy_rows, multiply, pack_bias, pack_weights,
                              packed_blocks, packed_elements)
 from cyrnn._loops cimport omp_barrier, pack_share, threads_for
-from cyrnn._plan cimport Direction, Layer, Plan, run_plan
+from cyrnn._plan cimport Direction, Layer, Plan, in_time_order, run_plan
 
 
 cdef void _pack_shared(int max_threads, int G, int H, int K, const floating *w,
@@ -100,7 +100,7 @@ cdef inline void _keep_previous_states(const Plan *p, const Direction *dr, int d
     if lo > r0 and dr.w_hr != NULL:
         copy_rows(lo - r0, Hout, prev + r0 * ld_prev, ld_prev, hprev + (off + r0) * Hout, Hout)
     if s + 1 < p.T and dr.w_hr == NULL:
-        next_t = t + 1 if d == 0 else t - 1
+        next_t = t + 1 if in_time_order(p, d) else t - 1
         next_rows[0] = min(n, <int>p.batch_sizes[next_t])
         next_h[0] = hprev + p.offsets[next_t] * Hout
     lo = max(r0, carried)
@@ -117,7 +117,7 @@ cdef inline void _finish_step(const Plan *p, const Direction *dr, floating *y, i
     cdef int finished, lo
     cdef Py_ssize_t off = p.offsets[t]
     cdef floating *h = <floating *>dr.h
-    if d == 0:
+    if in_time_order(p, d):
         finished = <int>p.batch_sizes[t + 1] if t + 1 < p.T else 0
     else:
         finished = 0 if t == 0 else n
@@ -147,7 +147,7 @@ cdef inline void _forward_step(const Plan *p, const Layer *ly, int d, const floa
     cdef const Direction *dr = &ly.dirs[d]
     cdef int H = p.H, Hout = p.Hout, DH = p.D * p.Hout, I = ly.in_size
     cdef int blocks = packed_blocks(H, <floating *>NULL)
-    cdef int t = s if d == 0 else p.T - 1 - s
+    cdef int t = s if in_time_order(p, d) else p.T - 1 - s
     cdef int n = <int>p.batch_sizes[t], r0 = tid * n // threads, r1 = (tid + 1) * n // threads
     cdef int prev_t, carried = 0, next_rows = 0
     cdef Py_ssize_t off = p.offsets[t], ld_prev = DH, ldo = DH
@@ -161,7 +161,7 @@ cdef inline void _forward_step(const Plan *p, const Layer *ly, int d, const floa
     # (rows are sorted by length, so they are the first ones) and writes its
     # own, with no copy in between.
     if s > 0:
-        prev_t = t - 1 if d == 0 else t + 1
+        prev_t = t - 1 if in_time_order(p, d) else t + 1
         carried = min(n, <int>p.batch_sizes[prev_t])
         prev = y + p.offsets[prev_t] * DH
     cdef const floating *rest = <floating *>dr.h + carried * Hout
@@ -253,11 +253,12 @@ cdef void _run_forward(const Plan *p, const floating *first_x) noexcept nogil:
             multiply(p.N * p.D * p.Hout, <floating *>ly.y, <const floating *>ly.mask)
 
 
-def run(object cell, bint training, const Py_ssize_t[::1] batch_sizes,
+def run(object cell, bint training, bint reverse, const Py_ssize_t[::1] batch_sizes,
         const Py_ssize_t[::1] offsets, int hidden_size, int out_size, list layers,
         object dtype, int num_threads=1):
     """The forward pass of `cell` (an entry of the registry, _cells.py) over
     the LayerBuffers of every layer, their arrays prepared by the Python
-    layer: inference, or training (the buffers then include the tape)."""
-    run_plan(cell, training, batch_sizes, offsets, hidden_size, out_size, layers, dtype,
+    layer: inference, or training (the buffers then include the tape);
+    `reverse`: the layers' one direction runs from the last step."""
+    run_plan(cell, training, reverse, batch_sizes, offsets, hidden_size, out_size, layers, dtype,
              num_threads, None, _run_forward[float], _run_forward[double])

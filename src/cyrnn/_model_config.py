@@ -16,7 +16,7 @@ DTYPES = ("float32", "float64")
 
 # class name -> (class, config keys in constructor order)
 _RECURRENT_KEYS = ("input_size", "hidden_size", "num_layers", "bias", "batch_first",
-                   "dropout", "bidirectional")
+                   "dropout", "bidirectional", "reverse")
 _CLASSES = {
     "LSTM": (LSTM, _RECURRENT_KEYS + ("proj_size", "peephole", "dtype")),
     "GRU": (GRU, _RECURRENT_KEYS + ("reset_after", "dtype")),
@@ -27,7 +27,8 @@ _CLASSES = {
     "Sequential": (Sequential, ("layers", "tied")),
 }
 # config keys that files written before them leave out, and their defaults
-_ADDED_KEYS = {"LSTM": {"peephole": False}, "GRU": {"reset_after": True},
+_ADDED_KEYS = {"LSTM": {"peephole": False, "reverse": False},
+               "GRU": {"reset_after": True, "reverse": False}, "RNN": {"reverse": False},
                "Sequential": {"tied": {}}}
 _CELL_OPTIONS = ("peephole", "reset_after", "nonlinearity")  # the keys that select a cell (_cells.py)
 

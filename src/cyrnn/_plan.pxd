@@ -65,6 +65,7 @@ cdef struct Plan:
     Py_ssize_t gradient_rows  # rows of a chunk of the weight gradients, at most
     Py_ssize_t ldg      # distance between the rows of dgx and dgh
     int T, H, Hout, G, E, D, L
+    bint reverse        # the layer's one direction runs from the last step to the first
     void *packed        # backward: the weight gradients' scratch
     Py_ssize_t B, N
     const Py_ssize_t *batch_sizes
@@ -104,7 +105,13 @@ cdef class LayerGradients(_Record):
 ctypedef void (*loop_float)(const Plan *p, const float *real) noexcept nogil
 ctypedef void (*loop_double)(const Plan *p, const double *real) noexcept nogil
 
-cdef int run_plan(object cell, bint training, const Py_ssize_t[::1] batch_sizes,
-                  const Py_ssize_t[::1] offsets, int H, int Hout, list layers, object dtype,
-                  int num_threads, object packed, loop_float run_float,
-                  loop_double run_double) except -1
+cdef int run_plan(object cell, bint training, bint reverse,
+                  const Py_ssize_t[::1] batch_sizes, const Py_ssize_t[::1] offsets, int H,
+                  int Hout, list layers, object dtype, int num_threads, object packed,
+                  loop_float run_float, loop_double run_double) except -1
+
+
+cdef inline bint in_time_order(const Plan *p, int d) noexcept nogil:
+    """Whether direction d visits the steps from the first to the last: the
+    first direction does, unless the layer runs in reverse."""
+    return (d == 0) != p.reverse

@@ -191,10 +191,10 @@ def gradient_scratch_size(object cell, int out_size, list in_sizes, Py_ssize_t b
 
 
 # -- the plan ------------------------------------------------------------------
-cdef int run_plan(object cell, bint training, const Py_ssize_t[::1] batch_sizes,
-                  const Py_ssize_t[::1] offsets, int H, int Hout, list layers, object dtype,
-                  int num_threads, object packed, loop_float run_float,
-                  loop_double run_double) except -1:
+cdef int run_plan(object cell, bint training, bint reverse,
+                  const Py_ssize_t[::1] batch_sizes, const Py_ssize_t[::1] offsets, int H,
+                  int Hout, list layers, object dtype, int num_threads, object packed,
+                  loop_float run_float, loop_double run_double) except -1:
     """Builds the plan of a forward pass, or of BPTT when `packed` (its
     scratch) is given, over the records in `layers`, and runs the loop of
     the dtype's real type on it without the GIL."""
@@ -203,6 +203,8 @@ cdef int run_plan(object cell, bint training, const Py_ssize_t[::1] batch_sizes,
     dtype = np.dtype(dtype)
     try:
         init_plan(&p, cell, training, batch_sizes, offsets, H, Hout, layers, dtype, num_threads)
+        _require(not reverse or p.D == 1, "a reversed layer has one direction")
+        p.reverse = reverse
         if packed is None:
             fill_forward(&p, layers, dtype)
         else:

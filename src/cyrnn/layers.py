@@ -14,6 +14,11 @@ class LSTM(RecurrentLayer):
     y, (h_n, c_n) = m(x, (h0, c0), lengths=None) for inference;
     y, (h_n, c_n), tape = m.forward(...) and m.backward(tape, dy, (dh_n, dc_n))
     for training. Gates i, f, g, o; `proj_size` > 0 adds weight_hr_l*.
+    `reverse=True` (every layer class) runs the one direction from the last
+    step to the first, as ONNX's direction="reverse" and Keras's
+    go_backwards=True do; y stays aligned with x's time axis (as the reverse
+    half of a bidirectional layer), and with `lengths` each sequence starts
+    from its own last step. Parameters keep the forward names (weight_ih_l0).
     `peephole=True` adds peephole connections (ONNX's LSTM input P,
     TensorFlow's use_peepholes): weight_peephole_l* of shape (3, hidden_size),
     rows i, f, o, with i = sigmoid(... + p_i * c_{t-1}),
@@ -22,12 +27,12 @@ class LSTM(RecurrentLayer):
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, proj_size=0,
-                 peephole=False, dtype=np.float32, seed=None):
+                 peephole=False, reverse=False, dtype=np.float32, seed=None):
         cell = _cells.select("LSTM", peephole=check_bool("peephole", peephole))
         self._configure(cell, input_size, hidden_size, num_layers, bias=bias,
                         batch_first=batch_first, dropout=dropout,
                         bidirectional=bidirectional, proj_size=proj_size, dtype=dtype,
-                        seed=seed)
+                        seed=seed, reverse=reverse)
 
     peephole = property(lambda self: self._cell.peephole)
 
@@ -45,11 +50,12 @@ class GRU(RecurrentLayer):
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, reset_after=True,
-                 dtype=np.float32, seed=None):
+                 reverse=False, dtype=np.float32, seed=None):
         cell = _cells.select("GRU", reset_after=check_bool("reset_after", reset_after))
         self._configure(cell, input_size, hidden_size, num_layers, bias=bias,
                         batch_first=batch_first, dropout=dropout,
-                        bidirectional=bidirectional, proj_size=0, dtype=dtype, seed=seed)
+                        bidirectional=bidirectional, proj_size=0, dtype=dtype, seed=seed,
+                        reverse=reverse)
 
     reset_after = property(lambda self: not self._cell.reset_before)
 
@@ -63,13 +69,13 @@ class RNN(RecurrentLayer):
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, nonlinearity="tanh",
                  bias=True, batch_first=False, dropout=0.0, bidirectional=False,
-                 dtype=np.float32, seed=None):
+                 reverse=False, dtype=np.float32, seed=None):
         if not isinstance(nonlinearity, str) or nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self._configure(_cells.select("RNN", nonlinearity=nonlinearity), input_size,
                         hidden_size, num_layers, bias=bias, batch_first=batch_first,
                         dropout=dropout, bidirectional=bidirectional, proj_size=0,
-                        dtype=dtype, seed=seed)
+                        dtype=dtype, seed=seed, reverse=reverse)
         self._nonlinearity = nonlinearity
 
     nonlinearity = property(lambda self: self._nonlinearity)
