@@ -6,6 +6,7 @@ import weakref
 import numpy as np
 
 from cyrnn._pickling import RebuiltOnArrival
+from cyrnn._tape import check_tape_origin
 from cyrnn._validation import check_state_dict
 
 
@@ -65,12 +66,7 @@ class ParameterOwner(RebuiltOnArrival):
     def _check_tape(self, tape):
         """A tape is valid only with the layer that made it, and only while
         that layer's weights are the ones it was made with."""
-        if not isinstance(tape, self._tape_class):
-            raise TypeError(f"tape must be the tape returned by {self._owner_name}.forward, "
-                            f"got {type(tape).__name__}")
-        if tape.model is not self:
-            raise ValueError(f"tape was made by another {self._owner_noun}; pass the tape "
-                             f"from this {self._owner_noun}'s forward()")
+        check_tape_origin(tape, self._tape_class, self, self._owner_name, self._owner_noun)
         if tape.weights_version != self._weights_version:
             raise ValueError("tape is stale: load_state_dict changed the weights after the "
                              "forward pass that made it; run forward() again")

@@ -70,12 +70,18 @@ def as_real_array(name, value, dtype):
 def real_array(name, value):
     """value as an ndarray of real numbers, not yet converted (so that its
     shape can be checked before any copy is made)."""
+    return array_of_kinds(name, value, "biuf", "a real numeric array")
+
+
+def array_of_kinds(name, value, kinds, what):
+    """value as an ndarray whose dtype.kind is one of `kinds`; else a
+    TypeError saying that name must be `what`."""
     try:
         array = np.asarray(value)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be a real numeric array: {exc}") from None
-    if array.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a real numeric array, got dtype {array.dtype}")
+        raise TypeError(f"{name} must be {what}: {exc}") from None
+    if array.dtype.kind not in kinds:
+        raise TypeError(f"{name} must be {what}, got dtype {array.dtype}")
     return array
 
 

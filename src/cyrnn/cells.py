@@ -15,7 +15,7 @@ import numpy as np
 
 from cyrnn._base import RecurrentLayer
 from cyrnn._cells import direction_suffix
-from cyrnn._tape import Gradients
+from cyrnn._tape import Gradients, check_tape_origin
 from cyrnn._validation import check_bool, check_int, check_state_dict, real_array
 from cyrnn.layers import GRU, LSTM, RNN, make_layer
 
@@ -248,12 +248,7 @@ class _Cell:
         return self._state(hn, shape), CellTape(self, tape, shape)
 
     def _check_tape(self, tape):
-        if not isinstance(tape, CellTape):
-            raise TypeError(f"tape must be the tape returned by {self._name}.forward, "
-                            f"got {type(tape).__name__}")
-        if tape.cell is not self:
-            raise ValueError("tape was made by another cell; pass the tape from this "
-                             "cell's forward()")
+        check_tape_origin(tape, CellTape, self, self._name, "cell", field="cell")
         self._layer._check_tape(tape.tape)  # stale after load_state_dict
 
     def _check_gradient(self, name, value, shape):

@@ -5,19 +5,15 @@ import threading
 import numpy as np
 
 from cyrnn._pickling import RebuiltOnArrival
-from cyrnn._tape import Gradients
+from cyrnn._tape import Gradients, TapeRecord, check_tape_origin
 from cyrnn._validation import check_seed, check_shape, real_array
 
 
-class DropoutTape:
+class DropoutTape(TapeRecord):
     """What Dropout.backward needs from one Dropout.forward: the mask
     (already scaled by 1/(1-p)), or None when p is 0."""
 
     __slots__ = ("model", "mask", "y_shape")
-
-    def __init__(self, **fields):
-        for name in self.__slots__:
-            setattr(self, name, fields[name])
 
     def __repr__(self):
         return f"<cyrnn DropoutTape of {self.model!r}, shape {self.y_shape}>"
@@ -96,12 +92,7 @@ class Dropout(RebuiltOnArrival):
 
     def backward(self, tape, dy):
         """Gradients(input=dy * mask, hx=None, params={})."""
-        if not isinstance(tape, DropoutTape):
-            raise TypeError(f"tape must be the tape returned by Dropout.forward, "
-                            f"got {type(tape).__name__}")
-        if tape.model is not self:
-            raise ValueError("tape was made by another Dropout; pass the tape from this "
-                             "Dropout's forward()")
+        check_tape_origin(tape, DropoutTape, self, "Dropout", "Dropout")
         dy = check_shape("dy", self._as_float("dy", dy), tape.y_shape, "the shape of x")
         dx = dy.copy() if tape.mask is None else dy * tape.mask
         return Gradients(input=dx, hx=None, params={})

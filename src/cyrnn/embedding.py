@@ -4,19 +4,16 @@ import numpy as np
 
 from cyrnn._parameters import ParameterOwner
 from cyrnn._sparse import RowGradient
-from cyrnn._tape import Gradients
-from cyrnn._validation import as_real_array, check_dtype, check_int, check_seed, check_shape
+from cyrnn._tape import Gradients, TapeRecord
+from cyrnn._validation import (
+    array_of_kinds, as_real_array, check_dtype, check_int, check_seed, check_shape)
 
 
-class EmbeddingTape:
+class EmbeddingTape(TapeRecord):
     """What Embedding.backward needs from one Embedding.forward: a private
     copy of the ids looked up, and the output's shape."""
 
     __slots__ = ("model", "weights_version", "indices", "y_shape")
-
-    def __init__(self, **fields):
-        for name in self.__slots__:
-            setattr(self, name, fields[name])
 
     def __repr__(self):
         return f"<cyrnn EmbeddingTape of {self.model!r}, {self.indices.size} ids>"
@@ -77,23 +74,16 @@ class Embedding(ParameterOwner):
     _owner_noun = "Embedding"
 
     def __repr__(self):
-        options = [f"{self._num_embeddings}", f"{self._embedding_dim}"]
-        if self._padding_idx is not None:
-            options.append(f"padding_idx={self._padding_idx}")
-        options.append(f"dtype={self._dtype.name}")
-        return f"Embedding({', '.join(options)})"
+        padding = "" if self._padding_idx is None else f", padding_idx={self._padding_idx}"
+        return (f"Embedding({self._num_embeddings}, {self._embedding_dim}{padding}, "
+                f"dtype={self._dtype.name})")
 
     def _parameter_shapes(self):
         return {"weight": (self._num_embeddings, self._embedding_dim)}
 
     # -- forward -----------------------------------------------------------
     def _check_ids(self, x):
-        try:
-            ids = np.asarray(x)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"x must be an array of integer ids: {exc}") from None
-        if ids.dtype.kind not in "iu":
-            raise TypeError(f"x must be an array of integer ids, got dtype {ids.dtype}")
+        ids = array_of_kinds("x", x, "iu", "an array of integer ids")
         if ids.size:
             low, high = ids.min(), ids.max()
             if low < 0 or high >= self._num_embeddings:

@@ -7,22 +7,18 @@ number of leading axes alike."""
 import numpy as np
 
 from cyrnn._parameters import ParameterOwner
-from cyrnn._tape import Gradients
+from cyrnn._tape import Gradients, TapeRecord
 from cyrnn._validation import (
     as_real_array, check_bool, check_dtype, check_int, check_seed, check_shape)
 
 
-class LinearTape:
+class LinearTape(TapeRecord):
     """What Linear.backward needs from one Linear.forward: read-only private
     copies of the input rows and of the weight used, and the shapes of x and
     y. Valid only with the layer that made it, and only until that layer's
     load_state_dict (which makes it stale)."""
 
     __slots__ = ("model", "weights_version", "x2d", "weight", "x_shape", "y_shape")
-
-    def __init__(self, **fields):
-        for name in self.__slots__:
-            setattr(self, name, fields[name])
 
     def __repr__(self):
         return f"<cyrnn LinearTape of {self.model!r}, input {self.x_shape}>"

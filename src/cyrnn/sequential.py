@@ -53,7 +53,7 @@ appears; its gradient is the sum of both layers', and it is saved once.
 """
 
 from cyrnn._sparse import add_gradients
-from cyrnn._tape import Gradients
+from cyrnn._tape import Gradients, check_tape_origin
 from cyrnn._validation import as_real_array, check_shape, check_state_dict, real_array
 
 __all__ = ["Sequential", "SequentialTape"]
@@ -328,12 +328,7 @@ class Sequential:
         dstates = [dL/dstates per stateful layer] (None entries allowed).
         Returns Gradients(input=dL/dx, hx=[dL/dhx per stateful layer],
         params={"index.name": ...}); nothing in the model changes."""
-        if not isinstance(tape, SequentialTape):
-            raise TypeError(f"tape must be the SequentialTape returned by Sequential.forward, "
-                            f"got {type(tape).__name__}")
-        if tape.model is not self:
-            raise ValueError("tape was made by another model; pass the tape from this "
-                             "model's forward()")
+        check_tape_origin(tape, SequentialTape, self, "Sequential", "model")
         dout = as_real_array("dout", dout, self._dtype) if self._dtype is not None \
             else real_array("dout", dout)
         check_shape("dout", dout, tape.out_shape, "the shape of out")
