@@ -116,17 +116,26 @@ def make_case(cls, cell_options, options, dtype, seed):
 
     config = {"cell": cls.__name__, **cell_options, **options, "input_size": I,
               "hidden_size": H, "unbatched": unbatched, "no_hx": no_hx, "dtype": dtype}
-    record.update(x=x, y=y, h_n=h_n, dy=dy, dh_n=dh_n, **{"grad.input": x.grad})
-    if not no_hx:
-        record.update(h0=h0, **{"grad.h0": h0.grad})
-        if is_lstm:
-            record.update(c0=c0, **{"grad.c0": c0.grad})
+    record.update(y=y, h_n=h_n, dy=dy, dh_n=dh_n)
+    arrays = fixture_arrays(record, config, module, x, None if no_hx else h0,
+                            c0 if is_lstm and not no_hx else None)
+    if lengths is not None:
+        arrays["lengths"] = np.array(lengths, dtype=np.int64)
+    return arrays
+
+
+def fixture_arrays(record, config, module, x, h0, c0):
+    """record's arrays, with the input's and the initial states' (None:
+    not given) values and gradients, every parameter and its gradient, and
+    config as JSON."""
+    record.update(x=x, **{"grad.input": x.grad})
+    for name, state in (("h0", h0), ("c0", c0)):
+        if state is not None:
+            record.update({name: state, "grad." + name: state.grad})
     for name, p in module.named_parameters():
         record["param." + name] = p
         record["grad." + name] = p.grad
     arrays = {k: v.detach().numpy() for k, v in record.items()}
-    if lengths is not None:
-        arrays["lengths"] = np.array(lengths, dtype=np.int64)
     arrays["config"] = np.array(json.dumps(config))
     return arrays
 
@@ -186,17 +195,9 @@ def make_cell_case(cls, cell_options, options, dtype, seed):
     config = {"cell": cls.__name__, **cell_options, "bias": options.get("bias", True),
               "input_size": I, "hidden_size": H, "batch": None if unbatched else batch,
               "unbatched": unbatched, "no_hx": no_hx, "dtype": dtype}
-    record.update(x=x, h1=h1, dh=dh, **{"grad.input": x.grad})
-    if not no_hx:
-        record.update(h0=h0, **{"grad.h0": h0.grad})
-        if is_lstm:
-            record.update(c0=c0, **{"grad.c0": c0.grad})
-    for name, p in module.named_parameters():
-        record["param." + name] = p
-        record["grad." + name] = p.grad
-    arrays = {k: v.detach().numpy() for k, v in record.items()}
-    arrays["config"] = np.array(json.dumps(config))
-    return arrays
+    record.update(h1=h1, dh=dh)
+    return fixture_arrays(record, config, module, x, None if no_hx else h0,
+                          c0 if is_lstm and not no_hx else None)
 
 
 def write_layers():
