@@ -68,6 +68,17 @@ CELLS = {
 }
 
 
+def saturated_module(cls, cell_options, options, dtype):
+    """(the torch module, its dtype), with weights larger than torch's
+    default so that the gates saturate somewhere, as trained ones do."""
+    torch_dtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
+    module = cls(I, H, **cell_options, **options).to(torch_dtype)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.uniform_(-0.8, 0.8)
+    return module, torch_dtype
+
+
 def make_case(cls, cell_options, options, dtype, seed):
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -76,12 +87,7 @@ def make_case(cls, cell_options, options, dtype, seed):
     no_hx = options.pop("no_hx", False)
     lengths = options.pop("lengths", None)
     steps, batch = options.pop("T", T), options.pop("B", B)
-    torch_dtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
-    module = cls(I, H, **cell_options, **options).to(torch_dtype)
-    # Larger-than-default weights make the gates saturate somewhere, as trained ones do.
-    with torch.no_grad():
-        for p in module.parameters():
-            p.uniform_(-0.8, 0.8)
+    module, torch_dtype = saturated_module(cls, cell_options, options, dtype)
     D = 2 if options.get("bidirectional") else 1
     K = D * options.get("num_layers", 1)
     h_out = options.get("proj_size", 0) or H
@@ -169,11 +175,7 @@ def make_cell_case(cls, cell_options, options, dtype, seed):
     unbatched = options.pop("unbatched", False)
     no_hx = options.pop("no_hx", False)
     batch = options.pop("B", B)
-    torch_dtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
-    module = cls(I, H, **cell_options, **options).to(torch_dtype)
-    with torch.no_grad():  # saturating somewhere, as trained weights do
-        for p in module.parameters():
-            p.uniform_(-0.8, 0.8)
+    module, torch_dtype = saturated_module(cls, cell_options, options, dtype)
     is_lstm = cls is torch.nn.LSTMCell
     rows = (lambda w: (w,) if unbatched else (batch, w))  # noqa: E731
     x = torch.tensor(rng.standard_normal(rows(I)), dtype=torch_dtype, requires_grad=True)
