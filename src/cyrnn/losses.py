@@ -131,13 +131,13 @@ def _softmax_loss(logits, targets):
         shift = np.max(logits, axis=-1, keepdims=True)
         shift = np.where(np.isfinite(shift), shift, 0).astype(logits.dtype, copy=False)
         shifted = logits - shift
-        exp = np.exp(shifted)
-        total = exp.sum(axis=-1, keepdims=True)
+        picked = np.take_along_axis(shifted, targets[..., None], axis=-1)
+        grad = np.exp(shifted, out=shifted)  # in place: one (N, C) array in all
+        total = grad.sum(axis=-1, keepdims=True)
         with np.errstate(divide="ignore"):
             log_total = np.log(total)
-        picked = np.take_along_axis(shifted, targets[..., None], axis=-1)
         per_position = (log_total - picked)[..., 0]
-        grad = exp / total
+        grad /= total
     np.put_along_axis(grad, targets[..., None],
                       np.take_along_axis(grad, targets[..., None], axis=-1) - 1, axis=-1)
     return per_position, grad
