@@ -108,3 +108,13 @@ cdef int run_plan(object cell, bint training, const Py_ssize_t[::1] batch_sizes,
                   const Py_ssize_t[::1] offsets, int H, int Hout, list layers, object dtype,
                   int num_threads, object packed, loop_float run_float,
                   loop_double run_double) except -1
+
+# A plan built once and kept between calls, by a caller that runs it again and
+# again (the stream, _stream.pyx): run_plan's first two steps. init_plan
+# allocates p.layers (the caller frees it); p keeps pointers into
+# batch_sizes, offsets and every array of the records (the caller keeps them).
+cdef int init_plan(Plan *p, object cell, bint training, const Py_ssize_t[::1] batch_sizes,
+                   const Py_ssize_t[::1] offsets, int H, int Hout, list layers, object dtype,
+                   int num_threads) except -1
+cdef int fill_forward(Plan *p, list layers, object dtype) except -1
+cdef bint is_float32(object dtype)
