@@ -330,10 +330,17 @@ def test_a_stream_cannot_be_pickled_or_copied():
         pickle.dumps(stream)
 
 
+def test_a_stream_made_without_the_layer_refuses_to_step():
+    stream = type(cyrnn.RNN(I, H).stream()).__new__(type(cyrnn.RNN(I, H).stream()))
+    with pytest.raises(RuntimeError, match="model.stream"):
+        stream.step(np.zeros((1, I), np.float32))
+
+
 # -- threads ---------------------------------------------------------------------------
-@pytest.mark.parametrize("cell", ["LSTM", "GRU_RESET_BEFORE"])
-def test_two_streams_in_two_threads_give_the_sequential_results(cell):
-    model = make_model(cell, 16, 64, num_layers=2, seed=0)
+# (a step of the RNN of 4 units is too small to release the GIL)
+@pytest.mark.parametrize("cell,hidden", [("LSTM", 64), ("GRU_RESET_BEFORE", 64), ("RNN_TANH", 4)])
+def test_two_streams_in_two_threads_give_the_sequential_results(cell, hidden):
+    model = make_model(cell, 16, hidden, num_layers=2, seed=0)
     inputs = [sequence(model, 200, 3, seed=k) for k in range(2)]
     sequential = [streamed(model, x, batch_size=3)[0] for x in inputs]
     results, start = [None, None], threading.Barrier(2)

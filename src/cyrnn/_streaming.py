@@ -33,9 +33,9 @@ class Stream(StreamCore):
     The weights are those the layer had when the stream was made, packed
     once then: weights changed afterwards (an optimizer's step,
     load_state_dict) are not seen; make a new stream. Dropout does not
-    apply (inference). Each step runs on one thread without the GIL, so
-    streams in different threads run in parallel; one stream is used by one
-    thread at a time."""
+    apply (inference). Each step runs on one thread, without the GIL unless
+    it is tiny, so streams in different threads run in parallel; one stream
+    is used by one thread at a time."""
 
     def __init__(self, model, layers, h, c, batch_size):
         """(By RecurrentLayer.stream.) layers: the LayerBuffers of the
