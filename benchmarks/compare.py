@@ -61,6 +61,7 @@ Examples:
   python benchmarks/compare.py --threads 1 --cases lstm --repeat 21
   python benchmarks/compare.py --quick --libs cyrnn torch
   python benchmarks/compare.py --cpu-level 1 --threads 1 2
+  python benchmarks/compare.py --step --cpu-level 0
   python benchmarks/compare.py --list
 """
 import os
@@ -248,6 +249,24 @@ CASES = [
 ]
 
 
+@dataclass
+class StepCase(Case):
+    """A case of --step: one time step per call, as a stream feeds a
+    sensor's readings (issue 20). Its size's T, I and H with B = 1; the T
+    steps check the outputs."""
+
+    @property
+    def shape(self):
+        T, _, I, H = SIZES[self.size]
+        return T, 1, I, H
+
+
+STEP_CASES = [
+    StepCase("lstm-tiny-step", "LSTM", "tiny"),
+    StepCase("lstm-small-step", "LSTM", "small"),
+]
+
+
 def select_cases(patterns, cpu_level):
     """The cases to run: every default one (and those for this --cpu-level's
     targets) or, with patterns, those whose name matches one; a case kept for
@@ -382,10 +401,14 @@ class TorchRunner:
 # --------------------------------------------------------------------------
 # onnxruntime
 # --------------------------------------------------------------------------
-def onnx_model(case, state_dict, ragged):
+def onnx_model(case, state_dict, ragged, step=False):
     """One ONNX node of the case's cell, its weights converted as the
-    registry says (_cells.py: gate orders, inputs, attributes)."""
+    registry says (_cells.py: gate orders, inputs, attributes). step: one
+    time step (T = 1) from initial states that are inputs of the graph
+    (initial_h, and initial_c for an LSTM), its final states its outputs:
+    a sequence fed step by step."""
     T, B, I, H = case.shape
+    T = 1 if step else T
     cell = _cells.BY_KEY[case.cell]
     G, op, order = cell.gates, cell.onnx_op, cell.onnx_gate_order
     elem = onnx.TensorProto.FLOAT if case.dtype == "float32" else onnx.TensorProto.DOUBLE
@@ -408,14 +431,19 @@ def onnx_model(case, state_dict, ragged):
         name: list(value) if isinstance(value, tuple) else value
         for name, value in cell.onnx_attributes})
     outputs = ["Y", "Y_h"] + (["Y_c"] if cell.has_cell_state else [])
-    inputs = ["X", "W", "R", "B", "sequence_lens" if ragged else ""]
+    states = ((["initial_h"] + (["initial_c"] if cell.has_cell_state else []))
+              if step else [])
+    # the operator's inputs by position, "" for one left out
+    inputs = ["X", "W", "R", "B", "sequence_lens" if ragged else "", *states]
     if cell.peephole:
-        inputs += ["", "", "P"]  # no initial_h, initial_c
+        inputs += [""] * (7 - len(inputs)) + ["P"]
     node = onnx.helper.make_node(op, inputs, outputs, **attrs)
     graph_inputs = [onnx.helper.make_tensor_value_info("X", elem, [T, B, I])]
     if ragged:
         graph_inputs.append(onnx.helper.make_tensor_value_info(
             "sequence_lens", onnx.TensorProto.INT32, [B]))
+    graph_inputs += [onnx.helper.make_tensor_value_info(name, elem, [1, B, H])
+                     for name in states]
     graph_outputs = [onnx.helper.make_tensor_value_info("Y", elem, [T, 1, B, H]),
                      onnx.helper.make_tensor_value_info("Y_h", elem, [1, B, H])]
     if cell.has_cell_state:
@@ -428,19 +456,25 @@ def onnx_model(case, state_dict, ragged):
     return model
 
 
+def ort_session(proto, threads):
+    """An onnxruntime session of the model on `threads` threads, without
+    spinning."""
+    opts = onnxruntime.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = threads
+    opts.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 4  # unsupported kernels are reported by this script
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return onnxruntime.InferenceSession(proto.SerializeToString(), opts,
+                                        providers=["CPUExecutionProvider"])
+
+
 class OrtRunner:
     def __init__(self, case, model, x, lengths, threads):
-        proto = onnx_model(case, model.state_dict(), lengths is not None)
-        opts = onnxruntime.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = threads
-        opts.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 4  # unsupported kernels are reported by this script
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
-        self.session = onnxruntime.InferenceSession(proto.SerializeToString(), opts,
-                                                    providers=["CPUExecutionProvider"])
+        self.session = ort_session(onnx_model(case, model.state_dict(), lengths is not None),
+                                   threads)
         self.feed = {"X": np.ascontiguousarray(x)}
         if lengths is not None:
             self.feed["sequence_lens"] = np.asarray(lengths, np.int32)
@@ -476,6 +510,94 @@ class NumpyRunner:
         _, _, _, tape = self.reference.forward(x, keep=True)
         dx, dh0, _, grads = self.reference.backward(tape, dy)
         return dx, dh0[None], grads
+
+
+# --------------------------------------------------------------------------
+# one step at a time (--step)
+# --------------------------------------------------------------------------
+class TorchStepRunner:
+    """torch.nn.LSTMCell (GRUCell, RNNCell) called once per step, the state
+    carried from call to call; timed under torch.inference_mode(), entered
+    outside the timed calls (SAMPLE_SETTINGS)."""
+    CELLS = TorchRunner.CELLS
+
+    def __init__(self, case, model, x):
+        T, B, I, H = case.shape
+        tdtype = torch.float32 if case.dtype == "float32" else torch.float64
+        if case.cell == "LSTM":
+            net = torch.nn.LSTMCell(I, H)
+        elif case.cell == "GRU":
+            net = torch.nn.GRUCell(I, H)
+        else:
+            net = torch.nn.RNNCell(I, H, nonlinearity="tanh" if case.cell == "RNN_TANH"
+                                   else "relu")
+        net = net.to(tdtype)
+        # the cell's parameters are the layer's, without the _l0 suffix
+        net.load_state_dict({k[:-len("_l0")]: torch.from_numpy(np.ascontiguousarray(v))
+                             for k, v in model.state_dict().items()})
+        net.requires_grad_(False)
+        self.net, self.is_lstm, self.tdtype = net, case.cell == "LSTM", tdtype
+        self.x = torch.from_numpy(x[0].copy())
+        self.state = self.initial_state(B, H)
+
+    def initial_state(self, B, H):
+        zeros = torch.zeros(B, H, dtype=self.tdtype)
+        return (zeros, zeros.clone()) if self.is_lstm else zeros
+
+    def step(self):
+        self.state = self.net(self.x, self.state)
+
+    def outputs(self, x):
+        """The output of every step of x (T, 1, I) from zero states."""
+        state, ys = self.initial_state(x.shape[1], self.net.hidden_size), []
+        with torch.inference_mode():
+            for xt in torch.from_numpy(x.copy()):
+                state = self.net(xt, state)
+                ys.append((state[0] if self.is_lstm else state).numpy().copy())
+        return np.stack(ys)
+
+
+class OrtStepRunner:
+    """onnxruntime on a one-step graph (onnx_model(step=True)), run once per
+    step with the previous run's final states as its initial states."""
+
+    def __init__(self, case, model, x, threads):
+        T, B, I, H = case.shape
+        cell = _cells.BY_KEY[case.cell]
+        self.session = ort_session(onnx_model(case, model.state_dict(), False, step=True),
+                                   threads)
+        self.states = ["initial_h"] + (["initial_c"] if cell.has_cell_state else [])
+        self.out_names = ["Y_h"] + (["Y_c"] if cell.has_cell_state else [])
+        self.zeros = np.zeros((1, B, H), case.dtype)
+        self.feed = dict({name: self.zeros for name in self.states},
+                         X=np.ascontiguousarray(x[:1]))
+        self.step()  # some kernels (LSTM in float64) fail only when run
+
+    def step(self):
+        self.feed.update(zip(self.states, self.session.run(self.out_names, self.feed)))
+
+    def outputs(self, x):
+        feed, ys = {name: self.zeros for name in self.states}, []
+        for t in range(x.shape[0]):
+            feed["X"] = np.ascontiguousarray(x[t:t + 1])
+            feed.update(zip(self.states, self.session.run(self.out_names, feed)))
+            ys.append(feed["initial_h"][0])
+        return np.stack(ys)
+
+
+def make_gemv(case, seed=0):
+    """The arithmetic of one step: a gemv of the (G*H, I+H) weights (the
+    concatenated [W_ih W_hh]) by a vector, as scipy's BLAS gemv and as
+    numpy's matmul into a kept output. name -> callable."""
+    T, B, I, H = case.shape
+    rows = GATES[case.cell] * H
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((rows, I + H)).astype(case.dtype)
+    w_f = np.asfortranarray(w)  # BLAS's own layout: no copy in the call
+    v = rng.standard_normal(I + H).astype(case.dtype)
+    out = np.empty(rows, case.dtype)
+    gemv = scipy.linalg.blas.sgemv if case.dtype == "float32" else scipy.linalg.blas.dgemv
+    return {"gemv": lambda: gemv(1.0, w_f, v), "matmul": lambda: np.matmul(w, v, out=out)}
 
 
 # --------------------------------------------------------------------------
@@ -779,6 +901,118 @@ def print_table(threads, rows, libs, out):
         out("| " + " | ".join(cells) + " |")
 
 
+# The participants of --step, in the table's order: cyrnn's stream, cyrnn's
+# one-step call, the peers, and the arithmetic's floor two ways.
+STEP_NAMES = ("cyrnn", "cyrnn-call", "torch", "onnxrt", "gemv", "matmul")
+
+
+def run_step_case(case, libs, args, checks):
+    """One --step case: each participant's outputs over the case's T steps
+    checked against the layer's model(x), then the rounds of single steps."""
+    T, B, I, H = case.shape
+    model = make_layer(case.cell, I, H, dtype=np.dtype(case.dtype), seed=0)
+    x = np.random.default_rng(1).standard_normal((T, B, I)).astype(case.dtype)
+    runners, problems = {}, []
+    if "torch" in libs and torch is not None and case.cell in TorchStepRunner.CELLS:
+        runners["torch"] = TorchStepRunner(case, model, x)
+    if "onnxrt" in libs and onnxruntime is not None:
+        try:
+            runners["onnxrt"] = OrtStepRunner(case, model, x, 1)
+        except Exception as exc:  # e.g. a dtype onnxruntime's kernel lacks
+            problems.append(f"onnxrt left out of {case.name}: {type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:150] if str(exc) else ''}")
+
+    # -- correctness, once per case: every step's output against model(x)'s y
+    want, _ = model(x)
+    check_stream = model.stream()
+    got = {"cyrnn": np.stack([check_stream.step(xt) for xt in x])}
+    got.update({name: runner.outputs(x) for name, runner in runners.items()})
+    for name, y in got.items():
+        diff = max_rel_diff(y, want)
+        checks.append((1, case.name, name, "cyrnn model(x)", diff, "y", diff <= args.tolerance))
+    if not np.array_equal(got["cyrnn"], want):
+        problems.append(f"{case.name}: cyrnn's stream.step is not bit for bit model(x)")
+
+    # -- timing: one step per call, the state carried from call to call
+    step, x_step, x_call, hx = model.stream().step, np.ascontiguousarray(x[0]), x[:1], [None]
+
+    def call():  # the way before streams: a one-step sequence, hx carried
+        hx[0] = model(x_call, hx[0])[1]
+
+    fns = {"cyrnn": lambda: step(x_step), "cyrnn-call": call}
+    fns.update({name: runner.step for name, runner in runners.items()})
+    fns.update(make_gemv(case))
+    samples = alternate(fns, args.repeat, args.sample_time, args.warmup)
+    medians = {name: statistics.median(s) for name, s in samples.items()}
+    paired = {name: [c / p for c, p in zip(samples["cyrnn"], s)]
+              for name, s in samples.items() if name != "cyrnn"}
+    # the floor: whichever way of doing the arithmetic was faster in the round
+    paired["floor"] = [c / min(g, m) for c, g, m in
+                       zip(samples["cyrnn"], samples["gemv"], samples["matmul"])]
+    q = statistics.quantiles(samples["cyrnn"], n=4) if len(samples["cyrnn"]) > 1 else [0, 0, 0]
+    row = dict(case=case, mode="step", medians=medians,
+               ratios={name: statistics.median(r) for name, r in paired.items()},
+               ratio_intervals={name: median_interval(r) for name, r in paired.items()},
+               cyrnn_iqr=(q[2] - q[0]) / medians["cyrnn"])
+    return row, problems
+
+
+def fmt_us(seconds):
+    return "–" if seconds is None else f"{seconds * 1e6:.3g}"
+
+
+def print_step_table(rows, out):
+    names = [n for n in STEP_NAMES if any(n in r["medians"] for r in rows)]
+    peers = [n for n in ("cyrnn-call", "torch", "onnxrt") if n in names]
+    head = (["case", "T,B,I,H"] + [f"{n} us" for n in names]
+            + [f"cyrnn/{p}" for p in peers] + ["cyrnn/floor", "cyrnn IQR"])
+    out("\n### one step per call, 1 thread (us per step)\n")
+    out("| " + " | ".join(head) + " |")
+    out("|" + "|".join("---" if i < 2 else "---:" for i in range(len(head))) + "|")
+    for row in rows:
+        cells = [row["case"].name, ",".join(map(str, row["case"].shape))]
+        cells += [fmt_us(row["medians"].get(n)) for n in names]
+        cells += [f"{row['ratios'][p]:.2f}" if p in row["ratios"] else "–"
+                  for p in peers + ["floor"]]
+        cells.append(f"{row['cyrnn_iqr']:.0%}")
+        out("| " + " | ".join(cells) + " |")
+
+
+def run_step_group(cases, libs, args, out, left_out):
+    """--step: the step cases on one thread, their table, the targets and the
+    checks. Returns the exit status."""
+    set_threads(1)
+    if torch is not None:  # entered around each timed sample, outside the calls
+        SAMPLE_SETTINGS["torch"] = torch.inference_mode
+    out("- --step: one time step per call, B = 1, the state carried from call to call. "
+        "cyrnn = stream.step(x) of model.stream(); cyrnn-call = model(x[None], hx) "
+        "(the way before streams); torch = torch.nn.LSTMCell (GRUCell, RNNCell) under "
+        "torch.inference_mode(); onnxrt = session.run of a one-step graph whose initial "
+        "states are inputs; gemv = scipy.linalg.blas.sgemv (dgemv) of the (G*H, I+H) "
+        "weights, Fortran order, by a vector; matmul = np.matmul of them into a kept "
+        "output; floor = the faster of gemv and matmul in each round (the arithmetic). "
+        "Ratios: median over rounds of the within-round ratio")
+    rows, checks, problems = [], [], []
+    try:
+        for case in cases:
+            row, case_problems = run_step_case(case, libs, args, checks)
+            rows.append(row)
+            problems += case_problems
+    finally:
+        SAMPLE_SETTINGS.pop("torch", None)
+    print_step_table(rows, out)
+    out(f"- thread pools: {thread_report()}")
+    if args.cpu_level is not None:
+        checked_at = f"level {args.cpu_level}, {LEVEL_NAMES[args.cpu_level]} (--cpu-level)"
+    else:
+        level, name, _ = cyrnn_kernels()
+        checked_at = f"no cap (cyrnn's kernels at level {level}, {name})"
+    speed_targets.report({1: rows}, ONE_THREAD, out, level=args.cpu_level,
+                         left_out=left_out, checked_at=checked_at)
+    _check_summary(checks, problems, args.tolerance, out)
+    return 0 if all(ok for *_, ok in checks) else 1
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -806,6 +1040,11 @@ def main(argv=None):
                              "level: 2 AVX-512, 1 AVX2+FMA, 0 baseline x86-64 (default: "
                              "no cap); onnxruntime, which has no cap, is left out below "
                              "the CPU's own level")
+    parser.add_argument("--step", action="store_true",
+                        help="time one step per call instead (streaming inference, "
+                             "model.stream().step): the step cases, on one thread, against "
+                             "torch's LSTMCell, onnxruntime one step at a time and the gemv "
+                             "of the weights; --cases then picks among the step cases")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     args = parser.parse_args(argv)
     if args.list:
@@ -814,6 +1053,9 @@ def main(argv=None):
                   f"{case.dtype}{' ragged' if case.ragged else ''}"
                   + ("" if case.default_level is None else
                      f"  (by default only at --cpu-level {case.default_level})"))
+        for case in STEP_CASES:
+            print(f"{case.name:22s} {case.cell:9s} {case.size:7s} {case.shape} "
+                  f"{case.dtype}  (with --step)")
         return 0
     best = machine_level()
     if args.cpu_level is not None:
@@ -839,7 +1081,11 @@ def main(argv=None):
     left_out = ([] if args.cpu_level is None or args.cpu_level >= best or "onnxrt" not in libs
                 else ["onnxrt"])
     libs = [lib for lib in libs if lib not in left_out]
-    cases = select_cases(args.cases, args.cpu_level)
+    if args.step:
+        cases = [case for case in STEP_CASES
+                 if args.cases is None or any(re.search(p, case.name) for p in args.cases)]
+    else:
+        cases = select_cases(args.cases, args.cpu_level)
     if not cases:
         parser.error(f"no case matches {args.cases}; see --list")
 
@@ -871,6 +1117,8 @@ def main(argv=None):
         f"(< 1: cyrnn is faster); cyrnn IQR = interquartile range of cyrnn's samples over "
         f"their median (the noise)"
         + (" (--quick: a smoke run, not a measurement)" if args.quick else ""))
+    if args.step:
+        return run_step_group(cases, libs, args, out, left_out)
     out("- FLOPs: inference 2*steps*(I+H)*G*H, train step 3x that; steps = T*B or sum(lengths); "
         f"'GEMM GFLOP/s' = median of one {args.gemm_size}^3 scipy sgemm (dgemm for float64) "
         "run in every round of the same pass; 'of GEMM' = cyrnn GFLOP/s / that")

@@ -17,6 +17,9 @@ against torch capped to AVX2 in the same run, with the share of SGEMM at
 without the targets against onnxruntime when compare.py left it out (it has no
 cap); level 0 (baseline x86-64) cyrnn/torch <= 1 for the LSTM, GRU and RNN tanh
 at small, medium and large, inference and training step, on one thread.
+At every level, compare.py --step's rows (streaming, one step per call;
+issue 20): the tiny LSTM's step in at most 2 us, the small one's within 1.5x
+of the gemv of its weights measured in the same rounds.
 """
 
 SIZES = ("tiny", "small", "medium", "large")
@@ -120,7 +123,22 @@ def _variant_targets():
     return out
 
 
-TARGETS = _targets()
+def _microseconds(row, rows, one_thread):
+    return row["medians"]["cyrnn"] * 1e6
+
+
+def _step_targets():
+    """Streaming inference, one step per call (compare.py --step; issue 20):
+    at every level. The floor is the faster of a BLAS gemv and numpy's
+    matmul of the step's concatenated weights by a vector, in the same
+    rounds."""
+    return [("LSTM tiny step (I=16, H=32, B=1), us per step", 1, "lstm-tiny-step", "step",
+             _microseconds, _at_most(2.0)),
+            ("LSTM small step (I=64, H=128, B=1) / the gemv of its weights", 1,
+             "lstm-small-step", "step", _ratio("floor"), _at_most(1.5))]
+
+
+TARGETS = _targets() + _step_targets()
 
 
 def _level1_targets(left_out):
@@ -150,7 +168,7 @@ def _level0_targets():
             for mode, text in (("inference", "inference"), ("train step", "training")):
                 out.append((f"{name} {size} {text} vs torch", 1, f"{cell}-{size}", mode,
                             _ratio("torch"), _at_most(1.0)))
-    return out + _variant_targets()
+    return out + _variant_targets() + _step_targets()
 
 
 def targets(level=None, left_out=()):

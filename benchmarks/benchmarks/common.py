@@ -7,7 +7,7 @@ env_nobuild variables in asv.conf.json cover the case where it is not).
 """
 import numpy as np
 
-import cyrnn
+from cyrnn.layers import make_layer
 
 try:
     from threadpoolctl import threadpool_info, threadpool_limits

@@ -12,6 +12,7 @@ from cyrnn._cells import direction_suffix
 from cyrnn._packing import SequenceLayout
 from cyrnn._packed_cache import DirectionWeights, PackedWeightCache
 from cyrnn._plan import DirectionBuffers, DirectionGradients, LayerBuffers, LayerGradients
+from cyrnn._streaming import Stream
 from cyrnn._workspace import Workspace, aligned_empty, aligned_zeros
 from cyrnn._parameters import ParameterOwner
 from cyrnn._threads import get_num_threads
@@ -404,6 +405,61 @@ class RecurrentLayer(ParameterOwner):
                     cn_shape=None if cn is None else cn.shape, unbatched=unbatched,
                     scratch=tape_scratch.taken)
         return y, states, tape
+
+    # -- streaming ---------------------------------------------------------
+    def stream(self, batch_size=1, hx=None):
+        """A Stream: this layer fed one time step at a time, its state kept
+        inside, for inference on data that arrives step by step (a sensor,
+        a token generator). ``y = stream.step(x)`` takes x of shape
+        (batch_size, input_size) and returns (batch_size, H_out); with
+        batch_size=None, x is (input_size,) and y (H_out,). hx: the initial
+        states, as this layer's hx (None: zeros); ``stream.state`` gives
+        the current ones, ``stream.reset(hx)`` starts again.
+
+        The outputs of a sequence's steps are the rows of
+        ``model(sequence, hx)``'s y, to the bit, without a call's cost per
+        step (its checks, allocations and look-up of the packed weights):
+        a step checks x and runs the step kernels.
+
+        The weights are packed once, now, from the layer's weights as they
+        are now: changes made afterwards are not seen (make a new stream).
+        No dropout (inference). A bidirectional or reverse layer cannot
+        stream: its reverse direction starts from the end of the sequence."""
+        if self._bidirectional or self._reverse:
+            kind = "bidirectional" if self._bidirectional else "reverse=True"
+            raise ValueError(f"a {kind} {self._cell.layer} cannot stream: its reverse "
+                             f"direction reads the sequence from its end, which a stream "
+                             f"has not seen yet")
+        B = 1 if batch_size is None else check_int("batch_size", batch_size)
+        if B * self._widest > _MAX_ELEMENTS:
+            raise ValueError(f"batch_size is too large for this layer: {B}")
+        h, c = self._check_states("hx", hx, SequenceLayout.full(1, B), B, batch_size is None,
+                                  "(h0, c0)")
+        layers, new_packings = self._stream_layers(B, h, c)
+        stream = Stream(self, layers, h, c, batch_size)  # packs what the cache had not
+        self._packed_cache.store(entry for entry in new_packings if entry is not None)
+        return stream
+
+    def _stream_layers(self, B, h, c):
+        """The LayerBuffers of a one-step inference pass of B rows, which a
+        stream runs at every step, and the packings it makes for the cache
+        (None where the cache had one): as an inference pass's, with its
+        own copy of W_hr too (a stream keeps the weights it was made with;
+        the cache's packings are never changed, only replaced). Layer 0's x
+        and the last layer's y are stand-ins: each step gives its own."""
+        dtype, Hout = self._dtype, self._out_size
+        scratch = self._inference_scratch(B)
+        layers, new_packings = [], []
+        layer_input = aligned_empty((B, self._input_size), dtype)
+        for layer in range(self._num_layers):
+            buffers, entry = self._inference_direction(
+                layer, 0, h[layer], None if c is None else c[layer], scratch)
+            buffers.w_hr = _copy(buffers.w_hr)
+            y = aligned_empty((B, Hout), dtype)
+            layers.append(LayerBuffers(x=layer_input, y=y, mask=None, dirs=[buffers]))
+            new_packings.append(entry)
+            layer_input = y
+        return layers, new_packings
 
     # -- backward ----------------------------------------------------------
     def backward(self, tape, dy, dhn=None):

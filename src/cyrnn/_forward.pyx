@@ -219,14 +219,24 @@ cdef void _pack_direction(const Plan *p, const Direction *dr, int I, floating *p
                      transposed + packed_elements(1, Hout, GH, <floating *>NULL))
 
 
+cdef inline void _packed_parts(const Plan *p, const Direction *dr, int I, floating **hh,
+                               floating **ih, floating **bias) noexcept nogil:
+    """Where W_hh, W_ih and the biases lie in a direction's packed buffer
+    (in that order: see _plan._packed_weights_size)."""
+    hh[0] = <floating *>dr.packed
+    ih[0] = hh[0] + packed_elements(p.G, p.H, p.Hout, <floating *>NULL)
+    bias[0] = ih[0] + packed_elements(p.G, p.H, I, <floating *>NULL)
+
+
 cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
                              const floating *x) noexcept nogil:
     cdef const Direction *dr = &ly.dirs[d]
     # (initialized: parallel() copies them into each thread)
     cdef int H = p.H, Hout = p.Hout, GH = p.G * p.H, I = ly.in_size, s = 0, tid = 0, threads
-    cdef floating *packed_hh = <floating *>dr.packed
-    cdef floating *packed_ih = packed_hh + packed_elements(p.G, H, Hout, <floating *>NULL)
-    cdef floating *packed_bias = packed_ih + packed_elements(p.G, H, I, <floating *>NULL)
+    cdef floating *packed_hh
+    cdef floating *packed_ih
+    cdef floating *packed_bias
+    _packed_parts(p, dr, I, &packed_hh, &packed_ih, &packed_bias)
     _pack_direction(p, dr, I, packed_ih, packed_hh, packed_bias)
     # One team for the whole loop (the first step has the most rows): each
     # thread takes a contiguous range of unit blocks of every step.
@@ -262,3 +272,37 @@ def run(object cell, bint training, bint reverse, const Py_ssize_t[::1] batch_si
     `reverse`: the layers' one direction runs from the last step."""
     run_plan(cell, training, reverse, batch_sizes, offsets, hidden_size, out_size, layers, dtype,
              num_threads, None, _run_forward[float], _run_forward[double])
+
+
+# -- a plan kept between calls (_forward.pxd) -----------------------------------
+cdef void _pack_plan(Plan *p, const floating *real) noexcept nogil:
+    cdef int l, d, I
+    cdef Direction *dr
+    cdef floating *packed_hh
+    cdef floating *packed_ih
+    cdef floating *packed_bias
+    for l in range(p.L):
+        I = p.layers[l].in_size
+        for d in range(p.D):
+            dr = &p.layers[l].dirs[d]
+            _packed_parts(p, dr, I, &packed_hh, &packed_ih, &packed_bias)
+            _pack_direction(p, dr, I, packed_ih, packed_hh, packed_bias)
+            dr.packed_ready = True
+
+
+cdef void pack_plan(Plan *p, bint single) noexcept nogil:
+    """Packs the weights of every direction whose record did not bring them
+    packed, and marks them packed: run_forward then only steps. (A training
+    plan's transposed packing is made at every pass.)"""
+    if single:
+        _pack_plan[float](p, NULL)
+    else:
+        _pack_plan[double](p, NULL)
+
+
+cdef void run_forward(const Plan *p, bint single) noexcept nogil:
+    """The forward pass of a plan, in float32 (single) or float64."""
+    if single:
+        _run_forward[float](p, NULL)
+    else:
+        _run_forward[double](p, NULL)

@@ -115,3 +115,13 @@ cdef inline bint in_time_order(const Plan *p, int d) noexcept nogil:
     """Whether direction d visits the steps from the first to the last: the
     first direction does, unless the layer runs in reverse."""
     return (d == 0) != p.reverse
+
+# A plan built once and kept between calls, by a caller that runs it again and
+# again (the stream, _stream.pyx): run_plan's first two steps. init_plan
+# allocates p.layers (the caller frees it); p keeps pointers into
+# batch_sizes, offsets and every array of the records (the caller keeps them).
+cdef int init_plan(Plan *p, object cell, bint training, const Py_ssize_t[::1] batch_sizes,
+                   const Py_ssize_t[::1] offsets, int H, int Hout, list layers, object dtype,
+                   int num_threads) except -1
+cdef int fill_forward(Plan *p, list layers, object dtype) except -1
+cdef bint is_float32(object dtype)

@@ -240,6 +240,7 @@ cdef int init_plan(Plan *p, object cell, bint training,
              "W_hh packed in one group or two")
     p.hh_first = cell.recurrent_groups[0]
     p.training = training
+    p.reverse = False  # run_plan's caller says otherwise
     p.T = batch_sizes.shape[0]
     p.H, p.Hout = H, Hout
     p.B, p.N = batch_sizes[0], offsets[offsets.shape[0] - 1]
