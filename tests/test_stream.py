@@ -426,3 +426,26 @@ def test_steps_give_the_layers_results_at_every_level(level):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "streams agree" in done.stdout
+
+
+def test_a_sequential_streams_as_it_runs():
+    """Embedding -> LSTM -> Dropout -> GRU -> Linear, fed one step at a
+    time, gives the rows of the whole-sequence call, and its states."""
+    model = cyrnn.Sequential(cyrnn.Embedding(11, 6, seed=0), cyrnn.LSTM(6, 8, 2, seed=1),
+                             cyrnn.Dropout(0.5, seed=2), cyrnn.GRU(8, 5, seed=3),
+                             cyrnn.Linear(5, 11, seed=4))
+    ids = np.random.default_rng(0).integers(0, 11, (7, 3))
+    out, states = model(ids)
+    stream = model.stream(batch_size=3)
+    steps = np.stack([stream.step(ids[t]) for t in range(7)])
+    np.testing.assert_allclose(steps, out, rtol=1e-6, atol=1e-6)
+    for got, want in zip(stream.state, states):
+        for a, b in zip(got if isinstance(got, tuple) else (got,),
+                        want if isinstance(want, tuple) else (want,)):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    stream.reset()
+    np.testing.assert_allclose(stream.step(ids[0]), out[0], rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="hx must have one entry per recurrent layer"):
+        stream.reset([None])
+    with pytest.raises(ValueError, match="bidirectional"):
+        cyrnn.Sequential(cyrnn.GRU(2, 3, bidirectional=True)).stream()

@@ -56,7 +56,7 @@ from cyrnn._sparse import add_gradients
 from cyrnn._tape import Gradients, check_tape_origin
 from cyrnn._validation import as_real_array, check_shape, check_state_dict, real_array
 
-__all__ = ["Sequential", "SequentialTape"]
+__all__ = ["Sequential", "SequentialTape", "SequentialStream"]
 
 _METHODS = ("__call__", "forward", "backward", "parameters", "state_dict", "load_state_dict")
 
@@ -322,6 +322,20 @@ class Sequential:
             tapes.append(tape)
         return x, states, SequentialTape(self, tapes, x.shape)
 
+    def stream(self, batch_size=1, hx=None):
+        """A SequentialStream feeding the model one time step at a time,
+        the stateful layers' states kept inside (each layer's stream(): its
+        weights packed once, now). hx: None or one state per stateful
+        layer, as for __call__."""
+        hx = self._check_list("hx", hx)
+        streams, states = {}, iter(hx)
+        for i, layer in enumerate(self._layers):
+            if _stateful(layer):
+                if not callable(getattr(layer, "stream", None)):
+                    raise TypeError(f"layers[{i}] ({type(layer).__name__}) has no stream()")
+                streams[i] = layer.stream(batch_size, next(states))
+        return SequentialStream(self, streams)
+
     # -- backward ----------------------------------------------------------
     def backward(self, tape, dout, dstates=None):
         """Gradients of a scalar loss L from dout = dL/dout and optionally
@@ -363,3 +377,34 @@ class Sequential:
 
 def _same_values(a, b):
     return a.shape == b.shape and bool((a == b).all())
+
+
+class SequentialStream:
+    """A Sequential fed one time step at a time (Sequential.stream): each
+    stateful layer steps through its own stream (see RecurrentLayer.stream),
+    every other layer is called on the step's rows. ``y = stream.step(x)``
+    with x of shape (batch_size, features) (or (batch_size,) ids for an
+    Embedding first), ``state`` the list of the stateful layers' states,
+    ``reset(hx=None)`` with hx such a list."""
+
+    def __init__(self, model, streams):
+        self._model = model
+        self._streams = streams  # layer index -> its stream
+
+    def __repr__(self):
+        return f"<SequentialStream of {len(self._model)} layers>"
+
+    def step(self, x):
+        for i, layer in enumerate(self._model.layers):
+            stream = self._streams.get(i)
+            x = stream.step(x) if stream is not None else layer(x)
+        return x
+
+    @property
+    def state(self):
+        return [self._streams[i].state for i in self._model._stateful]
+
+    def reset(self, hx=None):
+        hx = self._model._check_list("hx", hx)
+        for i, state in zip(self._model._stateful, hx):
+            self._streams[i].reset(state)
