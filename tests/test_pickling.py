@@ -99,3 +99,4 @@ def test_a_worker_process_computes_what_this_one_does():
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
         out = pool.submit(_outputs_in_worker, model, x).result(timeout=120)
     np.testing.assert_array_equal(out, model(x)[0])
+

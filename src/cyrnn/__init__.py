@@ -19,3 +19,14 @@ __all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "Linear", "Em
            "RowGradient", "losses", "optim",
            "Sequential", "SequentialTape", "save", "load", "detach_states",
            "get_num_threads", "set_num_threads", "show_config", "__version__"]
+
+# The optional extras, imported on first use (cyrnn.onnx.export(...)) so
+# that `import cyrnn` needs numpy and scipy only.
+_EXTRAS = ("onnx", "sklearn", "dask")
+
+
+def __getattr__(name):
+    if name in _EXTRAS:
+        import importlib
+        return importlib.import_module(f"cyrnn.{name}")
+    raise AttributeError(f"module 'cyrnn' has no attribute {name!r}")
