@@ -322,3 +322,13 @@ def test_nothing_outside_the_folder_for_a_normal_model(tmp_path, opened):
     path.write_bytes(VALID)
     co.load(path)
     assert opened == [os.path.realpath(path)]
+
+
+def test_a_split_of_a_shape_is_refused_as_such():
+    """(Found by fuzzing: it escaped as an AttributeError.)"""
+    model = onnx.load_from_string(cyrnn.onnx.export(cyrnn.LSTM(3, 4, seed=0)))
+    model.graph.node.extend([
+        onnx.helper.make_node("Shape", ["x"], ["shape_"]),
+        onnx.helper.make_node("Split", ["shape_"], ["a_", "b_", "c_"], axis=0, num_outputs=3)])
+    with pytest.raises(ValueError, match=r"Split .*splits a shape"):
+        cyrnn.onnx.load(model.SerializeToString())

@@ -159,6 +159,8 @@ def _slice_dynamic(where, value, slices):
 def split(reading, where, inputs, attributes, node):
     check_arity(where, inputs, 1, 2)
     value = inputs[0]
+    if not isinstance(value, (Constant, StateRows, Zeros)):  # shapes, data: no rows to part
+        raise BadModel(f"{where} splits {kind_of(value)}")
     rank = rank_of(value, where)
     axis = axis_index(attributes.get("axis", 0), rank, where)
     n_out = len(node.output)
