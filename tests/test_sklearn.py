@@ -15,6 +15,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
+from sklearn.utils import estimator_checks
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from cyrnn.sklearn import RNNClassifier, RNNRegressor, SequenceScaler
@@ -75,6 +76,29 @@ def test_scikit_learn_checks(estimator, check):
         assert _array_api_results()[repr(estimator)] == "passed"
         return
     check(estimator)
+
+
+# Checks scikit-learn runs on its own estimators (sklearn/tests/test_common.py)
+# but not in check_estimator, where they apply to ours: feature names from
+# DataFrames, read-only input left alone, and set_output and
+# get_feature_names_out for the transformer. (check_param_validation is for
+# scikit-learn's private _parameter_constraints; these estimators check their
+# parameters at fit, each error naming the parameter: see below.)
+EXTRA_CHECKS = ["check_dataframe_column_names_consistency", "check_inplace_ensure_writeable"]
+TRANSFORMER_CHECKS = ["check_set_output_transform", "check_set_output_transform_pandas",
+                      "check_global_output_transform_pandas",
+                      "check_transformer_get_feature_names_out",
+                      "check_transformer_get_feature_names_out_pandas",
+                      "check_get_feature_names_out_error"]
+
+
+# (the pandas checks mix DataFrames and arrays on purpose, as for StandardScaler)
+@pytest.mark.filterwarnings("ignore:X (does not have valid|has) feature names:UserWarning")
+@pytest.mark.parametrize("estimator, name", [
+    (est, name) for est in ESTIMATORS for name in EXTRA_CHECKS
+    + (TRANSFORMER_CHECKS if isinstance(est, SequenceScaler) else [])], ids=repr)
+def test_scikit_learn_common_checks(estimator, name):
+    getattr(estimator_checks, name)(type(estimator).__name__, clone(estimator))
 
 
 # -- data ---------------------------------------------------------------------------
