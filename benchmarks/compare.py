@@ -176,6 +176,7 @@ import cyrnn
 from cyrnn import _cells
 from cyrnn.layers import make_layer
 import speed_targets  # beside this script
+from machine import cpu_name  # beside this script
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 from reference import GATES, Reference  # noqa: E402  the tests' numpy reference
@@ -1103,7 +1104,7 @@ def main(argv=None):
         + (f", onnxruntime {onnxruntime.__version__}, onnx {onnx.__version__}" if onnxruntime else ""))
     if torch is not None and not torch.__version__.startswith("2.13.0"):
         out(f"- WARNING: torch {torch.__version__} is not the pinned 2.13.0")
-    out(f"- python {platform.python_version()}, {platform.machine()}, {_cpu_name()}, "
+    out(f"- python {platform.python_version()}, {platform.machine()}, {cpu_name()}, "
         f"{os.cpu_count()} CPUs")
     isa_lines, isa_warnings = isa_header(args.cpu_level, best, left_out)
     for line in isa_lines:
@@ -1351,17 +1352,6 @@ def isa_header(level, best, left_out):
         lines.append(f"{', '.join(left_out)} left out: onnxruntime has no instruction-set cap, "
                      f"and this run is capped at level {level}, below this CPU's {best}")
     return lines, warnings
-
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

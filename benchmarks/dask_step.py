@@ -19,7 +19,6 @@ machines.
 import argparse
 import json
 import pickle
-import platform
 import statistics
 import time
 
@@ -30,20 +29,10 @@ from threadpoolctl import threadpool_limits
 import cyrnn
 import cyrnn.dask as cd
 from cyrnn import losses, optim
+from machine import cpu_name  # beside this script
 
 T, B, I, H = 100, 32, 128, 256
 WORKERS = 2
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def single_process_steps(model, opt, x, y, steps, batch):
@@ -149,7 +138,7 @@ def main():
     opt = optim.Adam(model.parameters(), lr=1e-3)
     local_model, local_opt = pickle.loads(pickle.dumps((model, opt)))
     n_params = sum(p.size for p in model.parameters().values())
-    out = {"cpu": cpu_model(), "kernel_level": _level(),
+    out = {"cpu": cpu_name(), "kernel_level": _level(),
            "shape": {"T": T, "B_per_worker": B, "I": I, "H": H, "workers": WORKERS},
            "parameters": int(n_params), "gradient_bytes": int(n_params * 4), "runs": {}}
     print(f"medium LSTM (T={T}, I={I}, H={H}), global batch {WORKERS * B}, {n_params:,} "

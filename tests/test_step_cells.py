@@ -34,6 +34,16 @@ def random_state(rng, key, shape, dtype=np.float64):
     return (draw(), draw()) if key in WITH_CELL_STATE else draw()
 
 
+def random_problem(key, dtype, T, seed):
+    """(xs (T, B, I), hx, dy (T, B, H), dL/d final state) for T steps of a
+    `key` cell, drawn from default_rng(seed)."""
+    rng = np.random.default_rng(seed)
+    xs = rng.standard_normal((T, B, I)).astype(dtype)
+    hx = random_state(rng, key, (B, H), dtype)
+    dy = rng.standard_normal((T, B, H)).astype(dtype)
+    return xs, hx, dy, random_state(rng, key, (B, H), dtype)
+
+
 def states(value):
     """A cell's state (or its gradient) as a tuple: (h,) or (h, c)."""
     return value if isinstance(value, tuple) else (value,)
@@ -334,13 +344,8 @@ def unroll_backward(cell, tapes, dy, dhn):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("bias", [True, False])
 def test_steps_match_the_numpy_reference(key, dtype, bias):
-    T = 5
     cell = make_cell(key, dtype=dtype, bias=bias, seed=7)
-    rng = np.random.default_rng(7)
-    xs = rng.standard_normal((T, B, I)).astype(dtype)
-    hx = random_state(rng, key, (B, H), dtype)
-    dy = rng.standard_normal((T, B, H)).astype(dtype)
-    dhn = random_state(rng, key, (B, H), dtype)
+    xs, hx, dy, dhn = random_problem(key, dtype, T=5, seed=7)
     ys, final, tapes = unroll(cell, xs, hx)
     dxs, dhx, grads = unroll_backward(cell, tapes, dy, dhn)
 
@@ -430,14 +435,9 @@ def test_matches_torch(path):
 @pytest.mark.parametrize("key", CELLS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_cell_unrolled_by_hand_trains_as_the_layer(key, dtype):
-    T = 6
     cell = make_cell(key, dtype=dtype, seed=8)
     layer = cell.to_layer()
-    rng = np.random.default_rng(8)
-    xs = rng.standard_normal((T, B, I)).astype(dtype)
-    hx = random_state(rng, key, (B, H), dtype)
-    dy = rng.standard_normal((T, B, H)).astype(dtype)
-    dhn = random_state(rng, key, (B, H), dtype)
+    xs, hx, dy, dhn = random_problem(key, dtype, T=6, seed=8)
 
     ys, final, tapes = unroll(cell, xs, hx)
     dxs, dhx, grads = unroll_backward(cell, tapes, dy, dhn)
