@@ -474,8 +474,9 @@ class RecurrentLayer(ParameterOwner):
                  for name, shape in self._param_shapes.items()}
         scratch = self._bptt_scratch(tape)
         layers = self._gradient_layers(tape, scratch, dh, dc, grads, dy_packed)
-        _bptt.run(self._cell, self._reverse, tape.layout.batch_sizes, tape.layout.offsets, self._hidden_size,
-                  self._out_size, layers, self._dtype, scratch.packed, get_num_threads())
+        _bptt.run(self._cell, self._reverse, tape.layout.batch_sizes, tape.layout.offsets,
+                  self._hidden_size, self._out_size, layers, self._dtype, scratch.packed,
+                  get_num_threads())
         self._give_back_scratch(scratch, layers)
         return self._gradients(tape, layers[0].dx, dh, dc, grads)
 
