@@ -15,10 +15,10 @@ from cyrnn.sequential import Sequential, SequentialTape
 from cyrnn.serialization import load, save
 from cyrnn.states import detach_states
 
-__all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "Linear", "Embedding", "Dropout", "Tape", "Gradients",
-           "RowGradient", "losses", "optim",
-           "Sequential", "SequentialTape", "save", "load", "detach_states",
-           "get_num_threads", "set_num_threads", "show_config", "__version__"]
+__all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "Linear", "Embedding",
+           "Dropout", "Tape", "Gradients", "RowGradient", "losses", "optim", "Sequential",
+           "SequentialTape", "save", "load", "detach_states", "get_num_threads",
+           "set_num_threads", "show_config", "__version__"]
 
 # The optional extras, imported on first use (cyrnn.onnx.export(...)) so
 # that `import cyrnn` needs numpy and scipy only.

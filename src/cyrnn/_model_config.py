@@ -30,7 +30,8 @@ _CLASSES = {
 _ADDED_KEYS = {"LSTM": {"peephole": False, "reverse": False},
                "GRU": {"reset_after": True, "reverse": False}, "RNN": {"reverse": False},
                "Sequential": {"tied": {}}}
-_CELL_OPTIONS = ("peephole", "reset_after", "nonlinearity")  # the keys that select a cell (_cells.py)
+# the keys that select a cell (_cells.py)
+_CELL_OPTIONS = ("peephole", "reset_after", "nonlinearity")
 
 
 class BadFile(Exception):
