@@ -14,8 +14,10 @@ from cyrnn._version import __version__
 
 NEXT_STEPS = """\
 Next: read examples/char_lm.py, examples/forecast_sunspots.py and
-examples/truncated_bptt.py (short scripts that use the API directly), and the
-README's "Training toolkit" section: Sequential, losses, optim, save/load."""
+examples/truncated_bptt.py (short scripts that use the API directly), then
+examples/word_language_model.py and examples/time_sequence_prediction.py
+(embeddings, tied weights, cells, L-BFGS), and the README's "Training
+toolkit" section: Sequential, losses, optim, checkpoints."""
 
 
 def set_threads(n):
