@@ -351,19 +351,23 @@ def thread_report():
 # --------------------------------------------------------------------------
 # torch
 # --------------------------------------------------------------------------
+def torch_module(case, step):
+    """(torch's module computing the case's cell in its dtype, that dtype):
+    the layer (nn.LSTM...), or with `step` its one-step cell (nn.LSTMCell...)."""
+    T, B, I, H = case.shape
+    tdtype = torch.float32 if case.dtype == "float32" else torch.float64
+    kind = case.cell if case.cell in ("LSTM", "GRU") else "RNN"
+    options = {} if kind != "RNN" else {
+        "nonlinearity": "tanh" if case.cell == "RNN_TANH" else "relu"}
+    return getattr(torch.nn, kind + ("Cell" if step else ""))(I, H, **options).to(tdtype), tdtype
+
+
 class TorchRunner:
     CELLS = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")  # the cells torch.nn has
 
     def __init__(self, case, model, x, dy, lengths):
-        T, B, I, H = case.shape
-        tdtype = torch.float32 if case.dtype == "float32" else torch.float64
-        if case.cell == "LSTM":
-            net = torch.nn.LSTM(I, H)
-        elif case.cell == "GRU":
-            net = torch.nn.GRU(I, H)
-        else:
-            net = torch.nn.RNN(I, H, nonlinearity="tanh" if case.cell == "RNN_TANH" else "relu")
-        net = net.to(tdtype)
+        T = case.shape[0]
+        net, _ = torch_module(case, step=False)
         net.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v))
                              for k, v in model.state_dict().items()})
         self.net, self.T, self.is_lstm = net, T, case.cell == "LSTM"
@@ -524,15 +528,7 @@ class TorchStepRunner:
 
     def __init__(self, case, model, x):
         T, B, I, H = case.shape
-        tdtype = torch.float32 if case.dtype == "float32" else torch.float64
-        if case.cell == "LSTM":
-            net = torch.nn.LSTMCell(I, H)
-        elif case.cell == "GRU":
-            net = torch.nn.GRUCell(I, H)
-        else:
-            net = torch.nn.RNNCell(I, H, nonlinearity="tanh" if case.cell == "RNN_TANH"
-                                   else "relu")
-        net = net.to(tdtype)
+        net, tdtype = torch_module(case, step=True)
         # the cell's parameters are the layer's, without the _l0 suffix
         net.load_state_dict({k[:-len("_l0")]: torch.from_numpy(np.ascontiguousarray(v))
                              for k, v in model.state_dict().items()})

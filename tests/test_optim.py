@@ -255,20 +255,23 @@ def test_bad_hyperparameters(make, error, fragment):
         make({"p": np.zeros(2)})
 
 
-def test_bad_params():
+@pytest.mark.parametrize("make", [lambda p: optim.SGD(p, lr=0.1), optim.Adam, optim.AdamW,
+                                  optim.LBFGS], ids=["SGD", "Adam", "AdamW", "LBFGS"])
+def test_bad_params(make):
+    """Every optimizer checks its params alike (the shared _Optimizer)."""
     with pytest.raises(TypeError, match="params"):
-        optim.SGD([np.zeros(2)], lr=0.1)
+        make([np.zeros(2)])
     with pytest.raises(TypeError, match=r"params\['p'\]"):
-        optim.SGD({"p": [1.0, 2.0]}, lr=0.1)
+        make({"p": [1.0, 2.0]})
     with pytest.raises(TypeError, match=r"params\['p'\]"):
-        optim.Adam({"p": np.zeros(2, dtype=int)})
+        make({"p": np.zeros(2, dtype=int)})
     frozen = np.zeros(2)
     frozen.flags.writeable = False
     with pytest.raises(ValueError, match=r"params\['p'\]"):
-        optim.Adam({"p": frozen})
+        make({"p": frozen})
     shared = np.zeros(2)
     with pytest.raises(ValueError, match="same array"):
-        optim.Adam({"a": shared, "b": shared})
+        make({"a": shared, "b": shared})
 
 
 def test_bad_grads_change_nothing():
