@@ -16,6 +16,16 @@ int cyrnn_cpu_best_level(void)
     return 0;
 }
 
+int cyrnn_cpu_has_avx(void)
+{
+#if CYRNN_X86_DISPATCH
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx");
+#else
+    return 0;
+#endif
+}
+
 static int cyrnn_choose_level(void)
 {
     int level = cyrnn_cpu_best_level();

@@ -18,6 +18,9 @@
 int cyrnn_kernel_level(void);
 /* The best level this CPU runs, ignoring CYRNN_CPU_LEVEL. */
 int cyrnn_cpu_best_level(void);
+/* Whether the CPU has AVX (256-bit vectors, which any BLAS of x86-64 uses
+ * where it can), whatever the kernels' level; 0 off x86-64. */
+int cyrnn_cpu_has_avx(void);
 /* "AVX-512", "AVX2+FMA", "SSE2", "NEON" or "generic": the level's name on
  * this build. */
 const char *cyrnn_kernel_level_name(int level);

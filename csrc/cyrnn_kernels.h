@@ -100,7 +100,11 @@
        the caches. phase: 0 for a one-phase cell; a two-phase cell         \
        (GRU_RESET_BEFORE) takes 1 then 2, every thread's phase 1 of the     \
        step done before any phase 2, with gates and extra (its tape, or   \
-       scratch rows for inference) never NULL. */                          \
+       scratch rows for inference) never NULL. pre_x, pre_h: NULL, or the  \
+       input's (x W_ih^T) or the state's (h W_hh^T) product, done outside   \
+       (by BLAS), rows G*H apart from row 0 of the step, gates in W's     \
+       order; the step then skips that product. (pre_h: not for             \
+       GRU_RESET_BEFORE, whose W_hn product needs the step's r.) */          \
     ptrdiff_t cyrnn_packed_bias_size_##SFX(int cell, int H);                   \
     void cyrnn_pack_bias_##SFX(int cell, int H, const REAL *bias,              \
                                const REAL *bias_hn, const REAL *peephole,      \
@@ -109,7 +113,8 @@
                                int Hout,                                       \
                                int first_block, int end_block, int n,          \
                                const REAL *packed_ih, const REAL *packed_hh,   \
-                               const REAL *packed_bias, const REAL *x,         \
+                               const REAL *packed_bias, const REAL *pre_x,     \
+                               const REAL *pre_h, const REAL *x,               \
                                ptrdiff_t ldx, const REAL *h, ptrdiff_t ldh,    \
                                REAL *c, REAL *out, ptrdiff_t ldo,              \
                                REAL *gates, REAL *extra, REAL *next_h,         \

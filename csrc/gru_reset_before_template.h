@@ -26,7 +26,8 @@
 /* Phase 1 on rows r0 ... r0 + R - 1 of one unit block from j0. */
 static inline __attribute__((always_inline)) void
 FN(reset_gates_tile)(const int R, int H, int I, int Hout, const REAL *restrict pih,
-                     const REAL *restrict phh, const REAL *restrict pbias, int r0,
+                     const REAL *restrict phh, const REAL *restrict pbias,
+                     const REAL *restrict pre_x, int r0,
                      const REAL *restrict x, ptrdiff_t ldx, const REAL *restrict h,
                      ptrdiff_t ldh, REAL *restrict gates, REAL *restrict rh, int j0,
                      int units)
@@ -39,6 +40,8 @@ FN(reset_gates_tile)(const int R, int H, int I, int Hout, const REAL *restrict p
         CYRNN_TILE_LOOP
         for (int a = 0; a < 3; ++a)
             acc[r][a] = b[a];
+    if (pre_x)
+        FN(add_preactivations)(R, 3, 3, 0, pre_x + r0 * GH, H, j0, units, acc);
     FN(accumulate_rows)(R, 3, 3, 0, I, pih, x + r0 * ldx, ldx, acc);
     FN(accumulate_rows)(R, 2, 3, 0, Hout, phh, h + r0 * ldh, ldh, acc);
     for (int r = 0; r < R; ++r) {
@@ -88,8 +91,8 @@ FN(reset_candidate_tile)(const int R, const int NB, int H, const REAL *restrict 
 }
 
 #define CYRNN_RESET_GATES_TILE(RT, R0)                                         \
-    FN(reset_gates_tile)(RT, H, I, Hout, pih, phh, pb, R0, x, ldx, h, ldh,      \
-                         gates, rh, j0, units)
+    FN(reset_gates_tile)(RT, H, I, Hout, pih, phh, pb, pre_x, R0, x, ldx, h,    \
+                         ldh, gates, rh, j0, units)
 #define CYRNN_RESET_CANDIDATE_TILE(RT, R0, NB)                                 \
     FN(reset_candidate_tile)(RT, NB, H, phn + (ptrdiff_t)block * H * V, R0, h, ldh, \
                              gates, rh, out, ldo, next_h, next_rows, block * V)
@@ -105,9 +108,9 @@ FN(reset_candidate_tile)(const int R, const int NB, int H, const REAL *restrict 
 static void FN(reset_before_step)(int phase, int H, int I, int Hout, int first_block,
                                   int end_block, int n, const REAL *packed_ih,
                                   const REAL *packed_hh, const REAL *packed_bias,
-                                  const REAL *x, ptrdiff_t ldx, const REAL *h,
-                                  ptrdiff_t ldh, REAL *out, ptrdiff_t ldo, REAL *gates,
-                                  REAL *rh, REAL *next_h, int next_rows)
+                                  const REAL *pre_x, const REAL *x, ptrdiff_t ldx,
+                                  const REAL *h, ptrdiff_t ldh, REAL *out, ptrdiff_t ldo,
+                                  REAL *gates, REAL *rh, REAL *next_h, int next_rows)
 {
     /* W_hn's packing follows W_h{r,z}'s (see packed_template.h's layout) */
     const REAL *phn = packed_hh + (ptrdiff_t)((H + V - 1) / V) * Hout * 2 * V;

@@ -176,13 +176,31 @@ FN(accumulate_rows)(const int R, const int G, const int A, const int split, int 
     }
 }
 
+/* acc[r][.] += the pre-activations a product outside the step left in pre
+ * (rows G*H apart, gate g at g*H: see cyrnn_cell_step), units [j0, j0 +
+ * units) of rows 0 ... R - 1; with split, gate 2 goes to accumulator 3 as
+ * in accumulate_rows. */
+static inline __attribute__((always_inline)) void
+FN(add_preactivations)(const int R, const int G, const int A, const int split,
+                       const REAL *restrict pre, int H, int j0, int units,
+                       FN(panel_vec) acc[R][A])
+{
+    const ptrdiff_t GH = (ptrdiff_t)G * H;
+    CYRNN_TILE_LOOP
+    for (int r = 0; r < R; ++r)
+        CYRNN_TILE_LOOP
+        for (int g = 0; g < G; ++g)
+            acc[r][split && g == 2 ? 3 : g] += FN(load_units)(pre + r * GH + g * H + j0, units);
+}
+
 /* Rows r0 ... r0 + R - 1 of one unit block of an LSTM or GRU. c has rows
  * of H, gates of G*H, extra of E; c is NULL for the GRU, gates and extra
  * without a tape. */
 static inline __attribute__((always_inline)) void
 FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
               const REAL *restrict pih, const REAL *restrict phh,
-              const REAL *restrict pbias, int r0, const REAL *restrict x,
+              const REAL *restrict pbias, const REAL *restrict pre_x,
+              const REAL *restrict pre_h, int r0, const REAL *restrict x,
               ptrdiff_t ldx, const REAL *restrict h, ptrdiff_t ldh, REAL *restrict c,
               REAL *restrict out, ptrdiff_t ldo, REAL *restrict gates,
               REAL *restrict extra, REAL *restrict next_h, int next_rows, int j0,
@@ -200,6 +218,10 @@ FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
         CYRNN_TILE_LOOP
         for (int a = 0; a < A; ++a)
             acc[r][a] = b[a];
+    if (pre_x)
+        FN(add_preactivations)(R, G, A, 0, pre_x + r0 * GH, H, j0, units, acc);
+    if (pre_h)
+        FN(add_preactivations)(R, G, A, split, pre_h + r0 * GH, H, j0, units, acc);
     FN(accumulate_rows)(R, G, A, 0, I, pih, xt, ldx, acc);
     FN(accumulate_rows)(R, G, A, split, Hout, phh, ht, ldh, acc);
     for (int r = 0; r < R; ++r) {
@@ -234,8 +256,9 @@ FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
 static inline __attribute__((always_inline)) void
 FN(rnn_step_tile)(const int relu, const int R, const int NB, int stream, int H, int I,
                   const REAL *restrict pih, const REAL *restrict phh,
-                  const REAL *restrict pbias, int r0, const REAL *restrict x,
-                  ptrdiff_t ldx, const REAL *restrict h, ptrdiff_t ldh,
+                  const REAL *restrict pbias, const REAL *restrict pre_x,
+                  const REAL *restrict pre_h, int r0, const REAL *restrict x,
+                  ptrdiff_t ldx, int Kh, const REAL *restrict h, ptrdiff_t ldh,
                   REAL *restrict out, ptrdiff_t ldo, REAL *restrict gates,
                   REAL *restrict next_h, int next_rows, int j0)
 {
@@ -243,10 +266,16 @@ FN(rnn_step_tile)(const int relu, const int R, const int NB, int stream, int H, 
     CYRNN_TILE_LOOP
     for (int r = 0; r < R; ++r)
         CYRNN_TILE_LOOP
-        for (int n = 0; n < NB; ++n)
+        for (int n = 0; n < NB; ++n) {
+            int j = j0 + n * V, units = H - j < V ? H - j : V;
             acc[r][n] = ((const FN(panel_vec) *)pbias)[n];
+            if (pre_x)
+                acc[r][n] += FN(load_units)(pre_x + (r0 + r) * (ptrdiff_t)H + j, units);
+            if (pre_h)
+                acc[r][n] += FN(load_units)(pre_h + (r0 + r) * (ptrdiff_t)H + j, units);
+        }
     FN(panel_accumulate)(R, NB, I, pih, (ptrdiff_t)I * V, x + r0 * ldx, ldx, 1, acc);
-    FN(panel_accumulate)(R, NB, H, phh, (ptrdiff_t)H * V, h + r0 * ldh, ldh, 1, acc);
+    FN(panel_accumulate)(R, NB, Kh, phh, (ptrdiff_t)H * V, h + r0 * ldh, ldh, 1, acc);
     CYRNN_TILE_LOOP
     for (int r = 0; r < R; ++r)
         CYRNN_TILE_LOOP
@@ -264,8 +293,9 @@ FN(rnn_step_tile)(const int relu, const int R, const int NB, int stream, int H, 
 
 /* Every row of one block, in tiles (see CYRNN_ROW_TILES). */
 #define CYRNN_STEP_TILE(RT, R0)                                                \
-    FN(step_tile)(cell_, RT, stream, H, I, Hout, pih, phh, pb, R0, x, ldx, h,  \
-                  ldh, c, out, ldo, gates, extra, next_h, next_rows, j0, units)
+    FN(step_tile)(cell_, RT, stream, H, I, Hout, pih, phh, pb, pre_x, pre_h,   \
+                  R0, x, ldx, h, ldh, c, out, ldo, gates, extra, next_h,        \
+                  next_rows, j0, units)
 #define CYRNN_STEP_CELL(CELL, R_)                                              \
     do {                                                                       \
         const int cell_ = (CELL);                                              \
@@ -275,6 +305,7 @@ FN(rnn_step_tile)(const int relu, const int R, const int NB, int stream, int H, 
 #define CYRNN_STEP_PARAMS                                                      \
     (int cell, int H, int I, int Hout, int first_block, int end_block, int n,  \
      const REAL *packed_ih, const REAL *packed_hh, const REAL *packed_bias,    \
+     const REAL *pre_x, const REAL *pre_h,                                     \
      const REAL *x, ptrdiff_t ldx, const REAL *h, ptrdiff_t ldh, REAL *c,       \
      REAL *out, ptrdiff_t ldo, REAL *gates, REAL *extra, REAL *next_h,         \
      int next_rows, int stream)
@@ -325,14 +356,15 @@ static void FN(gated_step) CYRNN_STEP_PARAMS
 #define CYRNN_RNN_TILE(RT, R0, NB)                                             \
     FN(rnn_step_tile)(relu, RT, NB, stream, H, I, packed_ih + (ptrdiff_t)block * I * V, \
                       packed_hh + (ptrdiff_t)block * H * V, packed_bias + (ptrdiff_t)block * V, \
-                      R0, x, ldx, h, ldh, out, ldo, gates, next_h, next_rows, block * V)
+                      pre_x, pre_h, R0, x, ldx, Hout, h, ldh, out, ldo, gates, next_h,  \
+                      next_rows, block * V)
 #define CYRNN_RNN_TILE_NB(RT, R0) CYRNN_RNN_TILE(RT, R0, CYRNN_STEP_RNN_BLOCKS)
 #define CYRNN_RNN_TILE_1(RT, R0) CYRNN_RNN_TILE(RT, R0, 1)
 #define CYRNN_RNN_TILE_2(RT, R0) CYRNN_RNN_TILE(RT, R0, 2)
 static void FN(rnn_step) CYRNN_STEP_PARAMS
 {
     const int relu = cell == CYRNN_CELL_RNN_RELU;
-    (void)Hout, (void)c, (void)extra; /* Hout = H: no projection */
+    (void)c, (void)extra; /* Hout: H, or 0 when pre_h holds the product */
     CYRNN_ONE_ACCUMULATOR_BLOCKS(CYRNN_RNN_TILE_NB, CYRNN_RNN_TILE_2, CYRNN_RNN_TILE_1);
 }
 #undef CYRNN_RNN_TILE
@@ -348,26 +380,29 @@ static void FN(rnn_step) CYRNN_STEP_PARAMS
 static void FN(cyrnn_cell_step)(int cell, int phase, int H, int I, int Hout,
                                 int first_block, int end_block, int n,
                                 const REAL *packed_ih, const REAL *packed_hh,
-                                const REAL *packed_bias, const REAL *x, ptrdiff_t ldx,
+                                const REAL *packed_bias, const REAL *pre_x,
+                                const REAL *pre_h, const REAL *x, ptrdiff_t ldx,
                                 const REAL *h, ptrdiff_t ldh, REAL *c, REAL *out,
                                 ptrdiff_t ldo, REAL *gates, REAL *extra, REAL *next_h,
                                 int next_rows, int stream_tape)
 {
     const int stream = CYRNN_STREAM_TAPE && stream_tape && gates;
+    /* a product whose result pre_* brings is not run here */
+    const int Kx = pre_x ? 0 : I, Kh = pre_h ? 0 : Hout;
     switch ((enum cyrnn_cell)cell) {
     case CYRNN_CELL_LSTM: case CYRNN_CELL_LSTM_PEEPHOLE: case CYRNN_CELL_GRU:
-        FN(gated_step)(cell, H, I, Hout, first_block, end_block, n, packed_ih, packed_hh,
-                       packed_bias, x, ldx, h, ldh, c, out, ldo, gates, extra, next_h,
-                       next_rows, stream);
+        FN(gated_step)(cell, H, Kx, Kh, first_block, end_block, n, packed_ih, packed_hh,
+                       packed_bias, pre_x, pre_h, x, ldx, h, ldh, c, out, ldo, gates, extra,
+                       next_h, next_rows, stream);
         break;
     case CYRNN_CELL_RNN_TANH: case CYRNN_CELL_RNN_RELU:
-        FN(rnn_step)(cell, H, I, Hout, first_block, end_block, n, packed_ih, packed_hh,
-                     packed_bias, x, ldx, h, ldh, c, out, ldo, gates, extra, next_h,
-                     next_rows, stream);
+        FN(rnn_step)(cell, H, Kx, Kh, first_block, end_block, n, packed_ih, packed_hh,
+                     packed_bias, pre_x, pre_h, x, ldx, h, ldh, c, out, ldo, gates, extra,
+                     next_h, next_rows, stream);
         break;
     case CYRNN_CELL_GRU_RESET_BEFORE: /* re-reads its rows of gates: never streamed */
-        FN(reset_before_step)(phase, H, I, Hout, first_block, end_block, n, packed_ih,
-                              packed_hh, packed_bias, x, ldx, h, ldh, out, ldo, gates,
+        FN(reset_before_step)(phase, H, Kx, Hout, first_block, end_block, n, packed_ih,
+                              packed_hh, packed_bias, pre_x, x, ldx, h, ldh, out, ldo, gates,
                               extra, next_h, next_rows);
         break;
     }
@@ -401,14 +436,15 @@ void FN(cyrnn_pack_bias)(int cell, int H, const REAL *bias, const REAL *bias_hn,
 void FN(cyrnn_cell_step)(int cell, int phase, int H, int I, int Hout, int first_block,
                          int end_block, int n, const REAL *packed_ih,
                          const REAL *packed_hh, const REAL *packed_bias,
+                         const REAL *pre_x, const REAL *pre_h,
                          const REAL *x, ptrdiff_t ldx, const REAL *h,
                          ptrdiff_t ldh, REAL *c, REAL *out, ptrdiff_t ldo,
                          REAL *gates, REAL *extra, REAL *next_h, int next_rows,
                          int stream_tape)
 {
     CYRNN_PICK(cyrnn_cell_step)(cell, phase, H, I, Hout, first_block, end_block, n, packed_ih,
-                                packed_hh, packed_bias, x, ldx, h, ldh, c, out, ldo, gates,
-                                extra, next_h, next_rows, stream_tape);
+                                packed_hh, packed_bias, pre_x, pre_h, x, ldx, h, ldh, c, out,
+                                ldo, gates, extra, next_h, next_rows, stream_tape);
 }
 
 #endif /* CYRNN_ENTRY_POINTS */

@@ -39,6 +39,34 @@ def test_a_cap_names_the_level_and_its_vector_width(cap):
         assert f"CYRNN_CPU_LEVEL={cap}" in reason
 
 
+def products_in_subprocess(cap, coretype=None):
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in ("CYRNN_CPU_LEVEL", "OPENBLAS_CORETYPE")}
+    environment.update({k: v for k, v in (("CYRNN_CPU_LEVEL", cap),
+                                          ("OPENBLAS_CORETYPE", coretype)) if v})
+    environment["PYTHONPATH"] = os.path.dirname(os.path.dirname(cyrnn.__file__))
+    done = subprocess.run([sys.executable, "-c", "import cyrnn; from cyrnn import _cpu; print("
+                           "_cpu.blas_outpaces_kernels(), cyrnn.show_config(mode='dicts')"
+                           "['kernels']['forward products'])"], env=environment,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    outpaces, products = done.stdout.split(maxsplit=1)
+    return outpaces == "True", products
+
+
+def test_blas_runs_the_products_only_where_its_vectors_are_wider_than_the_kernels():
+    best, _, _ = config_in_subprocess(None)
+    outpaces, products = products_in_subprocess(None)
+    assert not outpaces and products.startswith("the kernels")
+    outpaces, products = products_in_subprocess("0")
+    # every CPU with AVX2 has AVX: capped at 0, it runs BLAS's products
+    assert outpaces == (best > 0) and products.startswith("BLAS") == outpaces
+    outpaces, products = products_in_subprocess("0", coretype="Nehalem")
+    assert not outpaces and products.startswith("the kernels")
+    if best > 0:
+        assert "OPENBLAS_CORETYPE" in products
+
+
 def test_show_config_prints_every_section(capsys):
     assert cyrnn.show_config() is None
     printed = capsys.readouterr().out

@@ -1,5 +1,8 @@
 """One model used from several threads at once gives the sequential results,
 and the GIL is released while the time loops run."""
+import os
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -7,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from helpers import make_model
+from helpers import level_environment, make_model
 
 
 def run_pass(model, x, lengths):
@@ -90,6 +93,23 @@ def test_thread_count_is_set_globally_and_results_do_not_depend_on_it(cell, opti
             cyrnn.set_num_threads(0)
     finally:
         cyrnn.set_num_threads(None)
+
+
+def test_results_do_not_depend_on_the_thread_count_at_level_0_either():
+    """At level 0 on a CPU with AVX the forward pass's products run in BLAS
+    (_plan.blas_products), from one thread of the team, between barriers:
+    the test above, in a process capped there."""
+    script = (f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r})\n"
+              "from cyrnn import _cpu\n"
+              "import test_threads as t\n"
+              "assert _cpu.kernel_level() == 0\n"
+              "for cell, options in [('LSTM', dict(bidirectional=True)), "
+              "('LSTM', dict(proj_size=64)), ('GRU', dict(num_layers=2)), ('RNN_RELU', {})]:\n"
+              "    t.test_thread_count_is_set_globally_and_results_do_not_depend_on_it("
+              "cell, options, True)\n")
+    done = subprocess.run([sys.executable, "-c", script], env=level_environment("0"),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 @pytest.mark.parametrize("cell", ["LSTM", "GRU"])

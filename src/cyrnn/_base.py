@@ -286,14 +286,24 @@ class RecurrentLayer(ParameterOwner):
         call = self._forward_call(x, hx, lengths, training)
         tape_scratch = _TapeScratch(self._workspace, self._dtype) if training else None
         layers, new_packings = self._forward_layers(call, tape_scratch)
+        products = self._products_scratch(call.layout.batch_sizes[0])
         _forward.run(self._cell, training, self._reverse, call.layout.batch_sizes,
                      call.layout.offsets, self._hidden_size, self._out_size, layers,
-                     self._dtype, get_num_threads())
+                     self._dtype, get_num_threads(), products)
+        self._workspace.give("products", products)
         if training:
             self._strip_weights(layers)
         else:
             self._packed_cache.store(entry for entry in new_packings if entry is not None)
         return self._forward_outputs(call, layers, tape_scratch)
+
+    def _products_scratch(self, batch):
+        """The scratch of the products BLAS runs in place of the step
+        kernel's (see _plan.blas_products), or None where it does not."""
+        if not _plan.blas_products(self._cell):
+            return None
+        size = _plan.products_size(self._cell, self._hidden_size, int(batch))
+        return self._workspace.take("products", (size,), self._dtype)
 
     def _forward_call(self, x, hx, lengths, training):
         x, x_tm, unbatched = self._check_input(x)

@@ -22,7 +22,8 @@ from cyrnn._kernels cimport (add_rows, cell_backward, copy_rows, gru_reset_befor
                              lstm_backward_product, multiply, packed_blocks, packed_elements,
                              packed_product, peephole_gradient, weight_gradient_chunk)
 from cyrnn._loops cimport omp_barrier, pack_share, threads_for
-from cyrnn._plan cimport Direction, Layer, Plan, in_time_order, run_plan
+from cyrnn._plan cimport (Direction, Layer, Plan, chunk_end, chunk_first_row, in_time_order,
+                          run_plan)
 
 
 cdef inline void _gradient_chunk(const Plan *p, const Layer *ly, int d, floating *panels,
@@ -139,27 +140,6 @@ cdef void _gradient_chunk_alone(const Plan *p, const Layer *ly, int d, floating 
         _gradient_chunk(p, ly, d, panels, row0, rows, accumulate, 0, 1)
 
 
-cdef inline int _chunk_end(const Plan *p, int d, int s0) noexcept nogil:
-    """One past the last step (in the order direction d visits them) of the
-    weight gradients' chunk that starts at step s0: as many whole steps as
-    fit in gradient_rows rows (one at least: it holds a batch)."""
-    cdef Py_ssize_t rows = 0
-    cdef int s = s0, t
-    while s < p.T:
-        t = p.T - 1 - s if in_time_order(p, d) else s
-        if s > s0 and rows + p.batch_sizes[t] > p.gradient_rows:
-            break
-        rows += p.batch_sizes[t]
-        s += 1
-    return s
-
-
-cdef inline Py_ssize_t _chunk_first_row(const Plan *p, int d, int s0, int s1) noexcept nogil:
-    """The first row of the chunk of steps [s0, s1): its steps are consecutive
-    in time, so its rows are too."""
-    return p.offsets[p.T - s1] if in_time_order(p, d) else p.offsets[s0]
-
-
 cdef inline void _product_blocks(int H, int K, int n, const floating *packed,
                                  const floating *x, Py_ssize_t ldx, floating *out,
                                  Py_ssize_t ldo, bint accumulate, int first_block,
@@ -274,6 +254,8 @@ cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
     cdef int Hout = p.Hout, GH = p.G * p.H, s = 0, s0 = 0, s1 = 0, tid = 0, threads
     cdef int blocks = packed_blocks(Hout, <floating *>NULL)
     cdef Py_ssize_t row0 = 0
+    # BPTT visits the steps in the order opposite to the forward pass's
+    cdef bint ascending = not in_time_order(p, d)
     # W_hh and W_ih transposed by the forward pass, by blocks of their output
     # units: W_hh's for dL/dh, W_ih's (measured faster than BLAS, which
     # repacks dg) for dx, chunk by chunk.
@@ -292,15 +274,15 @@ cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
             for s in range(p.T):
                 if s == s1:  # the next chunk of the weight gradients
                     s0 = s
-                    s1 = _chunk_end(p, d, s0)
-                    row0 = _chunk_first_row(p, d, s0, s1)
+                    s1 = chunk_end(p, ascending, s0)
+                    row0 = chunk_first_row(p, ascending, s0, s1)
                 _backward_step(p, ly, d, packed_hh, panels, s, s0, s1, row0, tid, threads)
     else:
         for s in range(p.T):
             if s == s1:
                 s0 = s
-                s1 = _chunk_end(p, d, s0)
-                row0 = _chunk_first_row(p, d, s0, s1)
+                s1 = chunk_end(p, ascending, s0)
+                row0 = chunk_first_row(p, ascending, s0, s1)
             _backward_step(p, ly, d, packed_hh, panels, s, s0, s1, row0, 0, 1)
     if dr.db_ih != NULL and dr.dgh == dr.dgx:  # both biases sit in the same pre-activations
         memcpy(dr.db_hh, dr.db_ih, GH * sizeof(floating))
@@ -328,4 +310,4 @@ def run(object cell, bint reverse, const Py_ssize_t[::1] batch_sizes,
     LayerGradients of every layer, their arrays prepared by the Python
     layer; `packed` is the weight gradients' scratch."""
     run_plan(cell, True, reverse, batch_sizes, offsets, hidden_size, out_size, layers, dtype,
-             num_threads, packed, _run_backward[float], _run_backward[double])
+             num_threads, packed, None, _run_backward[float], _run_backward[double])

@@ -15,7 +15,8 @@ from cyrnn._blas cimport gemm
 from cyrnn._kernels cimport (cell_step, copy_rows, multiply, pack_bias, pack_weights,
                              packed_blocks, packed_elements)
 from cyrnn._loops cimport omp_barrier, pack_share, threads_for
-from cyrnn._plan cimport Direction, Layer, Plan, in_time_order, run_plan
+from cyrnn._plan cimport (Direction, Layer, Plan, chunk_end, chunk_first_row, in_time_order,
+                          run_plan)
 
 
 cdef void _pack_shared(int max_threads, int G, int H, int K, const floating *w,
@@ -33,7 +34,7 @@ cdef void _pack_shared(int max_threads, int G, int H, int K, const floating *w,
 
 cdef inline void _step_blocks(const Plan *p, const Direction *dr, const floating *packed_ih,
                               const floating *packed_hh, const floating *packed_bias,
-                              int first_block, int end_block, int in_size, int n, int carried,
+                              const floating *pre_x, const floating *pre_h, int first_block, int end_block, int in_size, int n, int carried,
                               const floating *x, const floating *prev, Py_ssize_t ld_prev,
                               const floating *rest, floating *out, Py_ssize_t ldo,
                               floating *gates, floating *extra, floating *next_h,
@@ -42,19 +43,19 @@ cdef inline void _step_blocks(const Plan *p, const Direction *dr, const floating
     them, then, once every thread's is done (phase 2 reads every unit of r *
     h), its phase 2."""
     if p.reset_before:
-        _phase_blocks(p, dr, packed_ih, packed_hh, packed_bias, first_block, end_block,
-                      in_size, n, carried, x, prev, ld_prev, rest, out, ldo, gates, extra,
-                      next_h, next_rows, 1)
+        _phase_blocks(p, dr, packed_ih, packed_hh, packed_bias, pre_x, pre_h, first_block,
+                      end_block, in_size, n, carried, x, prev, ld_prev, rest, out, ldo, gates,
+                      extra, next_h, next_rows, 1)
         if threads > 1:
             omp_barrier()
-    _phase_blocks(p, dr, packed_ih, packed_hh, packed_bias, first_block, end_block, in_size,
-                  n, carried, x, prev, ld_prev, rest, out, ldo, gates, extra, next_h,
-                  next_rows, 2 if p.reset_before else 0)
+    _phase_blocks(p, dr, packed_ih, packed_hh, packed_bias, pre_x, pre_h, first_block,
+                  end_block, in_size, n, carried, x, prev, ld_prev, rest, out, ldo, gates,
+                  extra, next_h, next_rows, 2 if p.reset_before else 0)
 
 
 cdef inline void _phase_blocks(const Plan *p, const Direction *dr, const floating *packed_ih,
                                const floating *packed_hh, const floating *packed_bias,
-                               int first_block, int end_block, int in_size, int n,
+                               const floating *pre_x, const floating *pre_h, int first_block, int end_block, int in_size, int n,
                                int carried, const floating *x, const floating *prev,
                                Py_ssize_t ld_prev, const floating *rest, floating *out,
                                Py_ssize_t ldo, floating *gates, floating *extra,
@@ -64,17 +65,20 @@ cdef inline void _phase_blocks(const Plan *p, const Direction *dr, const floatin
     `prev` (the previous step's output, rows ld_prev apart), the others from
     `rest` (rows Hout apart); rows below next_rows also store h to next_h.
     The two calls split the rows the same way with or without a tape: a
-    row's bits depend on the tile it falls in."""
+    row's bits depend on the tile it falls in. pre_x, pre_h: the products
+    BLAS ran (rows G*H apart), or NULL."""
     cdef floating *c = <floating *>dr.c
     cdef Py_ssize_t GH = p.G * p.H
     if carried > 0:
         cell_step(p.kind, phase, p.H, in_size, p.Hout, first_block, end_block, carried,
-                  packed_ih,
-                  packed_hh, packed_bias, x, in_size, prev, ld_prev, c, out, ldo, gates,
-                  extra, next_h, next_rows, p.stream_tape)
+                  packed_ih, packed_hh, packed_bias, pre_x, pre_h, x, in_size, prev, ld_prev,
+                  c, out, ldo, gates, extra, next_h, next_rows, p.stream_tape)
     if n > carried:
         cell_step(p.kind, phase, p.H, in_size, p.Hout, first_block, end_block, n - carried,
-                  packed_ih, packed_hh, packed_bias, x + carried * in_size, in_size,
+                  packed_ih, packed_hh, packed_bias,
+                  pre_x + carried * GH if pre_x != NULL else NULL,
+                  pre_h + carried * GH if pre_h != NULL else NULL, x + carried * in_size,
+                  in_size,
                   rest, p.Hout,
                   c + carried * p.H if c != NULL else NULL, out + carried * ldo, ldo,
                   gates + carried * GH if gates != NULL else NULL,
@@ -137,13 +141,28 @@ cdef inline void _finish_step(const Plan *p, const Direction *dr, floating *y, i
             copy_rows(r1 - lo, Hout, y + (off + lo) * DH, DH, h + lo * Hout, Hout)
 
 
+cdef inline void _state_products(const Plan *p, const Direction *dr, int n, int carried,
+                                 const floating *prev, Py_ssize_t ld_prev,
+                                 const floating *rest) noexcept nogil:
+    """pre_h = h_{t-1} W_hh^T by BLAS for a step's n rows: the carried rows
+    from prev, the others from rest (rows Hout apart)."""
+    cdef int GH = p.G * p.H, Hout = p.Hout
+    cdef floating *pre_h = <floating *>p.pre_h
+    cdef const floating *w_hh = <const floating *>dr.w_hh
+    gemm(False, True, carried, GH, Hout, <floating>1, prev, <int>ld_prev, w_hh, Hout,
+         <floating>0, pre_h, GH)
+    gemm(False, True, n - carried, GH, Hout, <floating>1, rest, Hout, w_hh, Hout,
+         <floating>0, pre_h + carried * GH, GH)
+
+
 cdef inline void _forward_step(const Plan *p, const Layer *ly, int d, const floating *x,
                                const floating *packed_ih, const floating *packed_hh,
-                               const floating *packed_bias, int s, int tid,
+                               const floating *packed_bias, int s, Py_ssize_t row0, int tid,
                                int threads) noexcept nogil:
     """Thread tid's share of step s: rows of the copies and of the
     projection, unit blocks of the cell; with several threads, a barrier
-    wherever the next phase reads what other threads wrote."""
+    wherever the next phase reads what other threads wrote. row0: the first
+    row of the chunk whose input product pre_x holds (with blas_input)."""
     cdef const Direction *dr = &ly.dirs[d]
     cdef int H = p.H, Hout = p.Hout, DH = p.D * p.Hout, I = ly.in_size
     cdef int blocks = packed_blocks(H, <floating *>NULL)
@@ -157,6 +176,8 @@ cdef inline void _forward_step(const Plan *p, const Layer *ly, int d, const floa
     cdef floating *gates = NULL
     cdef floating *extra = NULL
     cdef floating *next_h = NULL
+    cdef const floating *pre_x = NULL
+    cdef const floating *pre_h = NULL
     # The state lives in y: each step reads the previous step's rows of y
     # (rows are sorted by length, so they are the first ones) and writes its
     # own, with no copy in between.
@@ -181,7 +202,16 @@ cdef inline void _forward_step(const Plan *p, const Layer *ly, int d, const floa
     if dr.w_hr != NULL:  # the cell's output m is projected into y below
         out = <floating *>dr.m + (off * H if p.training else 0)
         ldo = H
-    _step_blocks(p, dr, packed_ih, packed_hh, packed_bias, tid * blocks // threads,
+    if p.blas_input:
+        pre_x = <const floating *>p.pre_x + (off - row0) * p.G * H
+    if p.blas_recurrent:
+        if tid == 0:
+            _state_products(p, dr, n, carried, prev, ld_prev, rest)
+        if threads > 1:
+            omp_barrier()
+        pre_h = <const floating *>p.pre_h
+    _step_blocks(p, dr, packed_ih, packed_hh, packed_bias, pre_x, pre_h,
+                 tid * blocks // threads,
                  (tid + 1) * blocks // threads, I, n, carried, x + off * I, prev, ld_prev,
                  rest, out, ldo, gates, extra, next_h, next_rows, threads)
     if threads > 1:
@@ -228,11 +258,30 @@ cdef inline void _packed_parts(const Plan *p, const Direction *dr, int I, floati
     bias[0] = ih[0] + packed_elements(p.G, p.H, I, <floating *>NULL)
 
 
+cdef int _input_products(const Plan *p, const Layer *ly, int d, const floating *x, int s0,
+                         Py_ssize_t *row0, int tid) noexcept nogil:
+    """pre_x = x W_ih^T by BLAS (on thread 0) for the chunk of steps that
+    direction d visits from its s0-th; every thread gets the chunk's first
+    row in row0 and the step after it as the result."""
+    cdef bint ascending = in_time_order(p, d)
+    cdef int s1 = chunk_end(p, ascending, s0), I = ly.in_size, GH = p.G * p.H
+    cdef Py_ssize_t first = chunk_first_row(p, ascending, s0, s1)
+    cdef Py_ssize_t end = p.offsets[s1] if ascending else p.offsets[p.T - s0]
+    if tid == 0:
+        gemm(False, True, <int>(end - first), GH, I, <floating>1,
+             x + first * I, I, <const floating *>ly.dirs[d].w_ih, I,
+             <floating>0, <floating *>p.pre_x, GH)
+    row0[0] = first
+    return s1
+
+
 cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
                              const floating *x) noexcept nogil:
     cdef const Direction *dr = &ly.dirs[d]
     # (initialized: parallel() copies them into each thread)
     cdef int H = p.H, Hout = p.Hout, GH = p.G * p.H, I = ly.in_size, s = 0, tid = 0, threads
+    cdef int s1 = 0
+    cdef Py_ssize_t row0 = 0
     cdef floating *packed_hh
     cdef floating *packed_ih
     cdef floating *packed_bias
@@ -245,11 +294,18 @@ cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
     if threads > 1:
         with parallel(num_threads=threads):
             tid = threadid()
+            s1 = 0
             for s in range(p.T):
-                _forward_step(p, ly, d, x, packed_ih, packed_hh, packed_bias, s, tid, threads)
+                if p.blas_input and s == s1:
+                    s1 = _input_products(p, ly, d, x, s, &row0, tid)
+                    omp_barrier()
+                _forward_step(p, ly, d, x, packed_ih, packed_hh, packed_bias, s, row0, tid,
+                              threads)
     else:
         for s in range(p.T):
-            _forward_step(p, ly, d, x, packed_ih, packed_hh, packed_bias, s, 0, 1)
+            if p.blas_input and s == s1:
+                s1 = _input_products(p, ly, d, x, s, &row0, 0)
+            _forward_step(p, ly, d, x, packed_ih, packed_hh, packed_bias, s, row0, 0, 1)
 
 
 cdef void _run_forward(const Plan *p, const floating *first_x) noexcept nogil:
@@ -265,13 +321,15 @@ cdef void _run_forward(const Plan *p, const floating *first_x) noexcept nogil:
 
 def run(object cell, bint training, bint reverse, const Py_ssize_t[::1] batch_sizes,
         const Py_ssize_t[::1] offsets, int hidden_size, int out_size, list layers,
-        object dtype, int num_threads=1):
+        object dtype, int num_threads=1, object products=None):
     """The forward pass of `cell` (an entry of the registry, _cells.py) over
     the LayerBuffers of every layer, their arrays prepared by the Python
     layer: inference, or training (the buffers then include the tape);
-    `reverse`: the layers' one direction runs from the last step."""
+    `reverse`: the layers' one direction runs from the last step;
+    `products`: None, or the scratch (_plan.products_size) of the products
+    that BLAS then runs (see _plan.blas_products)."""
     run_plan(cell, training, reverse, batch_sizes, offsets, hidden_size, out_size, layers, dtype,
-             num_threads, None, _run_forward[float], _run_forward[double])
+             num_threads, None, products, _run_forward[float], _run_forward[double])
 
 
 # -- a plan kept between calls (_forward.pxd) -----------------------------------

@@ -66,6 +66,12 @@ cdef struct Plan:
     Py_ssize_t ldg      # distance between the rows of dgx and dgh
     int T, H, Hout, G, E, D, L
     bint reverse        # the layer's one direction runs from the last step to the first
+    # Forward, products run by BLAS rather than in the step kernel (see
+    # _plan.blas_products): the input's, for a chunk of steps at a time, and
+    # the state's, step by step; into scratch rows G*H wide.
+    bint blas_input, blas_recurrent
+    void *pre_x         # (gradient_rows, G*H): x W_ih^T of a chunk's rows
+    void *pre_h         # (B, G*H): h_{t-1} W_hh^T of a step's rows
     void *packed        # backward: the weight gradients' scratch
     Py_ssize_t B, N
     const Py_ssize_t *batch_sizes
@@ -108,13 +114,36 @@ ctypedef void (*loop_double)(const Plan *p, const double *real) noexcept nogil
 cdef int run_plan(object cell, bint training, bint reverse,
                   const Py_ssize_t[::1] batch_sizes, const Py_ssize_t[::1] offsets, int H,
                   int Hout, list layers, object dtype, int num_threads, object packed,
-                  loop_float run_float, loop_double run_double) except -1
+                  object products, loop_float run_float, loop_double run_double) except -1
 
 
 cdef inline bint in_time_order(const Plan *p, int d) noexcept nogil:
     """Whether direction d visits the steps from the first to the last: the
     first direction does, unless the layer runs in reverse."""
     return (d == 0) != p.reverse
+
+
+cdef inline int chunk_end(const Plan *p, bint ascending, int s0) noexcept nogil:
+    """One past the last step of the chunk of steps that starts at the s0-th
+    step visited (from the first step if ascending, else from the last): as
+    many whole steps as fit in gradient_rows rows (one at least: it holds a
+    batch)."""
+    cdef Py_ssize_t rows = 0
+    cdef int s = s0, t
+    while s < p.T:
+        t = s if ascending else p.T - 1 - s
+        if s > s0 and rows + p.batch_sizes[t] > p.gradient_rows:
+            break
+        rows += p.batch_sizes[t]
+        s += 1
+    return s
+
+
+cdef inline Py_ssize_t chunk_first_row(const Plan *p, bint ascending, int s0,
+                                       int s1) noexcept nogil:
+    """The first row of the chunk of visited steps [s0, s1): its steps are
+    consecutive in time, so its rows are too."""
+    return p.offsets[s0] if ascending else p.offsets[p.T - s1]
 
 # A plan built once and kept between calls, by a caller that runs it again and
 # again (the stream, _stream.pyx): run_plan's first two steps. init_plan
@@ -123,5 +152,5 @@ cdef inline bint in_time_order(const Plan *p, int d) noexcept nogil:
 cdef int init_plan(Plan *p, object cell, bint training, const Py_ssize_t[::1] batch_sizes,
                    const Py_ssize_t[::1] offsets, int H, int Hout, list layers, object dtype,
                    int num_threads) except -1
-cdef int fill_forward(Plan *p, list layers, object dtype) except -1
+cdef int fill_forward(Plan *p, list layers, object dtype, object products) except -1
 cdef bint is_float32(object dtype)

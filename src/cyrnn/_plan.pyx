@@ -16,6 +16,8 @@ from cyrnn._kernels cimport (cyrnn_packed_bias_size_f, cyrnn_packed_bias_size_d,
                              cyrnn_packed_size_f, cyrnn_packed_size_d,
                              cyrnn_gradient_width_f, cyrnn_gradient_width_d)
 
+from cyrnn._cpu import blas_outpaces_kernels
+
 cnp.import_array()
 
 cdef extern from "cyrnn_cells.h":
@@ -162,6 +164,23 @@ cdef Py_ssize_t _packed_weights_size(int kind, int G, int H, int Hout, int in_si
         else cyrnn_packed_bias_size_d(kind, H))
 
 
+def blas_products(object cell):
+    """Whether the forward pass of `cell` runs its products in BLAS (scipy's)
+    instead of the step kernel: where the kernels' level is 0 on a CPU whose
+    vectors are wider (_cpu.blas_outpaces_kernels), the input's product for a
+    chunk of steps, then the state's at each step; the kernel applies the
+    cell to them. Not for a two-phase cell, whose W_hn product needs the
+    step's reset gate."""
+    return blas_outpaces_kernels() and not cell.reset_before
+
+
+def products_size(object cell, int hidden_size, Py_ssize_t batch):
+    """Elements of the scratch of the products BLAS runs (see
+    blas_products) for batches of `batch` rows: a chunk's x W_ih^T, then a
+    step's h W_hh^T."""
+    return (_gradient_rows(batch) + batch) * cell.gates * hidden_size
+
+
 def packed_size(object cell, int hidden_size, int out_size, int in_size, object dtype,
                 bint transposed):
     """Elements of a direction's buffer of packed weights (see
@@ -194,8 +213,9 @@ def gradient_scratch_size(object cell, int out_size, list in_sizes, Py_ssize_t b
 cdef int run_plan(object cell, bint training, bint reverse,
                   const Py_ssize_t[::1] batch_sizes, const Py_ssize_t[::1] offsets, int H,
                   int Hout, list layers, object dtype, int num_threads, object packed,
-                  loop_float run_float, loop_double run_double) except -1:
-    """Builds the plan of a forward pass, or of BPTT when `packed` (its
+                  object products, loop_float run_float, loop_double run_double) except -1:
+    """Builds the plan of a forward pass (`products`: the scratch of the
+    products BLAS runs, see blas_products), or of BPTT when `packed` (its
     scratch) is given, over the records in `layers`, and runs the loop of
     the dtype's real type on it without the GIL."""
     cdef Plan p
@@ -206,7 +226,7 @@ cdef int run_plan(object cell, bint training, bint reverse,
         _require(not reverse or p.D == 1, "a reversed layer has one direction")
         p.reverse = reverse
         if packed is None:
-            fill_forward(&p, layers, dtype)
+            fill_forward(&p, layers, dtype, products)
         else:
             fill_backward(&p, layers, dtype, packed)
         if is_float32(dtype):
@@ -258,6 +278,8 @@ cdef int init_plan(Plan *p, object cell, bint training,
     p.gradient_rows = _gradient_rows(p.B)
     p.ldg = _gradient_width(p.G * H, dtype)
     p.packed = NULL
+    p.blas_input = p.blas_recurrent = False  # fill_forward's to choose
+    p.pre_x = p.pre_h = NULL
     p.layers = <Layer *>calloc(p.L, sizeof(Layer))
     if p.layers == NULL:
         raise MemoryError()
@@ -314,10 +336,16 @@ cdef int _fill_state(const Plan *p, Direction *dr, DirectionBuffers ds, int in_s
     return 0
 
 
-cdef int fill_forward(Plan *p, list layers, object dtype) except -1:
-    """The plan of a forward pass over LayerBuffers."""
+cdef int fill_forward(Plan *p, list layers, object dtype, object products) except -1:
+    """The plan of a forward pass over LayerBuffers; products: None, or the
+    scratch of the products BLAS runs (products_size elements)."""
     cdef int l, d
     cdef Layer *ly
+    cdef Py_ssize_t GH = p.G * p.H, itemsize = dtype.itemsize
+    if products is not None:
+        p.blas_input = p.blas_recurrent = True
+        p.pre_x = _data(products, dtype, (p.gradient_rows + p.B) * GH, "products")
+        p.pre_h = <char *>p.pre_x + p.gradient_rows * GH * itemsize
     for l in range(p.L):
         spec = <LayerBuffers?>layers[l]
         ly = &p.layers[l]

@@ -121,7 +121,7 @@ cdef class StreamCore:
         batch_sizes, offsets = np.full(1, B, np.intp), np.array([0, B], np.intp)
         init_plan(&self.plan, cell, False, batch_sizes, offsets, hidden_size, out_size, layers,
                   dtype, 1)
-        fill_forward(&self.plan, layers, dtype)
+        fill_forward(&self.plan, layers, dtype, None)
         if self.plan.D != 1:
             raise RuntimeError("cyrnn internal error: a stream has one direction")
         self.x_nd = _dims(x_shape, self.x_dims, B * self.plan.layers[0].in_size)

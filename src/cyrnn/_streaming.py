@@ -22,7 +22,9 @@ class Stream(StreamCore):
     and returns the last layer's output (batch_size, H_out), or (H_out,);
     ``step(x, out=y)`` fills an array instead of making one. Over a
     sequence, the outputs are the rows of ``model(x_sequence, hx)``'s y
-    (its very bits), and ``state`` its final states.
+    (its very bits, except at kernel level 0 on a CPU with AVX, where the
+    layer's products run in BLAS and the stream's in its kernels: there
+    within rounding), and ``state`` its final states.
 
     ``state`` is a copy of the current state in the layer's format: h_n
     (num_layers, batch_size, H_out), or for LSTM (h_n, c_n) with c_n
