@@ -1317,9 +1317,9 @@ def isa_header(level, best, left_out):
     got, name, reason = cyrnn_kernels()
     lines.append(f"cyrnn kernels: level {got}, {name} ({reason})")
     products = getattr(cyrnn, "show_config", lambda **_: {})(mode="dicts").get(
-        "kernels", {}).get("forward products")
+        "kernels", {}).get("products")
     if products:
-        lines.append(f"cyrnn's forward products: {products}")
+        lines.append(f"cyrnn's products: {products}")
     if level is not None and got != level:
         warnings.append(f"cyrnn's kernels run at level {got}, not the requested {level}")
     caps = _LEVEL_CAPS.get(level, {})

@@ -47,7 +47,7 @@ def products_in_subprocess(cap, coretype=None):
     environment["PYTHONPATH"] = os.path.dirname(os.path.dirname(cyrnn.__file__))
     done = subprocess.run([sys.executable, "-c", "import cyrnn; from cyrnn import _cpu; print("
                            "_cpu.blas_outpaces_kernels(), cyrnn.show_config(mode='dicts')"
-                           "['kernels']['forward products'])"], env=environment,
+                           "['kernels']['products'])"], env=environment,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     outpaces, products = done.stdout.split(maxsplit=1)

@@ -10,9 +10,10 @@ steps; once a chunk is complete, dx and the weight gradients are packed
 products over its rows. Against scipy's BLAS, which repacks dg for each
 product, the weight gradients' kernel ran an LSTM's two products at 96 vs 83
 GFLOP/s at H=256 and 96 vs 89 at H=512 (1 thread, float32, best of 15); at 2
-threads it also keeps BLAS's pool out of the loops' way.
+threads it also keeps BLAS's pool out of the loops' way. Where BLAS's vectors
+are wider than the kernels' (_plan.blas_products), BLAS runs the products.
 """
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 from cython cimport floating
 from cython.parallel cimport parallel, threadid
@@ -24,6 +25,40 @@ from cyrnn._kernels cimport (add_rows, cell_backward, copy_rows, gru_reset_befor
 from cyrnn._loops cimport omp_barrier, pack_share, threads_for
 from cyrnn._plan cimport (Direction, Layer, Plan, chunk_end, chunk_first_row, in_time_order,
                           run_plan)
+
+
+cdef void _blas_gradient_chunk(const Plan *p, const Layer *ly, int d, Py_ssize_t row0,
+                               int rows, bint accumulate, const floating *x) noexcept nogil:
+    """_gradient_chunk's products by BLAS (see _plan.blas_products), from
+    the plain copies of W_hh and W_ih the forward pass kept: dx (+)= dgx
+    W_ih, dW_ih (+)= dgx^T x, dW_hh (+)= dgh^T h_{t-1}, the biases' (+)=
+    column sums of dg."""
+    cdef const Direction *dr = &ly.dirs[d]
+    cdef int GH = p.G * p.H, Hout = p.Hout, I = ly.in_size, ldg = <int>p.ldg
+    cdef const floating *dgx = <const floating *>dr.dgx
+    cdef const floating *dgh = <const floating *>dr.dgh
+    cdef const floating *w_ih = <const floating *>dr.transposed + GH * Hout
+    cdef floating beta = 1 if accumulate else 0
+    gemm(False, False, rows, I, GH, <floating>1, dgx, ldg, w_ih, I,
+         <floating>(1 if d > 0 else 0), <floating *>ly.dx + row0 * I, I)
+    gemm(True, False, GH, I, rows, <floating>1, dgx, ldg, x + row0 * I, I, beta,
+         <floating *>dr.dw_ih, I)
+    gemm(True, False, GH, Hout, rows, <floating>1, dgh, ldg,
+         <const floating *>dr.hprev + row0 * Hout, Hout, beta, <floating *>dr.dw_hh, Hout)
+    _column_sums(rows, GH, dgx, ldg, <floating *>dr.db_ih, accumulate)
+    if dgh != dgx:
+        _column_sums(rows, GH, dgh, ldg, <floating *>dr.db_hh, accumulate)
+
+
+cdef inline void _column_sums(int rows, int w, const floating *a, Py_ssize_t lda,
+                              floating *sums, bint accumulate) noexcept nogil:
+    """sums (=, or += if accumulate) the column sums of a (rows, w); nothing
+    for sums NULL (a layer without biases)."""
+    if sums == NULL:
+        return
+    if not accumulate:
+        memset(sums, 0, w * sizeof(floating))
+    add_rows(rows, w, a, lda, sums, 0)
 
 
 cdef inline void _gradient_chunk(const Plan *p, const Layer *ly, int d, floating *panels,
@@ -46,6 +81,16 @@ cdef inline void _gradient_chunk(const Plan *p, const Layer *ly, int d, floating
     cdef floating *panels_x = panels
     cdef floating *panels_h = panels + packed_elements(1, in_size, rows, <floating *>NULL)
     cdef floating *panels_rh = panels_h + packed_elements(1, Hout, rows, <floating *>NULL)
+    if p.blas_products:
+        if tid == 0:
+            _blas_gradient_chunk(p, ly, d, row0, rows, accumulate, <const floating *>ly.x)
+        if dr.dpeephole != NULL:
+            peephole_gradient(rows, p.H, tid * p.H // threads, (tid + 1) * p.H // threads,
+                              <const floating *>dr.dgx, p.ldg,
+                              <const floating *>dr.gates + row0 * GH,
+                              <const floating *>dr.extra + row0 * p.E,
+                              <floating *>dr.dpeephole, accumulate)
+        return
     _product_blocks(in_size, GH, rows, packed_ih, <const floating *>dr.dgx, p.ldg,
                     <floating *>ly.dx + row0 * in_size, in_size, d > 0,
                     tid * x_blocks // threads, (tid + 1) * x_blocks // threads)
@@ -132,7 +177,7 @@ cdef void _gradient_chunk_alone(const Plan *p, const Layer *ly, int d, floating 
     cdef int tid = 0, GH = p.G * p.H
     cdef int threads = threads_for(p.num_threads, packed_blocks(GH, <floating *>NULL),
                                     <double>GH * (2 * ly.in_size + p.Hout) * rows)
-    if threads > 1:
+    if threads > 1 and not p.blas_products:  # (BLAS has threads of its own)
         with parallel(num_threads=threads):
             tid = threadid()
             _gradient_chunk(p, ly, d, panels, row0, rows, accumulate, tid, threads)
@@ -212,7 +257,7 @@ cdef inline void _backward_step(const Plan *p, const Layer *ly, int d,
     cdef floating *dgh = <floating *>dr.dgh
     # An LSTM's product runs the next step's cell on its tiles (see below):
     # not across a chunk's end, whose gradients still need these rows.
-    cdef bint fused = p.fused_backward and dr.w_hr == NULL
+    cdef bint fused = p.fused_backward and dr.w_hr == NULL and not p.blas_products
     if fused and s > s0:  # the rows the previous step's product went on with
         first = min(n, <int>p.batch_sizes[t + 1 if forward_in_time else t - 1])
     if first < n:
@@ -234,6 +279,11 @@ cdef inline void _backward_step(const Plan *p, const Layer *ly, int d,
                               <const floating *>dr.peephole, <floating *>dr.dc,
                               <floating *>dr.dh,
                               dgh + (p.offsets[following] - row0) * p.ldg)
+    elif p.blas_products:  # packed_hh: W_hh as it is (see _pack_direction)
+        if tid == 0:
+            gemm(False, False, n, p.Hout, GH, <floating>1,
+                 dgh + (p.offsets[t] - row0) * p.ldg, <int>p.ldg, packed_hh, p.Hout,
+                 <floating>(1 if p.split_gradients else 0), <floating *>dr.dh, p.Hout)
     else:
         # dL/dh_{t-1} = (GRU: +=) dgh W_hh, by blocks of Hout units
         _product_blocks(p.Hout, GH, n, packed_hh, dgh + (p.offsets[t] - row0) * p.ldg, p.ldg,

@@ -25,11 +25,11 @@ def _kernel_reason(level, best):
 
 
 def _products():
-    """Where the forward pass's products run (see _plan.blas_products)."""
+    """Where the products of both passes run (see _plan.blas_products)."""
     if _cpu.blas_outpaces_kernels():
         return ("BLAS (scipy's), the cells in the kernels: level 0's vectors are narrower "
-                "than this CPU's AVX, which BLAS uses (not for the two-phase GRU; the "
-                "backward pass and streams stay in the kernels)")
+                "than this CPU's AVX, which BLAS uses (not for the two-phase GRU, nor "
+                "streams)")
     if _cpu.kernel_level() == 0 and _cpu.blas_core_without_avx():
         return "the kernels: OPENBLAS_CORETYPE holds BLAS to a core without AVX"
     return "the kernels"
@@ -39,7 +39,7 @@ def _kernels():
     level, best = _cpu.kernel_level(), _cpu.cpu_best_level()
     return {"level": level, "name": _cpu.level_name(level),
             "vector_bytes": _cpu.vector_bytes(level), "reason": _kernel_reason(level, best),
-            "forward products": _products()}
+            "products": _products()}
 
 
 def _blas():

@@ -8,6 +8,8 @@ every (N, width) buffer. Each step is one fused kernel call per range of
 unit blocks: the input and recurrent products in registers, then the cell.
 """
 
+from libc.string cimport memcpy
+
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 
@@ -162,7 +164,7 @@ cdef inline void _forward_step(const Plan *p, const Layer *ly, int d, const floa
     """Thread tid's share of step s: rows of the copies and of the
     projection, unit blocks of the cell; with several threads, a barrier
     wherever the next phase reads what other threads wrote. row0: the first
-    row of the chunk whose input product pre_x holds (with blas_input)."""
+    row of the chunk whose input product pre_x holds (with blas_products)."""
     cdef const Direction *dr = &ly.dirs[d]
     cdef int H = p.H, Hout = p.Hout, DH = p.D * p.Hout, I = ly.in_size
     cdef int blocks = packed_blocks(H, <floating *>NULL)
@@ -202,9 +204,8 @@ cdef inline void _forward_step(const Plan *p, const Layer *ly, int d, const floa
     if dr.w_hr != NULL:  # the cell's output m is projected into y below
         out = <floating *>dr.m + (off * H if p.training else 0)
         ldo = H
-    if p.blas_input:
+    if p.blas_products:
         pre_x = <const floating *>p.pre_x + (off - row0) * p.G * H
-    if p.blas_recurrent:
         if tid == 0:
             _state_products(p, dr, n, carried, prev, ld_prev, rest)
         if threads > 1:
@@ -239,7 +240,10 @@ cdef void _pack_direction(const Plan *p, const Direction *dr, int I, floating *p
         _pack_shared(p.num_threads, p.G, H, I, <const floating *>dr.w_ih, I, 1, packed_ih)
         pack_bias(p.kind, H, <const floating *>dr.bias_x, <const floating *>dr.bias_hn,
                   <const floating *>dr.peephole, packed_bias)
-    if p.training:
+    if p.training and p.blas_products:  # BPTT's BLAS reads them as they are
+        memcpy(transposed, w_hh, GH * Hout * sizeof(floating))
+        memcpy(transposed + GH * Hout, dr.w_ih, GH * I * sizeof(floating))
+    elif p.training:
         _pack_shared(p.num_threads, 1, Hout, G1 * H, w_hh, 1, Hout, transposed)
         if G1 < p.G:
             _pack_shared(p.num_threads, 1, Hout, (p.G - G1) * H, w_hh + G1 * H * Hout, 1,
@@ -296,14 +300,14 @@ cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
             tid = threadid()
             s1 = 0
             for s in range(p.T):
-                if p.blas_input and s == s1:
+                if p.blas_products and s == s1:
                     s1 = _input_products(p, ly, d, x, s, &row0, tid)
                     omp_barrier()
                 _forward_step(p, ly, d, x, packed_ih, packed_hh, packed_bias, s, row0, tid,
                               threads)
     else:
         for s in range(p.T):
-            if p.blas_input and s == s1:
+            if p.blas_products and s == s1:
                 s1 = _input_products(p, ly, d, x, s, &row0, 0)
             _forward_step(p, ly, d, x, packed_ih, packed_hh, packed_bias, s, row0, 0, 1)
 

@@ -13,6 +13,7 @@ cdef struct Direction:
     void *packed        # forward: W_hh, W_ih and the biases packed for cell_step
     bint packed_ready   # packed already holds them (a cached packing)
     void *transposed    # training: W_hh, then W_ih, packed transposed for BPTT
+    #                     (as they are, with blas_products)
     # forward buffers: the tape (training only; for inference, a two-phase
     # cell's step uses B rows of gates and extra as scratch)
     void *gates         # (N, G*H) activated gates
@@ -66,10 +67,12 @@ cdef struct Plan:
     Py_ssize_t ldg      # distance between the rows of dgx and dgh
     int T, H, Hout, G, E, D, L
     bint reverse        # the layer's one direction runs from the last step to the first
-    # Forward, products run by BLAS rather than in the step kernel (see
-    # _plan.blas_products): the input's, for a chunk of steps at a time, and
-    # the state's, step by step; into scratch rows G*H wide.
-    bint blas_input, blas_recurrent
+    # The products run by BLAS rather than by the kernels (see
+    # _plan.blas_products). Forward, the input's for a chunk of steps at a
+    # time and the state's step by step, into scratch rows G*H wide, which
+    # the step kernel reads; the tape's `transposed` then holds W_hh and W_ih
+    # as they are, for BPTT's products.
+    bint blas_products
     void *pre_x         # (gradient_rows, G*H): x W_ih^T of a chunk's rows
     void *pre_h         # (B, G*H): h_{t-1} W_hh^T of a step's rows
     void *packed        # backward: the weight gradients' scratch

@@ -165,13 +165,18 @@ cdef Py_ssize_t _packed_weights_size(int kind, int G, int H, int Hout, int in_si
 
 
 def blas_products(object cell):
-    """Whether the forward pass of `cell` runs its products in BLAS (scipy's)
-    instead of the step kernel: where the kernels' level is 0 on a CPU whose
-    vectors are wider (_cpu.blas_outpaces_kernels), the input's product for a
-    chunk of steps, then the state's at each step; the kernel applies the
-    cell to them. Not for a two-phase cell, whose W_hn product needs the
-    step's reset gate."""
-    return blas_outpaces_kernels() and not cell.reset_before
+    """Whether the passes of `cell` run their products in BLAS (scipy's)
+    instead of the kernels: where the kernels' level is 0 on a CPU whose
+    vectors are wider (_cpu.blas_outpaces_kernels). Forward, the input's
+    product for a chunk of steps, then the state's at each step, to which
+    the step kernel applies the cell; BPTT, dL/dh_{t-1} at each step, dx and
+    the weight gradients for a chunk. Not for a two-phase cell, whose W_hn
+    product needs the step's reset gate."""
+    return _blas_products(cell.reset_before)
+
+
+cdef bint _blas_products(bint reset_before):
+    return blas_outpaces_kernels() and not reset_before
 
 
 def products_size(object cell, int hidden_size, Py_ssize_t batch):
@@ -278,7 +283,7 @@ cdef int init_plan(Plan *p, object cell, bint training,
     p.gradient_rows = _gradient_rows(p.B)
     p.ldg = _gradient_width(p.G * H, dtype)
     p.packed = NULL
-    p.blas_input = p.blas_recurrent = False  # fill_forward's to choose
+    p.blas_products = False  # fill_forward's or fill_backward's to choose
     p.pre_x = p.pre_h = NULL
     p.layers = <Layer *>calloc(p.L, sizeof(Layer))
     if p.layers == NULL:
@@ -342,8 +347,11 @@ cdef int fill_forward(Plan *p, list layers, object dtype, object products) excep
     cdef int l, d
     cdef Layer *ly
     cdef Py_ssize_t GH = p.G * p.H, itemsize = dtype.itemsize
+    # A tape is read by the BPTT of the same process, whose choice is the same.
+    _require(not p.training or (products is not None) == _blas_products(p.reset_before),
+             "the products' scratch where BLAS runs them, and only there")
     if products is not None:
-        p.blas_input = p.blas_recurrent = True
+        p.blas_products = True
         p.pre_x = _data(products, dtype, (p.gradient_rows + p.B) * GH, "products")
         p.pre_h = <char *>p.pre_x + p.gradient_rows * GH * itemsize
     for l in range(p.L):
@@ -388,6 +396,7 @@ cdef int fill_backward(Plan *p, list layers, object dtype, object packed) except
     cdef Layer *ly
     cdef LayerGradients spec
     _require(p.training, "BPTT needs a training pass's tape")
+    p.blas_products = _blas_products(p.reset_before)  # as the forward pass chose
     p.packed = _data(packed, dtype, packed.size, "packed")
     for l in range(p.L):
         spec = <LayerGradients?>layers[l]
