@@ -84,9 +84,7 @@ FN(reset_candidate_tile)(const int R, const int NB, int H, const REAL *restrict 
             FN(panel_vec) hp = FN(load_units)(h + row * ldh + j, units);
             FN(panel_vec) hv = n + z * (hp - n);
             FN(store_units)(gates + row * GH + 2 * H + j, n, units);
-            FN(store_units)(out + row * ldo + j, hv, units);
-            if (row < next_rows) /* the next step reads it there */
-                FN(store_units)(next_h + row * H + j, hv, units);
+            FN(store_state)(hv, row, j, units, H, out, ldo, next_h, next_rows);
         }
 }
 

@@ -193,6 +193,18 @@ FN(add_preactivations)(const int R, const int G, const int A, const int split,
             acc[r][split && g == 2 ? 3 : g] += FN(load_units)(pre + r * GH + g * H + j0, units);
 }
 
+/* Stores a row's new state (V units from j, `units` of them real) to out
+ * and, for a row the next step carries, to next_h (rows H apart), where the
+ * next step reads it. */
+static inline __attribute__((always_inline)) void
+FN(store_state)(FN(panel_vec) hv, ptrdiff_t row, int j, int units, int H,
+                REAL *restrict out, ptrdiff_t ldo, REAL *restrict next_h, int next_rows)
+{
+    FN(store_units)(out + row * ldo + j, hv, units);
+    if (row < next_rows)
+        FN(store_units)(next_h + row * H + j, hv, units);
+}
+
 /* Rows r0 ... r0 + R - 1 of one unit block of an LSTM or GRU. c has rows
  * of H, gates of G*H, extra of E; c is NULL for the GRU, gates and extra
  * without a tape. */
@@ -244,9 +256,7 @@ FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
                 FN(store_kept)(stream, 1, units, keep + 3, extra + row * E + j0, H);
             }
         }
-        FN(store_units)(out + row * ldo + j0, hv, units);
-        if (row < next_rows) /* the next step reads it there, next_h's rows H apart */
-            FN(store_units)(next_h + row * H + j0, hv, units);
+        FN(store_state)(hv, row, j0, units, H, out, ldo, next_h, next_rows);
     }
 }
 
@@ -285,9 +295,7 @@ FN(rnn_step_tile)(const int relu, const int R, const int NB, int stream, int H, 
             FN(panel_vec) y = relu ? FN(relu)(acc[r][n]) : FN(tanh)(acc[r][n]);
             if (gates)
                 FN(store_kept)(stream, 1, units, &y, gates + row * H + j, H);
-            FN(store_units)(out + row * ldo + j, y, units);
-            if (row < next_rows) /* the next step reads it there */
-                FN(store_units)(next_h + row * H + j, y, units);
+            FN(store_state)(y, row, j, units, H, out, ldo, next_h, next_rows);
         }
 }
 

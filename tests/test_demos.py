@@ -13,6 +13,7 @@ import pytest
 
 import cyrnn
 from cyrnn import _cli, _demo_charlm, _demo_forecast, _progress
+from cyrnn._demo_options import add_options, check_options
 
 # Runs python with the demo extra's packages made unimportable.
 BLOCK_EXTRAS = """
@@ -53,6 +54,22 @@ def test_bad_options_exit_two():
     assert result.returncode == 2 and "--steps must be >= 1" in result.stderr
     result = run_cli("forecast", "--lr", "-1")
     assert result.returncode == 2 and "--lr must be a positive number" in result.stderr
+
+
+@pytest.mark.parametrize("module", [_demo_charlm, _demo_forecast])
+def test_every_bounded_option_refuses_a_value_out_of_its_range(module, capsys):
+    parser = argparse.ArgumentParser()
+    add_options(parser, module.OPTIONS)
+    defaults = parser.parse_args([])
+    check_options(parser, defaults, module.OPTIONS)  # the defaults are in range
+    bounded = [o for o in module.OPTIONS if o.least is not None or o.positive]
+    assert bounded
+    for option in bounded:
+        bad = option.least - 1 if option.least is not None else 0
+        args = argparse.Namespace(**{**vars(defaults), option.dest: option.kind(bad)})
+        with pytest.raises(SystemExit):
+            check_options(parser, args, module.OPTIONS)
+        assert f"{option.flag} must be" in capsys.readouterr().err
 
 
 def test_tiny_demo_runs_without_the_demo_extra(tmp_path):
@@ -118,7 +135,7 @@ def test_run_on_a_text_file(tmp_path):
     path = tmp_path / "text.txt"
     path.write_text("the quick brown fox jumps over the lazy dog\n" * 40)
     parser = argparse.ArgumentParser()
-    _demo_charlm.add_arguments(parser)
+    add_options(parser, _demo_charlm.OPTIONS)
     args = parser.parse_args(["--text", str(path), "--steps", "4", "--hidden-size", "8",
                               "--batch-size", "2", "--seq-len", "8", "--sample-length", "10",
                               "--prime", "the "])

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from cyrnn import _demo_charlm, _demo_forecast
+from cyrnn._demo_options import add_options, check_options
 from cyrnn._version import __version__
 
 NEXT_STEPS = """\
@@ -61,7 +62,7 @@ def build_parser():
                     "Python source (shipped with every Python), with truncated BPTT over "
                     "parallel streams of the text, shows the loss falling, and samples "
                     "text from the trained model.")
-    _demo_charlm.add_arguments(demo)
+    add_options(demo, _demo_charlm.OPTIONS)
     common(demo)
 
     forecast = sub.add_parser(
@@ -70,7 +71,7 @@ def build_parser():
                     "(shipped in statsmodels), forecasts the held-out last years one "
                     "year ahead, prints MAE/RMSE next to the persistence and 11-year "
                     "seasonal-naive baselines, and plots forecast against truth.")
-    _demo_forecast.add_arguments(forecast)
+    add_options(forecast, _demo_forecast.OPTIONS)
     common(forecast)
     return parser
 
@@ -85,7 +86,7 @@ def main(argv=None):
         parser.error("--threads must be >= 1")
     set_threads(args.threads)
     module = _demo_charlm if args.command == "demo" else _demo_forecast
-    module.check_arguments(parser, args)
+    check_options(parser, args, module.OPTIONS)
     try:
         module.run(args, progress=not args.no_progress)
     except (ValueError, OSError, ImportError) as exc:

@@ -17,6 +17,7 @@ import numpy as np
 
 import cyrnn
 from cyrnn import losses, optim
+from cyrnn._demo_options import Option
 from cyrnn._progress import Progress
 
 # Pure-Python standard-library modules present from Python 3.10 on.
@@ -195,51 +196,28 @@ def sample(model, vocab, *, prime="\n", length=400, temperature=0.8, seed=0):
 
 
 # -- the command ---------------------------------------------------------------
-def add_arguments(parser):
-    parser.add_argument("--text", metavar="PATH",
-                        help="train on this UTF-8 text file instead of the built-in corpus "
-                             "(standard-library source code)")
-    parser.add_argument("--max-chars", type=int, default=300_000,
-                        help="characters of the built-in corpus to use (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=1500,
-                        help="training steps (default: %(default)s, about a minute on 2 cores)")
-    parser.add_argument("--hidden-size", type=int, default=128,
-                        help="LSTM units (default: %(default)s)")
-    parser.add_argument("--num-layers", type=int, default=1,
-                        help="stacked LSTM layers (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=32,
-                        help="parallel streams of text per step (default: %(default)s)")
-    parser.add_argument("--seq-len", type=int, default=100,
-                        help="characters per stream per step: the BPTT truncation "
-                             "(default: %(default)s)")
-    parser.add_argument("--lr", type=float, default=1e-2,
-                        help="Adam's learning rate (default: %(default)s)")
-    parser.add_argument("--clip", type=float, default=1.0,
-                        help="gradient norm clipping (default: %(default)s)")
-    parser.add_argument("--sample-length", type=int, default=400,
-                        help="characters to generate at the end (default: %(default)s)")
-    parser.add_argument("--temperature", type=float, default=0.7,
-                        help="sampling temperature; lower is more conservative "
-                             "(default: %(default)s)")
-    parser.add_argument("--prime", default="def ",
-                        help="text the sample starts from (default: %(default)r)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed for the weights and the sampling (default: %(default)s)")
-    parser.add_argument("--save", metavar="PATH",
-                        help="save the trained model here (cyrnn.save; load with cyrnn.load)")
-
-
-def check_arguments(parser, args):
-    for name in ("max_chars", "steps", "hidden_size", "num_layers", "batch_size", "seq_len"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1")
-    if args.sample_length < 0:
-        parser.error("--sample-length must be >= 0")
-    for name in ("lr", "clip", "temperature"):
-        if not getattr(args, name) > 0 or not math.isfinite(getattr(args, name)):
-            parser.error(f"--{name} must be a positive number")
-    if args.seed < 0:
-        parser.error("--seed must be >= 0")
+OPTIONS = (
+    Option("--text", metavar="PATH",
+           help="train on this UTF-8 text file instead of the built-in corpus "
+                "(standard-library source code)"),
+    Option("--max-chars", int, 300_000, "characters of the built-in corpus to use", least=1),
+    Option("--steps", int, 1500,
+           "training steps (default: %(default)s, about a minute on 2 cores)", least=1),
+    Option("--hidden-size", int, 128, "LSTM units", least=1),
+    Option("--num-layers", int, 1, "stacked LSTM layers", least=1),
+    Option("--batch-size", int, 32, "parallel streams of text per step", least=1),
+    Option("--seq-len", int, 100, "characters per stream per step: the BPTT truncation",
+           least=1),
+    Option("--lr", float, 1e-2, "Adam's learning rate", positive=True),
+    Option("--clip", float, 1.0, "gradient norm clipping", positive=True),
+    Option("--sample-length", int, 400, "characters to generate at the end", least=0),
+    Option("--temperature", float, 0.7,
+           "sampling temperature; lower is more conservative", positive=True),
+    Option("--prime", str, "def ", "text the sample starts from (default: %(default)r)"),
+    Option("--seed", int, 0, "seed for the weights and the sampling", least=0),
+    Option("--save", metavar="PATH",
+           help="save the trained model here (cyrnn.save; load with cyrnn.load)"),
+)
 
 
 def run(args, *, progress=True, out=print):

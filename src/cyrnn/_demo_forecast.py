@@ -11,13 +11,13 @@ values up to the year before) are scored against the persistence
 ago) baselines, and plotted. The data loading and plotting import their
 packages only when called, so the rest runs (and is tested) without them.
 """
-import math
 import time
 
 import numpy as np
 
 import cyrnn
 from cyrnn import losses, optim
+from cyrnn._demo_options import Option
 from cyrnn._progress import Progress
 
 
@@ -183,43 +183,26 @@ def plot(path, index, values, test_size, forecasts, *, title="", ylabel="value",
 
 
 # -- the command ---------------------------------------------------------------
-def add_arguments(parser):
-    parser.add_argument("--data", metavar="CSV",
-                        help="forecast this series instead (one column of values, or two: "
-                             "index,value; a header line is skipped)")
-    parser.add_argument("--test-size", type=int, default=40,
-                        help="held-out last values (default: %(default)s years, 1969-2008)")
-    parser.add_argument("--season", type=int, default=11,
-                        help="period of the seasonal-naive baseline (default: %(default)s, "
-                             "the solar cycle in years)")
-    parser.add_argument("--ensemble", type=int, default=5,
-                        help="models trained with different seeds and averaged "
-                             "(default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=800,
-                        help="Adam steps per model (default: %(default)s)")
-    parser.add_argument("--hidden-size", type=int, default=32,
-                        help="LSTM units (default: %(default)s)")
-    parser.add_argument("--window", type=int, default=40,
-                        help="length of the training windows (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=32,
-                        help="windows per step (default: %(default)s)")
-    parser.add_argument("--lr", type=float, default=1e-2,
-                        help="Adam's learning rate (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
-    parser.add_argument("--plot", metavar="PNG", default="forecast.png",
-                        help="where to write the plot (default: %(default)s in the current "
-                             "directory; '' for no plot)")
-
-
-def check_arguments(parser, args):
-    for name in ("test_size", "season", "ensemble", "steps", "hidden_size", "window",
-                 "batch_size"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1")
-    if not args.lr > 0 or not math.isfinite(args.lr):
-        parser.error("--lr must be a positive number")
-    if args.seed < 0:
-        parser.error("--seed must be >= 0")
+OPTIONS = (
+    Option("--data", metavar="CSV",
+           help="forecast this series instead (one column of values, or two: "
+                "index,value; a header line is skipped)"),
+    Option("--test-size", int, 40,
+           "held-out last values (default: %(default)s years, 1969-2008)", least=1),
+    Option("--season", int, 11, "period of the seasonal-naive baseline (default: "
+                                "%(default)s, the solar cycle in years)", least=1),
+    Option("--ensemble", int, 5, "models trained with different seeds and averaged",
+           least=1),
+    Option("--steps", int, 800, "Adam steps per model", least=1),
+    Option("--hidden-size", int, 32, "LSTM units", least=1),
+    Option("--window", int, 40, "length of the training windows", least=1),
+    Option("--batch-size", int, 32, "windows per step", least=1),
+    Option("--lr", float, 1e-2, "Adam's learning rate", positive=True),
+    Option("--seed", int, 0, "seed", least=0),
+    Option("--plot", str, "forecast.png", "where to write the plot (default: %(default)s "
+                                           "in the current directory; '' for no plot)",
+           metavar="PNG"),
+)
 
 
 def run(args, *, progress=True, out=print):
