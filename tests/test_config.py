@@ -39,32 +39,42 @@ def test_a_cap_names_the_level_and_its_vector_width(cap):
         assert f"CYRNN_CPU_LEVEL={cap}" in reason
 
 
-def products_in_subprocess(cap, coretype=None):
-    environment = {k: v for k, v in os.environ.items()
-                   if k not in ("CYRNN_CPU_LEVEL", "OPENBLAS_CORETYPE")}
-    environment.update({k: v for k, v in (("CYRNN_CPU_LEVEL", cap),
-                                          ("OPENBLAS_CORETYPE", coretype)) if v})
+def products_in_subprocess(cap, coretype=None, products=None):
+    """(BLAS runs the products, show_config's sentence) in a fresh process."""
+    names = ("CYRNN_CPU_LEVEL", "OPENBLAS_CORETYPE", "CYRNN_PRODUCTS")
+    environment = {k: v for k, v in os.environ.items() if k not in names}
+    environment.update({k: v for k, v in zip(names, (cap, coretype, products)) if v})
     environment["PYTHONPATH"] = os.path.dirname(os.path.dirname(cyrnn.__file__))
     done = subprocess.run([sys.executable, "-c", "import cyrnn; from cyrnn import _cpu; print("
-                           "_cpu.blas_outpaces_kernels(), cyrnn.show_config(mode='dicts')"
+                           "_cpu.blas_runs_products(), cyrnn.show_config(mode='dicts')"
                            "['kernels']['products'])"], env=environment,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    outpaces, products = done.stdout.split(maxsplit=1)
-    return outpaces == "True", products
+    runs, products = done.stdout.split(maxsplit=1)
+    return runs == "True", products
 
 
 def test_blas_runs_the_products_only_where_its_vectors_are_wider_than_the_kernels():
     best, _, _ = config_in_subprocess(None)
-    outpaces, products = products_in_subprocess(None)
-    assert not outpaces and products.startswith("the kernels")
-    outpaces, products = products_in_subprocess("0")
+    runs, products = products_in_subprocess(None)
+    assert not runs and products.startswith("the kernels")
+    runs, products = products_in_subprocess("0")
     # every CPU with AVX2 has AVX: capped at 0, it runs BLAS's products
-    assert outpaces == (best > 0) and products.startswith("BLAS") == outpaces
-    outpaces, products = products_in_subprocess("0", coretype="Nehalem")
-    assert not outpaces and products.startswith("the kernels")
+    assert runs == (best > 0) and products.startswith("BLAS") == runs
+    runs, products = products_in_subprocess("0", coretype="Nehalem")
+    assert not runs and products.startswith("the kernels")
     if best > 0:
         assert "OPENBLAS_CORETYPE" in products
+
+
+@pytest.mark.parametrize("cap", [None, "0"])
+def test_cyrnn_products_chooses_either_way_whatever_the_level(cap):
+    runs, products = products_in_subprocess(cap, products="blas")
+    assert runs and products.startswith("BLAS") and "CYRNN_PRODUCTS=blas" in products
+    runs, products = products_in_subprocess(cap, products="Kernels")
+    assert not runs and "CYRNN_PRODUCTS=kernels" in products
+    default = products_in_subprocess(cap)
+    assert products_in_subprocess(cap, products="gpu") == default  # not a choice: ignored
 
 
 def test_show_config_prints_every_section(capsys):

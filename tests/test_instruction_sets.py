@@ -54,9 +54,11 @@ def run_case(cell, dtype, shape):
     return {"y": y, "y_train": y_train, "dx": grads.input, **grads.params}
 
 
-def results_at(level, tmp_path):
-    """run_case over CASES in a process whose kernels are capped at `level`."""
-    out = tmp_path / f"level{level}.npz"
+def results_at(level, tmp_path, products=None):
+    """run_case over CASES in a process whose kernels are capped at `level`
+    (None: not capped), its products where CYRNN_PRODUCTS says (None: where
+    cyrnn chooses)."""
+    out = tmp_path / f"level{level}-{products}.npz"
     script = (
         "import sys, numpy as np\n"
         f"sys.path.insert(0, {os.path.dirname(__file__)!r})\n"
@@ -64,16 +66,24 @@ def results_at(level, tmp_path):
         "arrays = {f'{k}/{name}': a for k, case in enumerate(CASES)\n"
         "          for name, a in run_case(*case).items()}\n"
         f"np.savez({str(out)!r}, **arrays)\n")
-    done = subprocess.run([sys.executable, "-c", script], env=level_environment(str(level)),
+    environment = level_environment(None if level is None else str(level))
+    environment.pop("CYRNN_PRODUCTS", None)
+    if products is not None:
+        environment["CYRNN_PRODUCTS"] = products
+    done = subprocess.run([sys.executable, "-c", script], env=environment,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     with np.load(out) as arrays:
         return dict(arrays)
 
 
-@pytest.mark.parametrize("level", [1, 0])
-def test_capped_kernels_agree_with_the_best_ones(level, tmp_path):
-    capped = results_at(level, tmp_path)
+# Level 0 runs BLAS's products on a CPU with AVX: its own kernels' products
+# run when CYRNN_PRODUCTS=kernels says so; BLAS's at the best level, when
+# CYRNN_PRODUCTS=blas does.
+@pytest.mark.parametrize("level,products", [(1, None), (0, None), (0, "kernels"),
+                                            (None, "blas")])
+def test_capped_kernels_agree_with_the_best_ones(level, products, tmp_path):
+    capped = results_at(level, tmp_path, products)
     assert len(capped) > len(CASES)
     for k, (cell, dtype, shape) in enumerate(CASES):
         for name, want in run_case(cell, dtype, shape).items():

@@ -26,13 +26,19 @@ def _kernel_reason(level, best):
 
 def _products():
     """Where the products of both passes run (see _plan.blas_products)."""
-    if _cpu.blas_outpaces_kernels():
-        return ("BLAS (scipy's), the cells in the kernels: level 0's vectors are narrower "
-                "than this CPU's AVX, which BLAS uses (not for the two-phase GRU, nor "
-                "streams)")
-    if _cpu.kernel_level() == 0 and _cpu.blas_core_without_avx():
-        return "the kernels: OPENBLAS_CORETYPE holds BLAS to a core without AVX"
-    return "the kernels"
+    requested = _cpu.requested_products()
+    where = ("BLAS (scipy's), the cells in the kernels" if _cpu.blas_runs_products()
+             else "the kernels")
+    if requested is not None:
+        reason = f"{_cpu.PRODUCTS_ENV}={requested}"
+    elif _cpu.blas_outpaces_kernels():
+        reason = "level 0's vectors are narrower than this CPU's AVX, which BLAS uses"
+    elif _cpu.kernel_level() == 0 and _cpu.blas_core_without_avx():
+        reason = "OPENBLAS_CORETYPE holds BLAS to a core without AVX"
+    else:
+        reason = "the kernels' vectors are as wide as the CPU's"
+    exceptions = " (not for the two-phase GRU, nor streams)" if _cpu.blas_runs_products() else ""
+    return f"{where}: {reason}{exceptions}"
 
 
 def _kernels():

@@ -50,18 +50,39 @@ def blas_core_without_avx():
     return os.environ.get("OPENBLAS_CORETYPE", "").strip().lower() in _CORES_WITHOUT_AVX
 
 
-cdef int _blas_outpaces = -1
-
-
 def blas_outpaces_kernels():
-    """Whether BLAS's products beat the step kernels' own: at level 0 (SSE2,
-    4 floats a vector, no FMA) on a CPU with AVX, whose vectors BLAS uses
+    """Whether BLAS's products beat the kernels' own: at level 0 (SSE2, 4
+    floats a vector, no FMA) on a CPU with AVX, whose vectors BLAS uses
     (x86-64's AVX2 and AVX-512 CPUs capped by CYRNN_CPU_LEVEL=0, and AVX
     ones without AVX2, such as Sandy Bridge). Measured: a step's product at
     B=16, H=128 runs 33 GFLOP/s in the SSE2 kernel, 105 in scipy's OpenBLAS
-    on AVX-512 and 76 on AVX2."""
-    global _blas_outpaces
-    if _blas_outpaces < 0:
-        _blas_outpaces = (cyrnn_kernel_level() == 0 and cyrnn_cpu_has_avx()
-                          and not blas_core_without_avx())
-    return bool(_blas_outpaces)
+    on AVX-512 and 76 on AVX2; at levels 1 and 2, BLAS's products were
+    slower than the kernels' (see _plan.blas_products)."""
+    return (cyrnn_kernel_level() == 0 and bool(cyrnn_cpu_has_avx())
+            and not blas_core_without_avx())
+
+
+PRODUCTS_ENV = "CYRNN_PRODUCTS"
+_PRODUCTS_CHOICES = ("blas", "kernels")
+cdef int _blas_runs = -1
+
+
+def requested_products():
+    """CYRNN_PRODUCTS's "blas" or "kernels", or None (unset or anything else:
+    the choice is then blas_outpaces_kernels')."""
+    value = os.environ.get(PRODUCTS_ENV, "").strip().lower()
+    return value if value in _PRODUCTS_CHOICES else None
+
+
+def blas_runs_products():
+    """Whether BLAS runs the products rather than the kernels, chosen once
+    per process: as CYRNN_PRODUCTS asks, else where BLAS outpaces them. The
+    variable is for CPUs whose BLAS is faster than cyrnn could measure here
+    (Apple's Accelerate, ARM cores with SVE) and for testing either path on
+    any CPU."""
+    global _blas_runs
+    if _blas_runs < 0:
+        requested = requested_products()
+        _blas_runs = (requested == "blas" if requested is not None
+                      else blas_outpaces_kernels())
+    return bool(_blas_runs)

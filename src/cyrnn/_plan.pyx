@@ -16,7 +16,7 @@ from cyrnn._kernels cimport (cyrnn_packed_bias_size_f, cyrnn_packed_bias_size_d,
                              cyrnn_packed_size_f, cyrnn_packed_size_d,
                              cyrnn_gradient_width_f, cyrnn_gradient_width_d)
 
-from cyrnn._cpu import blas_outpaces_kernels
+from cyrnn._cpu import blas_runs_products
 
 cnp.import_array()
 
@@ -167,7 +167,8 @@ cdef Py_ssize_t _packed_weights_size(int kind, int G, int H, int Hout, int in_si
 def blas_products(object cell):
     """Whether the passes of `cell` run their products in BLAS (scipy's)
     instead of the kernels: where the kernels' level is 0 on a CPU whose
-    vectors are wider (_cpu.blas_outpaces_kernels). Forward, the input's
+    vectors are wider, or as CYRNN_PRODUCTS asks (_cpu.blas_runs_products).
+    Forward, the input's
     product for a chunk of steps, then the state's at each step, to which
     the step kernel applies the cell; BPTT, dL/dh_{t-1} at each step, dx and
     the weight gradients for a chunk. Not for a two-phase cell, whose W_hn
@@ -176,7 +177,7 @@ def blas_products(object cell):
 
 
 cdef bint _blas_products(bint reset_before):
-    return blas_outpaces_kernels() and not reset_before
+    return blas_runs_products() and not reset_before
 
 
 def products_size(object cell, int hidden_size, Py_ssize_t batch):
