@@ -103,8 +103,8 @@
        scratch rows for inference) never NULL. pre_x, pre_h: NULL, or the  \
        input's (x W_ih^T) or the state's (h W_hh^T) product, done outside   \
        (by BLAS), rows G*H apart from row 0 of the step, gates in W's     \
-       order; the step then skips that product. (pre_h: not for             \
-       GRU_RESET_BEFORE, whose W_hn product needs the step's r.) */          \
+       order; the step then skips that product. GRU_RESET_BEFORE's pre_h:  \
+       h W_h{r,z}^T (2H) in phase 1, (r * h) W_hn^T (H) in phase 2. */       \
     ptrdiff_t cyrnn_packed_bias_size_##SFX(int cell, int H);                   \
     void cyrnn_pack_bias_##SFX(int cell, int H, const REAL *bias,              \
                                const REAL *bias_hn, const REAL *peephole,      \

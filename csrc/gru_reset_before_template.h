@@ -27,7 +27,7 @@
 static inline __attribute__((always_inline)) void
 FN(reset_gates_tile)(const int R, int H, int I, int Hout, const REAL *restrict pih,
                      const REAL *restrict phh, const REAL *restrict pbias,
-                     const REAL *restrict pre_x, int r0,
+                     const REAL *restrict pre_x, const REAL *restrict pre_h, int r0,
                      const REAL *restrict x, ptrdiff_t ldx, const REAL *restrict h,
                      ptrdiff_t ldh, REAL *restrict gates, REAL *restrict rh, int j0,
                      int units)
@@ -42,6 +42,8 @@ FN(reset_gates_tile)(const int R, int H, int I, int Hout, const REAL *restrict p
             acc[r][a] = b[a];
     if (pre_x)
         FN(add_preactivations)(R, 3, 3, 0, pre_x + r0 * GH, H, j0, units, acc);
+    if (pre_h) /* h W_h{r,z}^T: rows 2H apart */
+        FN(add_preactivations)(R, 2, 3, 0, pre_h + r0 * 2 * H, H, j0, units, acc);
     FN(accumulate_rows)(R, 3, 3, 0, I, pih, x + r0 * ldx, ldx, acc);
     FN(accumulate_rows)(R, 2, 3, 0, Hout, phh, h + r0 * ldh, ldh, acc);
     for (int r = 0; r < R; ++r) {
@@ -58,7 +60,8 @@ FN(reset_gates_tile)(const int R, int H, int I, int Hout, const REAL *restrict p
 /* Phase 2 on rows r0 ... r0 + R - 1 of NB unit blocks from j0. */
 static inline __attribute__((always_inline)) void
 FN(reset_candidate_tile)(const int R, const int NB, int H, const REAL *restrict phn,
-                         int r0, const REAL *restrict h, ptrdiff_t ldh,
+                         const REAL *restrict pre_h, int r0, const REAL *restrict h,
+                         ptrdiff_t ldh,
                          REAL *restrict gates, const REAL *restrict rh,
                          REAL *restrict out, ptrdiff_t ldo, REAL *restrict next_h,
                          int next_rows, int j0)
@@ -69,10 +72,12 @@ FN(reset_candidate_tile)(const int R, const int NB, int H, const REAL *restrict 
     for (int r = 0; r < R; ++r)
         CYRNN_TILE_LOOP
         for (int b = 0; b < NB; ++b) {
-            int j = j0 + b * V;
-            acc[r][b] = FN(load_units)(gates + (r0 + r) * GH + 2 * H + j, H - j < V ? H - j : V);
+            int j = j0 + b * V, units = H - j < V ? H - j : V;
+            acc[r][b] = FN(load_units)(gates + (r0 + r) * GH + 2 * H + j, units);
+            if (pre_h) /* (r * h) W_hn^T: rows H apart */
+                acc[r][b] += FN(load_units)(pre_h + (r0 + r) * (ptrdiff_t)H + j, units);
         }
-    FN(panel_accumulate)(R, NB, H, phn, (ptrdiff_t)H * V, rh + r0 * H, H, 1, acc);
+    FN(panel_accumulate)(R, NB, pre_h ? 0 : H, phn, (ptrdiff_t)H * V, rh + r0 * H, H, 1, acc);
     CYRNN_TILE_LOOP
     for (int r = 0; r < R; ++r)
         CYRNN_TILE_LOOP
@@ -89,11 +94,11 @@ FN(reset_candidate_tile)(const int R, const int NB, int H, const REAL *restrict 
 }
 
 #define CYRNN_RESET_GATES_TILE(RT, R0)                                         \
-    FN(reset_gates_tile)(RT, H, I, Hout, pih, phh, pb, pre_x, R0, x, ldx, h,    \
-                         ldh, gates, rh, j0, units)
+    FN(reset_gates_tile)(RT, H, I, Hout, pih, phh, pb, pre_x, pre_h, R0, x,     \
+                         ldx, h, ldh, gates, rh, j0, units)
 #define CYRNN_RESET_CANDIDATE_TILE(RT, R0, NB)                                 \
-    FN(reset_candidate_tile)(RT, NB, H, phn + (ptrdiff_t)block * H * V, R0, h, ldh, \
-                             gates, rh, out, ldo, next_h, next_rows, block * V)
+    FN(reset_candidate_tile)(RT, NB, H, phn + (ptrdiff_t)block * H * V, pre_h, R0, \
+                             h, ldh, gates, rh, out, ldo, next_h, next_rows, block * V)
 #define CYRNN_RESET_CANDIDATE_TILE_NB(RT, R0)                                  \
     CYRNN_RESET_CANDIDATE_TILE(RT, R0, CYRNN_STEP_RNN_BLOCKS)
 #define CYRNN_RESET_CANDIDATE_TILE_2(RT, R0) CYRNN_RESET_CANDIDATE_TILE(RT, R0, 2)
@@ -101,12 +106,15 @@ FN(reset_candidate_tile)(const int R, const int NB, int H, const REAL *restrict 
 
 /* One phase of the step for unit blocks [first_block, end_block) of rows
  * 0..n-1 (see cyrnn_cell_step): gates (3H) and rh (H) are the tape's rows,
- * or scratch rows for inference. Phase 2 tiles as the Elman RNN's step
+ * or scratch rows for inference. pre_h, if given, holds the phase's
+ * recurrent product: h W_h{r,z}^T (2H) in phase 1, (r * h) W_hn^T (H) in
+ * phase 2; Hout is then 0 (the caller's; phase 2 skips its own). Phase 2 tiles as the Elman RNN's step
  * does: one accumulator a block (CYRNN_ONE_ACCUMULATOR_BLOCKS). */
 static void FN(reset_before_step)(int phase, int H, int I, int Hout, int first_block,
                                   int end_block, int n, const REAL *packed_ih,
                                   const REAL *packed_hh, const REAL *packed_bias,
-                                  const REAL *pre_x, const REAL *x, ptrdiff_t ldx,
+                                  const REAL *pre_x, const REAL *pre_h,
+                                  const REAL *x, ptrdiff_t ldx,
                                   const REAL *h, ptrdiff_t ldh, REAL *out, ptrdiff_t ldo,
                                   REAL *gates, REAL *rh, REAL *next_h, int next_rows)
 {

@@ -409,9 +409,9 @@ static void FN(cyrnn_cell_step)(int cell, int phase, int H, int I, int Hout,
                      next_h, next_rows, stream);
         break;
     case CYRNN_CELL_GRU_RESET_BEFORE: /* re-reads its rows of gates: never streamed */
-        FN(reset_before_step)(phase, H, Kx, Hout, first_block, end_block, n, packed_ih,
-                              packed_hh, packed_bias, pre_x, x, ldx, h, ldh, out, ldo, gates,
-                              extra, next_h, next_rows);
+        FN(reset_before_step)(phase, H, Kx, Kh, first_block, end_block, n, packed_ih,
+                              packed_hh, packed_bias, pre_x, pre_h, x, ldx, h, ldh, out, ldo,
+                              gates, extra, next_h, next_rows);
         break;
     }
 #if CYRNN_X86_DISPATCH

@@ -37,10 +37,9 @@ def check_weight_gradients(rows, M, K1, K2, dtype, seed=0):
     np.testing.assert_allclose(db, wide.sum(axis=0), **TOL[dtype])
 
 
-def givens(cell):
-    """The products a step can be handed done: its input's, and (except a
-    two-phase cell's, whose W_hn product needs the step's r) its state's."""
-    return ("none", "input") if cell.reset_before else ("none", "input", "both")
+# The products a step can be handed done (by BLAS, in the loops): none, its
+# input's, or its input's and its state's.
+GIVENS = ("none", "input", "both")
 
 
 def check_step(key, n, I, H, dtype, given="none", seed=0):
@@ -84,7 +83,7 @@ def test_the_weight_gradient_kernel_is_dg_transposed_times_x(rows, M, K1, K2, dt
 @given(cell=st.sampled_from(sorted(_cells.BY_KEY)), n=st.integers(1, 30), I=st.integers(1, 40),
        H=st.integers(1, 40), dtype=DTYPES, data=st.data())
 def test_one_step_of_each_cell_matches_the_reference(cell, n, I, H, dtype, data):
-    check_step(cell, n, I, H, dtype, data.draw(st.sampled_from(givens(_cells.BY_KEY[cell]))))
+    check_step(cell, n, I, H, dtype, data.draw(st.sampled_from(GIVENS)))
 
 
 # n = 13 and 30 leave rows after whole tiles of every size (2 to 16 rows);
@@ -97,8 +96,8 @@ def check_fixed_shapes():
         for n, H in FIXED:
             check_product(n, 2 * H + 3, H, dtype)
             check_weight_gradients(n + 240, 4 * H, H + 5, H, dtype)
-            for key, cell in _cells.BY_KEY.items():
-                for given in givens(cell):
+            for key in _cells.BY_KEY:
+                for given in GIVENS:
                     check_step(key, n, 11, H, dtype, given)
 
 
@@ -113,14 +112,6 @@ def test_the_kernels_at_a_lower_level_on_fixed_shapes(level):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env=level_environment(str(level)), timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-
-
-def test_a_step_is_handed_its_state_product_only_where_it_can_use_it():
-    one = np.ones((2, 3))
-    with pytest.raises(ValueError, match="given"):
-        probe.step(_cells.BY_KEY["GRU_RESET_BEFORE"], one, np.ones((2, 4)), np.ones((2, 4)),
-                   np.ones((12, 3)), np.ones((12, 4)), np.ones(12), np.ones(4), np.ones((3, 4)),
-                   "both")
 
 
 def test_the_probe_refuses_shapes_that_would_take_a_kernel_outside_its_arrays():

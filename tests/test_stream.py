@@ -47,7 +47,7 @@ def assert_streams_as_the_layer(model, x, hx=None, batch_size=1):
     ys, state = streamed(model, x, hx, batch_size)
     y, hn = model(x, hx)
     assert ys.dtype == y.dtype == model.dtype
-    if _plan.blas_products(model._cell):
+    if _plan.blas_products():
         tol = dict(rtol=1e-5, atol=1e-6) if model.dtype == np.float32 else dict(rtol=1e-12, atol=1e-14)
         def agree(got, want):
             np.testing.assert_allclose(got, want, **tol)

@@ -300,7 +300,7 @@ class RecurrentLayer(ParameterOwner):
     def _products_scratch(self, batch):
         """The scratch of the products BLAS runs in place of the step
         kernel's (see _plan.blas_products), or None where it does not."""
-        if not _plan.blas_products(self._cell):
+        if not _plan.blas_products():
             return None
         size = _plan.products_size(self._cell, self._hidden_size, int(batch))
         return self._workspace.take("products", (size,), self._dtype)

@@ -43,8 +43,14 @@ cdef void _blas_gradient_chunk(const Plan *p, const Layer *ly, int d, Py_ssize_t
          <floating>(1 if d > 0 else 0), <floating *>ly.dx + row0 * I, I)
     gemm(True, False, GH, I, rows, <floating>1, dgx, ldg, x + row0 * I, I, beta,
          <floating *>dr.dw_ih, I)
-    gemm(True, False, GH, Hout, rows, <floating>1, dgh, ldg,
+    # W_hh's first group against h_{t-1}; the reset-before GRU's W_hn
+    # against r * h_{t-1}, on the tape
+    gemm(True, False, p.hh_first * p.H, Hout, rows, <floating>1, dgh, ldg,
          <const floating *>dr.hprev + row0 * Hout, Hout, beta, <floating *>dr.dw_hh, Hout)
+    if p.reset_before:
+        gemm(True, False, p.H, Hout, rows, <floating>1, dgh + 2 * p.H, ldg,
+             <const floating *>dr.extra + row0 * p.E, <int>p.E, beta,
+             <floating *>dr.dw_hh + 2 * p.H * Hout, Hout)
     _column_sums(rows, GH, dgx, ldg, <floating *>dr.db_ih, accumulate)
     if dgh != dgx:
         _column_sums(rows, GH, dgh, ldg, <floating *>dr.db_hh, accumulate)
@@ -157,7 +163,12 @@ cdef inline void _reset_before_products(const Plan *p, const Direction *dr, int 
     cdef Py_ssize_t off = p.offsets[t]
     cdef floating *dg = <floating *>dr.dgx + (off - row0) * p.ldg
     cdef const floating *packed_hn = packed_hh + packed_elements(1, H, 2 * H, <floating *>NULL)
-    _product_blocks(H, H, n, packed_hn, dg + 2 * H, p.ldg, dg, p.ldg, False, b0, b1)
+    if p.blas_products:  # packed_hh: W_hh as it is (see _pack_direction)
+        if tid == 0:
+            gemm(False, False, n, H, H, <floating>1, dg + 2 * H, <int>p.ldg,
+                 packed_hh + 2 * H * H, H, <floating>0, dg, <int>p.ldg)
+    else:
+        _product_blocks(H, H, n, packed_hn, dg + 2 * H, p.ldg, dg, p.ldg, False, b0, b1)
     if threads > 1:
         omp_barrier()
     if r1 > r0:
@@ -166,7 +177,12 @@ cdef inline void _reset_before_products(const Plan *p, const Direction *dr, int 
                                <floating *>dr.dh + r0 * H, dg + r0 * p.ldg, p.ldg)
     if threads > 1:
         omp_barrier()
-    _product_blocks(H, 2 * H, n, packed_hh, dg, p.ldg, <floating *>dr.dh, H, True, b0, b1)
+    if p.blas_products:
+        if tid == 0:
+            gemm(False, False, n, H, 2 * H, <floating>1, dg, <int>p.ldg, packed_hh, H,
+                 <floating>1, <floating *>dr.dh, H)
+    else:
+        _product_blocks(H, 2 * H, n, packed_hh, dg, p.ldg, <floating *>dr.dh, H, True, b0, b1)
 
 
 cdef void _gradient_chunk_alone(const Plan *p, const Layer *ly, int d, floating *panels,

@@ -37,7 +37,7 @@ def _products():
         reason = "OPENBLAS_CORETYPE holds BLAS to a core without AVX"
     else:
         reason = "the kernels' vectors are as wide as the CPU's"
-    exceptions = " (not for the two-phase GRU, nor streams)" if _cpu.blas_runs_products() else ""
+    exceptions = " (not for streams)" if _cpu.blas_runs_products() else ""
     return f"{where}: {reason}{exceptions}"
 
 

@@ -40,16 +40,24 @@ cdef inline void _step_blocks(const Plan *p, const Direction *dr, const floating
                               const floating *x, const floating *prev, Py_ssize_t ld_prev,
                               const floating *rest, floating *out, Py_ssize_t ldo,
                               floating *gates, floating *extra, floating *next_h,
-                              int next_rows, int threads) noexcept nogil:
+                              int next_rows, int tid, int threads) noexcept nogil:
     """One step for a range of unit blocks: a two-phase cell's phase 1 for
     them, then, once every thread's is done (phase 2 reads every unit of r *
-    h), its phase 2."""
+    h), its phase 2; with BLAS's products, phase 2's (r * h) W_hn^T between
+    them."""
     if p.reset_before:
         _phase_blocks(p, dr, packed_ih, packed_hh, packed_bias, pre_x, pre_h, first_block,
                       end_block, in_size, n, carried, x, prev, ld_prev, rest, out, ldo, gates,
                       extra, next_h, next_rows, 1)
         if threads > 1:
             omp_barrier()
+        if p.blas_products:
+            if tid == 0:
+                gemm(False, True, n, p.H, p.H, <floating>1, extra, p.H,
+                     <const floating *>dr.w_hh + 2 * p.H * p.Hout, p.Hout, <floating>0,
+                     <floating *>pre_h, p.H)
+            if threads > 1:
+                omp_barrier()
     _phase_blocks(p, dr, packed_ih, packed_hh, packed_bias, pre_x, pre_h, first_block,
                   end_block, in_size, n, carried, x, prev, ld_prev, rest, out, ldo, gates,
                   extra, next_h, next_rows, 2 if p.reset_before else 0)
@@ -71,6 +79,9 @@ cdef inline void _phase_blocks(const Plan *p, const Direction *dr, const floatin
     BLAS ran (rows G*H apart), or NULL."""
     cdef floating *c = <floating *>dr.c
     cdef Py_ssize_t GH = p.G * p.H
+    # pre_h's rows: the state's product with W_hh's first group, or phase 2's
+    # with W_hn
+    cdef Py_ssize_t ldp = p.H if phase == 2 else p.hh_first * p.H
     if carried > 0:
         cell_step(p.kind, phase, p.H, in_size, p.Hout, first_block, end_block, carried,
                   packed_ih, packed_hh, packed_bias, pre_x, pre_h, x, in_size, prev, ld_prev,
@@ -79,7 +90,7 @@ cdef inline void _phase_blocks(const Plan *p, const Direction *dr, const floatin
         cell_step(p.kind, phase, p.H, in_size, p.Hout, first_block, end_block, n - carried,
                   packed_ih, packed_hh, packed_bias,
                   pre_x + carried * GH if pre_x != NULL else NULL,
-                  pre_h + carried * GH if pre_h != NULL else NULL, x + carried * in_size,
+                  pre_h + carried * ldp if pre_h != NULL else NULL, x + carried * in_size,
                   in_size,
                   rest, p.Hout,
                   c + carried * p.H if c != NULL else NULL, out + carried * ldo, ldo,
@@ -146,9 +157,10 @@ cdef inline void _finish_step(const Plan *p, const Direction *dr, floating *y, i
 cdef inline void _state_products(const Plan *p, const Direction *dr, int n, int carried,
                                  const floating *prev, Py_ssize_t ld_prev,
                                  const floating *rest) noexcept nogil:
-    """pre_h = h_{t-1} W_hh^T by BLAS for a step's n rows: the carried rows
-    from prev, the others from rest (rows Hout apart)."""
-    cdef int GH = p.G * p.H, Hout = p.Hout
+    """pre_h = h_{t-1} W_hh^T by BLAS for a step's n rows (W_hh's first
+    group of gates: the others wait for the step's reset gate): the carried
+    rows from prev, the others from rest (rows Hout apart)."""
+    cdef int GH = p.hh_first * p.H, Hout = p.Hout
     cdef floating *pre_h = <floating *>p.pre_h
     cdef const floating *w_hh = <const floating *>dr.w_hh
     gemm(False, True, carried, GH, Hout, <floating>1, prev, <int>ld_prev, w_hh, Hout,
@@ -214,7 +226,7 @@ cdef inline void _forward_step(const Plan *p, const Layer *ly, int d, const floa
     _step_blocks(p, dr, packed_ih, packed_hh, packed_bias, pre_x, pre_h,
                  tid * blocks // threads,
                  (tid + 1) * blocks // threads, I, n, carried, x + off * I, prev, ld_prev,
-                 rest, out, ldo, gates, extra, next_h, next_rows, threads)
+                 rest, out, ldo, gates, extra, next_h, next_rows, tid, threads)
     if threads > 1:
         omp_barrier()
     _finish_step(p, dr, y, d, t, r0, r1, out, tid, threads)

@@ -89,7 +89,8 @@ def step(object cell, floating[:, ::1] x, floating[:, ::1] h, floating[:, ::1] c
     the folded biases (G*H); bias_hn: the GRU's b_hn (H) and peephole: a
     peephole LSTM's (3, H), else unused. given: which products the kernel
     is handed done (by numpy here, by BLAS in the loops) rather than run
-    itself: "none", "input" (x W_ih^T) or "both" (and h W_hh^T)."""
+    itself: "none", "input" (x W_ih^T) or "both" (and h W_hh^T; for the
+    two-phase GRU, h W_h{r,z}^T, then (r * h) W_hn^T)."""
     cdef int n = x.shape[0], I = x.shape[1], H = h.shape[1], G = cell.gates, kind = cell.kind
     _require(n > 0 and I > 0 and H > 0 and h.shape[0] == n
              and c.shape[0] == n and c.shape[1] == H and w_ih.shape[0] == G * H
@@ -107,16 +108,20 @@ def step(object cell, floating[:, ::1] x, floating[:, ::1] h, floating[:, ::1] c
     # the two-phase cell's scratch rows (the others' inference has no tape)
     gates, extra = np.empty((n, G * H), dtype), np.empty((n, max(cell.extra, 1) * H), dtype)
     cdef floating[:, ::1] o = out, g = gates, e = extra
-    _require(given in ("none", "input", "both") and not (given == "both" and cell.reset_before),
-             "given: none, input, or both (not for a two-phase cell)")
+    _require(given in ("none", "input", "both"), "given: none, input or both")
+    w_hh_first = np.asarray(w_hh)[:cell.recurrent_groups[0] * H]
     pre_x = np.ascontiguousarray(np.asarray(x) @ np.asarray(w_ih).T)
-    pre_h = np.ascontiguousarray(np.asarray(h) @ np.asarray(w_hh).T)
+    pre_h = np.ascontiguousarray(np.asarray(h) @ w_hh_first.T)
     cdef floating[:, ::1] px = pre_x, ph = pre_h
     cdef const floating *given_x = &px[0, 0] if given != "none" else NULL
     cdef const floating *given_h = &ph[0, 0] if given == "both" else NULL
     cdef int phase
     cdef list phases = [1, 2] if cell.reset_before else [0]
     for phase in phases:
+        if phase == 2 and given == "both":  # (r * h) W_hn^T, r * h from phase 1
+            pre_h = np.ascontiguousarray(extra[:, :H] @ np.asarray(w_hh)[2 * H:].T)
+            ph = pre_h
+            given_h = &ph[0, 0]
         cell_step(kind, phase, H, I, H, 0, packed_blocks(H, <floating *>NULL), n, &p_ih[0],
                   &p_hh[0], &pb[0], given_x, given_h, &x[0, 0], I, &h[0, 0], H, &c[0, 0],
                   &o[0, 0], H,

@@ -164,20 +164,16 @@ cdef Py_ssize_t _packed_weights_size(int kind, int G, int H, int Hout, int in_si
         else cyrnn_packed_bias_size_d(kind, H))
 
 
-def blas_products(object cell):
-    """Whether the passes of `cell` run their products in BLAS (scipy's)
+def blas_products():
+    """Whether the passes run their products in BLAS (scipy's)
     instead of the kernels: where the kernels' level is 0 on a CPU whose
     vectors are wider, or as CYRNN_PRODUCTS asks (_cpu.blas_runs_products).
     Forward, the input's
     product for a chunk of steps, then the state's at each step, to which
     the step kernel applies the cell; BPTT, dL/dh_{t-1} at each step, dx and
-    the weight gradients for a chunk. Not for a two-phase cell, whose W_hn
-    product needs the step's reset gate."""
-    return _blas_products(cell.reset_before)
-
-
-cdef bint _blas_products(bint reset_before):
-    return blas_runs_products() and not reset_before
+    the weight gradients for a chunk. A two-phase cell's W_hn product
+    waits for the step's reset gate, between the phases."""
+    return blas_runs_products()
 
 
 def products_size(object cell, int hidden_size, Py_ssize_t batch):
@@ -349,7 +345,7 @@ cdef int fill_forward(Plan *p, list layers, object dtype, object products) excep
     cdef Layer *ly
     cdef Py_ssize_t GH = p.G * p.H, itemsize = dtype.itemsize
     # A tape is read by the BPTT of the same process, whose choice is the same.
-    _require(not p.training or (products is not None) == _blas_products(p.reset_before),
+    _require(not p.training or (products is not None) == blas_runs_products(),
              "the products' scratch where BLAS runs them, and only there")
     if products is not None:
         p.blas_products = True
@@ -397,7 +393,7 @@ cdef int fill_backward(Plan *p, list layers, object dtype, object packed) except
     cdef Layer *ly
     cdef LayerGradients spec
     _require(p.training, "BPTT needs a training pass's tape")
-    p.blas_products = _blas_products(p.reset_before)  # as the forward pass chose
+    p.blas_products = blas_runs_products()  # as the forward pass chose
     p.packed = _data(packed, dtype, packed.size, "packed")
     for l in range(p.L):
         spec = <LayerGradients?>layers[l]
