@@ -69,28 +69,27 @@ FN(reset_candidate_tile)(const int R, const int NB, int H, const REAL *restrict 
     const ptrdiff_t GH = 3 * (ptrdiff_t)H;
     FN(panel_vec) acc[R][NB];
     CYRNN_TILE_LOOP
-    for (int r = 0; r < R; ++r)
-        CYRNN_TILE_LOOP
-        for (int b = 0; b < NB; ++b) {
-            int j = j0 + b * V, units = H - j < V ? H - j : V;
-            acc[r][b] = FN(load_units)(gates + (r0 + r) * GH + 2 * H + j, units);
-            if (pre_h) /* (r * h) W_hn^T: rows H apart */
-                acc[r][b] += FN(load_units)(pre_h + (r0 + r) * (ptrdiff_t)H + j, units);
-        }
+    for (int rb = 0; rb < R * NB; ++rb) { /* the tile's vectors: x_n (phase 1's) */
+        const int r = rb / NB, b = rb % NB;
+        ptrdiff_t row = r0 + r;
+        int j = j0 + b * V, units = H - j < V ? H - j : V;
+        acc[r][b] = FN(load_units)(gates + row * GH + 2 * H + j, units);
+        if (pre_h) /* (r * h) W_hn^T: rows H apart */
+            acc[r][b] += FN(load_units)(pre_h + row * H + j, units);
+    }
     FN(panel_accumulate)(R, NB, pre_h ? 0 : H, phn, (ptrdiff_t)H * V, rh + r0 * H, H, 1, acc);
     CYRNN_TILE_LOOP
-    for (int r = 0; r < R; ++r)
-        CYRNN_TILE_LOOP
-        for (int b = 0; b < NB; ++b) {
-            ptrdiff_t row = r0 + r;
-            int j = j0 + b * V, units = H - j < V ? H - j : V;
-            FN(panel_vec) n = FN(tanh)(acc[r][b]);
-            FN(panel_vec) z = FN(load_units)(gates + row * GH + H + j, units);
-            FN(panel_vec) hp = FN(load_units)(h + row * ldh + j, units);
-            FN(panel_vec) hv = n + z * (hp - n);
-            FN(store_units)(gates + row * GH + 2 * H + j, n, units);
-            FN(store_state)(hv, row, j, units, H, out, ldo, next_h, next_rows);
-        }
+    for (int rb = 0; rb < R * NB; ++rb) { /* the tile's vectors, row by row */
+        const int r = rb / NB, b = rb % NB;
+        ptrdiff_t row = r0 + r;
+        int j = j0 + b * V, units = H - j < V ? H - j : V;
+        FN(panel_vec) n = FN(tanh)(acc[r][b]);
+        FN(panel_vec) z = FN(load_units)(gates + row * GH + H + j, units);
+        FN(panel_vec) hp = FN(load_units)(h + row * ldh + j, units);
+        FN(panel_vec) hv = n + z * (hp - n);
+        FN(store_units)(gates + row * GH + 2 * H + j, n, units);
+        FN(store_state)(hv, row, j, units, H, out, ldo, next_h, next_rows);
+    }
 }
 
 #define CYRNN_RESET_GATES_TILE(RT, R0)                                         \

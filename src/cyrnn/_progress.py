@@ -3,6 +3,8 @@
 import sys
 import time
 
+from cyrnn._closing import ClosedOnExit
+
 try:                                   # optional: part of the `demo` extra
     from tqdm.auto import tqdm as _tqdm
 except ImportError:                    # pragma: no cover - depends on the environment
@@ -13,7 +15,7 @@ def have_tqdm():
     return _tqdm is not None
 
 
-class Progress:
+class Progress(ClosedOnExit):
     """progress = Progress(total, desc); progress.update(n, **stats) after
     each step (stats shown beside the bar, e.g. loss=..., chars_s=...);
     progress.close() at the end. bar=False, or tqdm missing, prints a plain
@@ -52,11 +54,6 @@ class Progress:
             self._bar.close()
             self._bar = None
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def _format(value):

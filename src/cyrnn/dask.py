@@ -35,6 +35,7 @@ import dask.array as da
 import numpy as np
 
 from cyrnn import _checkpoint, losses, optim
+from cyrnn._closing import ClosedOnExit
 from cyrnn._progress import Progress
 
 __all__ = ["predict", "DataParallel", "local_cluster", "model_token"]
@@ -349,7 +350,7 @@ class _Replica:
         return pickle.dumps((self.model, self.optimizer), protocol=5)
 
 
-class DataParallel:
+class DataParallel(ClosedOnExit):
     """Data-parallel training of a cyrnn model on a dask.distributed cluster.
 
     model : a cyrnn layer or Sequential (forward/backward; any layer of the
@@ -437,11 +438,6 @@ class DataParallel:
             self._own_cluster.close()
             self._own_cluster = None
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     # -- batches ---------------------------------------------------------------
     def shards(self, n_samples):

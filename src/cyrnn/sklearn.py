@@ -66,6 +66,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d,
 import cyrnn
 from cyrnn import losses, optim
 from cyrnn._progress import Progress
+from cyrnn._validation import check_bool
 
 __all__ = ["RNNRegressor", "RNNClassifier", "SequenceScaler"]
 
@@ -179,12 +180,6 @@ def _check_number(name, value, *, integer=False, low=None, high=None, low_open=F
     return value
 
 
-def _check_flag(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
-
 class _RNNEstimator(BaseEstimator):
     """What both estimators share: parameters, the model, the training loop."""
 
@@ -218,15 +213,15 @@ class _RNNEstimator(BaseEstimator):
             raise ValueError(f"cell must be one of {sorted(_CELLS)}, got {self.cell!r}")
         _check_number("hidden_size", self.hidden_size, integer=True, low=1)
         _check_number("num_layers", self.num_layers, integer=True, low=1)
-        _check_flag("bidirectional", self.bidirectional)
+        check_bool("bidirectional", self.bidirectional)
         _check_number("dropout", self.dropout, low=0, high=1, high_open=True)
         _check_number("lr", self.lr, low=0, low_open=True)
         _check_number("weight_decay", self.weight_decay, low=0)
         _check_number("clip", self.clip, low=0, low_open=True, none=True)
         _check_number("max_epochs", self.max_epochs, integer=True, low=1)
         _check_number("batch_size", self.batch_size, integer=True, low=1)
-        _check_flag("shuffle", self.shuffle)
-        _check_flag("early_stopping", self.early_stopping)
+        check_bool("shuffle", self.shuffle)
+        check_bool("early_stopping", self.early_stopping)
         _check_number("validation_fraction", self.validation_fraction, low=0, high=1,
                       low_open=True, high_open=True)
         _check_number("n_iter_no_change", self.n_iter_no_change, integer=True, low=1)
@@ -645,8 +640,8 @@ class SequenceScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.with_std = with_std
 
     def fit(self, X, y=None):
-        _check_flag("with_mean", self.with_mean)
-        _check_flag("with_std", self.with_std)
+        check_bool("with_mean", self.with_mean)
+        check_bool("with_std", self.with_std)
         seqs = _check_sequences(self, X, reset=True)
         steps = self._steps(seqs).astype(np.float64)
         self.n_samples_seen_ = steps.shape[0]
