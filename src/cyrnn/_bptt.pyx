@@ -71,12 +71,31 @@ cdef inline void _gradient_chunk(const Plan *p, const Layer *ly, int d, floating
                                  Py_ssize_t row0, int rows, bint accumulate, int tid,
                                  int threads) noexcept nogil:
     """Thread tid's share of the work on a complete chunk of rows [row0,
-    row0 + rows): its rows of dx = dgx W_ih (+= for the second direction,
-    which reads the same input) by blocks of input units; then, by groups of
-    gate rows, dW_ih (+)= dgx^T x, dW_hh (+)= dgh^T h_{t-1} and the bias
-    gradients (+)= dg's column sums, reading dg in place (see the module's
-    docstring); by units, a peephole LSTM's peephole gradients. The chunk of
-    x and of h_{t-1} is packed once, its blocks shared."""
+    row0 + rows): by units, a peephole LSTM's peephole gradients; then dx,
+    the weight and the bias gradients, by BLAS (on thread 0) or by the
+    kernels (_packed_gradient_chunk)."""
+    cdef const Direction *dr = &ly.dirs[d]
+    if dr.dpeephole != NULL:  # read from the tape and dg in place
+        peephole_gradient(rows, p.H, tid * p.H // threads, (tid + 1) * p.H // threads,
+                          <const floating *>dr.dgx, p.ldg,
+                          <const floating *>dr.gates + row0 * p.G * p.H,
+                          <const floating *>dr.extra + row0 * p.E, <floating *>dr.dpeephole,
+                          accumulate)
+    if not p.blas_products:
+        _packed_gradient_chunk(p, ly, d, panels, row0, rows, accumulate, tid, threads)
+    elif tid == 0:
+        _blas_gradient_chunk(p, ly, d, row0, rows, accumulate, <const floating *>ly.x)
+
+
+cdef inline void _packed_gradient_chunk(const Plan *p, const Layer *ly, int d,
+                                        floating *panels, Py_ssize_t row0, int rows,
+                                        bint accumulate, int tid, int threads) noexcept nogil:
+    """_gradient_chunk's products by the kernels: thread tid's rows of dx =
+    dgx W_ih (+= for the second direction, which reads the same input) by
+    blocks of input units; then, by groups of gate rows, dW_ih (+)= dgx^T x,
+    dW_hh (+)= dgh^T h_{t-1} and the bias gradients (+)= dg's column sums,
+    reading dg in place (see the module's docstring). The chunk of x and of
+    h_{t-1} is packed once, its blocks shared."""
     cdef const Direction *dr = &ly.dirs[d]
     cdef int GH = p.G * p.H, Hout = p.Hout, in_size = ly.in_size
     cdef int groups = packed_blocks(GH, <floating *>NULL)
@@ -87,16 +106,6 @@ cdef inline void _gradient_chunk(const Plan *p, const Layer *ly, int d, floating
     cdef floating *panels_x = panels
     cdef floating *panels_h = panels + packed_elements(1, in_size, rows, <floating *>NULL)
     cdef floating *panels_rh = panels_h + packed_elements(1, Hout, rows, <floating *>NULL)
-    if p.blas_products:
-        if tid == 0:
-            _blas_gradient_chunk(p, ly, d, row0, rows, accumulate, <const floating *>ly.x)
-        if dr.dpeephole != NULL:
-            peephole_gradient(rows, p.H, tid * p.H // threads, (tid + 1) * p.H // threads,
-                              <const floating *>dr.dgx, p.ldg,
-                              <const floating *>dr.gates + row0 * GH,
-                              <const floating *>dr.extra + row0 * p.E,
-                              <floating *>dr.dpeephole, accumulate)
-        return
     _product_blocks(in_size, GH, rows, packed_ih, <const floating *>dr.dgx, p.ldg,
                     <floating *>ly.dx + row0 * in_size, in_size, d > 0,
                     tid * x_blocks // threads, (tid + 1) * x_blocks // threads)
@@ -107,12 +116,6 @@ cdef inline void _gradient_chunk(const Plan *p, const Layer *ly, int d, floating
     if p.reset_before:  # W_hn's input: r * h_{t-1}, on the tape
         pack_share(tid, threads, 1, p.H, rows, <const floating *>dr.extra + row0 * p.E, 1,
                    p.H, panels_rh)
-    if dr.dpeephole != NULL:  # by units, read from the tape and dg in place
-        peephole_gradient(rows, p.H, tid * p.H // threads, (tid + 1) * p.H // threads,
-                          <const floating *>dr.dgx, p.ldg,
-                          <const floating *>dr.gates + row0 * GH,
-                          <const floating *>dr.extra + row0 * p.E, <floating *>dr.dpeephole,
-                          accumulate)
     if threads > 1:  # every thread reads all of the panels
         omp_barrier()
     if p.reset_before:

@@ -154,19 +154,25 @@ cdef inline void _finish_step(const Plan *p, const Direction *dr, floating *y, i
             copy_rows(r1 - lo, Hout, y + (off + lo) * DH, DH, h + lo * Hout, Hout)
 
 
-cdef inline void _state_products(const Plan *p, const Direction *dr, int n, int carried,
-                                 const floating *prev, Py_ssize_t ld_prev,
-                                 const floating *rest) noexcept nogil:
-    """pre_h = h_{t-1} W_hh^T by BLAS for a step's n rows (W_hh's first
-    group of gates: the others wait for the step's reset gate): the carried
-    rows from prev, the others from rest (rows Hout apart)."""
+cdef inline const floating *_state_products(const Plan *p, const Direction *dr, int n,
+                                            int carried, const floating *prev,
+                                            Py_ssize_t ld_prev, const floating *rest,
+                                            int tid, int threads) noexcept nogil:
+    """pre_h = h_{t-1} W_hh^T by BLAS (on thread 0, every thread waiting for
+    it) for a step's n rows, returned (W_hh's first group of gates: the
+    others wait for the step's reset gate): the carried rows from prev, the
+    others from rest (rows Hout apart)."""
     cdef int GH = p.hh_first * p.H, Hout = p.Hout
     cdef floating *pre_h = <floating *>p.pre_h
     cdef const floating *w_hh = <const floating *>dr.w_hh
-    gemm(False, True, carried, GH, Hout, <floating>1, prev, <int>ld_prev, w_hh, Hout,
-         <floating>0, pre_h, GH)
-    gemm(False, True, n - carried, GH, Hout, <floating>1, rest, Hout, w_hh, Hout,
-         <floating>0, pre_h + carried * GH, GH)
+    if tid == 0:
+        gemm(False, True, carried, GH, Hout, <floating>1, prev, <int>ld_prev, w_hh, Hout,
+             <floating>0, pre_h, GH)
+        gemm(False, True, n - carried, GH, Hout, <floating>1, rest, Hout, w_hh, Hout,
+             <floating>0, pre_h + carried * GH, GH)
+    if threads > 1:
+        omp_barrier()
+    return pre_h
 
 
 cdef inline void _forward_step(const Plan *p, const Layer *ly, int d, const floating *x,
@@ -218,13 +224,8 @@ cdef inline void _forward_step(const Plan *p, const Layer *ly, int d, const floa
         ldo = H
     if p.blas_products:
         pre_x = <const floating *>p.pre_x + (off - row0) * p.G * H
-        if tid == 0:
-            _state_products(p, dr, n, carried, prev, ld_prev, rest)
-        if threads > 1:
-            omp_barrier()
-        pre_h = <const floating *>p.pre_h
-    _step_blocks(p, dr, packed_ih, packed_hh, packed_bias, pre_x, pre_h,
-                 tid * blocks // threads,
+        pre_h = _state_products(p, dr, n, carried, prev, ld_prev, rest, tid, threads)
+    _step_blocks(p, dr, packed_ih, packed_hh, packed_bias, pre_x, pre_h, tid * blocks // threads,
                  (tid + 1) * blocks // threads, I, n, carried, x + off * I, prev, ld_prev,
                  rest, out, ldo, gates, extra, next_h, next_rows, tid, threads)
     if threads > 1:
