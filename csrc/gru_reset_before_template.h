@@ -107,8 +107,9 @@ FN(reset_candidate_tile)(const int R, const int NB, int H, const REAL *restrict 
  * 0..n-1 (see cyrnn_cell_step): gates (3H) and rh (H) are the tape's rows,
  * or scratch rows for inference. pre_h, if given, holds the phase's
  * recurrent product: h W_h{r,z}^T (2H) in phase 1, (r * h) W_hn^T (H) in
- * phase 2; Hout is then 0 (the caller's; phase 2 skips its own). Phase 2 tiles as the Elman RNN's step
- * does: one accumulator a block (CYRNN_ONE_ACCUMULATOR_BLOCKS). */
+ * phase 2; Hout is then 0 (the caller's; phase 2 skips its own). Phase 2
+ * tiles as the Elman RNN's step does: one accumulator a block
+ * (CYRNN_ONE_ACCUMULATOR_BLOCKS). */
 static void FN(reset_before_step)(int phase, int H, int I, int Hout, int first_block,
                                   int end_block, int n, const REAL *packed_ih,
                                   const REAL *packed_hh, const REAL *packed_bias,

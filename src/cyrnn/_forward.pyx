@@ -36,7 +36,8 @@ cdef void _pack_shared(int max_threads, int G, int H, int K, const floating *w,
 
 cdef inline void _step_blocks(const Plan *p, const Direction *dr, const floating *packed_ih,
                               const floating *packed_hh, const floating *packed_bias,
-                              const floating *pre_x, const floating *pre_h, int first_block, int end_block, int in_size, int n, int carried,
+                              const floating *pre_x, const floating *pre_h, int first_block,
+                              int end_block, int in_size, int n, int carried,
                               const floating *x, const floating *prev, Py_ssize_t ld_prev,
                               const floating *rest, floating *out, Py_ssize_t ldo,
                               floating *gates, floating *extra, floating *next_h,
@@ -52,24 +53,33 @@ cdef inline void _step_blocks(const Plan *p, const Direction *dr, const floating
         if threads > 1:
             omp_barrier()
         if p.blas_products:
-            if tid == 0:
-                gemm(False, True, n, p.H, p.H, <floating>1, extra, p.H,
-                     <const floating *>dr.w_hh + 2 * p.H * p.Hout, p.Hout, <floating>0,
-                     <floating *>pre_h, p.H)
-            if threads > 1:
-                omp_barrier()
+            _candidate_products(p, dr, n, extra, <floating *>pre_h, tid, threads)
     _phase_blocks(p, dr, packed_ih, packed_hh, packed_bias, pre_x, pre_h, first_block,
                   end_block, in_size, n, carried, x, prev, ld_prev, rest, out, ldo, gates,
                   extra, next_h, next_rows, 2 if p.reset_before else 0)
 
 
+cdef inline void _candidate_products(const Plan *p, const Direction *dr, int n,
+                                     const floating *rh, floating *pre_h, int tid,
+                                     int threads) noexcept nogil:
+    """The reset-before GRU's pre_h = (r * h_{t-1}) W_hn^T by BLAS (on
+    thread 0, every thread waiting for it) for a step's n rows, r * h_{t-1}
+    from its first phase (rows H apart)."""
+    if tid == 0:
+        gemm(False, True, n, p.H, p.H, <floating>1, rh, p.H,
+             <const floating *>dr.w_hh + 2 * p.H * p.Hout, p.Hout, <floating>0, pre_h, p.H)
+    if threads > 1:
+        omp_barrier()
+
+
 cdef inline void _phase_blocks(const Plan *p, const Direction *dr, const floating *packed_ih,
                                const floating *packed_hh, const floating *packed_bias,
-                               const floating *pre_x, const floating *pre_h, int first_block, int end_block, int in_size, int n,
-                               int carried, const floating *x, const floating *prev,
-                               Py_ssize_t ld_prev, const floating *rest, floating *out,
-                               Py_ssize_t ldo, floating *gates, floating *extra,
-                               floating *next_h, int next_rows, int phase) noexcept nogil:
+                               const floating *pre_x, const floating *pre_h, int first_block,
+                               int end_block, int in_size, int n, int carried,
+                               const floating *x, const floating *prev, Py_ssize_t ld_prev,
+                               const floating *rest, floating *out, Py_ssize_t ldo,
+                               floating *gates, floating *extra, floating *next_h,
+                               int next_rows, int phase) noexcept nogil:
     """One step (or one phase of it) for a range of unit blocks. Rows below
     `carried` continue from
     `prev` (the previous step's output, rows ld_prev apart), the others from
@@ -91,8 +101,7 @@ cdef inline void _phase_blocks(const Plan *p, const Direction *dr, const floatin
                   packed_ih, packed_hh, packed_bias,
                   pre_x + carried * GH if pre_x != NULL else NULL,
                   pre_h + carried * ldp if pre_h != NULL else NULL, x + carried * in_size,
-                  in_size,
-                  rest, p.Hout,
+                  in_size, rest, p.Hout,
                   c + carried * p.H if c != NULL else NULL, out + carried * ldo, ldo,
                   gates + carried * GH if gates != NULL else NULL,
                   extra + carried * p.E if extra != NULL else NULL,
