@@ -35,7 +35,7 @@ CASES += [(cell, dtype, dict(T=6, B=13, I=13, H=37, ragged=True,
           for cell in ("LSTM", "GRU_RESET_BEFORE") for dtype in ("float32", "float64")]
 CASES.append(("LSTM", "float32", dict(T=64, B=32, I=16, H=64, ragged=False, options={})))
 # More rows than one chunk of the input's product (256 rows: see
-# _plan.blas_products) in both directions, ragged.
+# _cpu.blas_runs_products) in both directions, ragged.
 CASES += [(cell, "float64", dict(T=40, B=13, I=9, H=37, ragged=True,
                                  options=dict(bidirectional=True)))
           for cell in ("LSTM", "GRU", "RNN_TANH")]

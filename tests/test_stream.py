@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cyrnn
-from cyrnn import _plan
+from cyrnn import _cpu
 from cyrnn._streaming import Stream
 from helpers import CELLS, WITH_CELL_STATE, level_environment, make_model
 
@@ -42,8 +42,8 @@ def streamed(model, x, hx=None, batch_size=1):
 def assert_as_the_layer(got, want):
     """A stream's result equals the layer's, bit for bit (the same loop and
     kernels run each step); within rounding where the layer's products run
-    in BLAS instead (_plan.blas_products), as the stream's never do."""
-    if not _plan.blas_products():
+    in BLAS instead (_cpu.blas_runs_products), as the stream's never do."""
+    if not _cpu.blas_runs_products():
         np.testing.assert_array_equal(got, want)
     elif np.asarray(want).dtype == np.float32:
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

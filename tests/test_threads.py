@@ -97,7 +97,7 @@ def test_thread_count_is_set_globally_and_results_do_not_depend_on_it(cell, opti
 
 def test_results_do_not_depend_on_the_thread_count_at_level_0_either():
     """At level 0 on a CPU with AVX the forward pass's products run in BLAS
-    (_plan.blas_products), from one thread of the team, between barriers:
+    (_cpu.blas_runs_products), from one thread of the team, between barriers:
     the test above, in a process capped there."""
     script = (f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r})\n"
               "from cyrnn import _cpu\n"

@@ -9,6 +9,7 @@ import numpy as np
 
 from cyrnn import _bptt, _forward, _plan
 from cyrnn._cells import direction_suffix
+from cyrnn._cpu import blas_runs_products
 from cyrnn._packing import SequenceLayout
 from cyrnn._packed_cache import DirectionWeights, PackedWeightCache
 from cyrnn._plan import DirectionBuffers, DirectionGradients, LayerBuffers, LayerGradients
@@ -299,8 +300,8 @@ class RecurrentLayer(ParameterOwner):
 
     def _products_scratch(self, batch):
         """The scratch of the products BLAS runs in place of the step
-        kernel's (see _plan.blas_products), or None where it does not."""
-        if not _plan.blas_products():
+        kernel's (_cpu.blas_runs_products), or None where it does not."""
+        if not blas_runs_products():
             return None
         size = _plan.products_size(self._cell, self._hidden_size, int(batch))
         return self._workspace.take("products", (size,), self._dtype)

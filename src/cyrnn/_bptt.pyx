@@ -11,7 +11,7 @@ products over its rows. Against scipy's BLAS, which repacks dg for each
 product, the weight gradients' kernel ran an LSTM's two products at 96 vs 83
 GFLOP/s at H=256 and 96 vs 89 at H=512 (1 thread, float32, best of 15); at 2
 threads it also keeps BLAS's pool out of the loops' way. Where BLAS's vectors
-are wider than the kernels' (_plan.blas_products), BLAS runs the products.
+are wider than the kernels' (_cpu.blas_runs_products), BLAS runs the products.
 """
 from libc.string cimport memcpy, memset
 
@@ -29,7 +29,7 @@ from cyrnn._plan cimport (Direction, Layer, Plan, chunk_end, chunk_first_row, in
 
 cdef void _blas_gradient_chunk(const Plan *p, const Layer *ly, int d, Py_ssize_t row0,
                                int rows, bint accumulate, const floating *x) noexcept nogil:
-    """_gradient_chunk's products by BLAS (see _plan.blas_products), from
+    """_gradient_chunk's products by BLAS (see _plan.pxd), from
     the plain copies of W_hh and W_ih the forward pass kept: dx (+)= dgx
     W_ih, dW_ih (+)= dgx^T x, dW_hh (+)= dgh^T h_{t-1}, the biases' (+)=
     column sums of dg."""

@@ -25,7 +25,7 @@ def _kernel_reason(level, best):
 
 
 def _products():
-    """Where the products of both passes run (see _plan.blas_products)."""
+    """Where the products of both passes run (see _plan.pxd)."""
     requested = _cpu.requested_products()
     where = ("BLAS (scipy's), the cells in the kernels" if _cpu.blas_runs_products()
              else "the kernels")

@@ -57,7 +57,7 @@ def blas_outpaces_kernels():
     ones without AVX2, such as Sandy Bridge). Measured: a step's product at
     B=16, H=128 runs 33 GFLOP/s in the SSE2 kernel, 105 in scipy's OpenBLAS
     on AVX-512 and 76 on AVX2; at levels 1 and 2, BLAS's products were
-    slower than the kernels' (see _plan.blas_products)."""
+    slower than the kernels'."""
     return (cyrnn_kernel_level() == 0 and bool(cyrnn_cpu_has_avx())
             and not blas_core_without_avx())
 

@@ -353,7 +353,7 @@ def run(object cell, bint training, bint reverse, const Py_ssize_t[::1] batch_si
     layer: inference, or training (the buffers then include the tape);
     `reverse`: the layers' one direction runs from the last step;
     `products`: None, or the scratch (_plan.products_size) of the products
-    that BLAS then runs (see _plan.blas_products)."""
+    that BLAS then runs (where _cpu.blas_runs_products)."""
     run_plan(cell, training, reverse, batch_sizes, offsets, hidden_size, out_size, layers, dtype,
              num_threads, None, products, _run_forward[float], _run_forward[double])
 

@@ -67,11 +67,13 @@ cdef struct Plan:
     Py_ssize_t ldg      # distance between the rows of dgx and dgh
     int T, H, Hout, G, E, D, L
     bint reverse        # the layer's one direction runs from the last step to the first
-    # The products run by BLAS rather than by the kernels (see
-    # _plan.blas_products). Forward, the input's for a chunk of steps at a
-    # time and the state's step by step, into scratch rows G*H wide, which
-    # the step kernel reads; the tape's `transposed` then holds W_hh and W_ih
-    # as they are, for BPTT's products.
+    # Every product run by BLAS rather than by the kernels (where
+    # _cpu.blas_runs_products). Forward, the input's for a chunk of steps at
+    # a time and the state's step by step (a two-phase cell's W_hn product
+    # between its phases), into scratch rows which the step kernel starts
+    # from; the tape's `transposed` then holds W_hh and W_ih as they are,
+    # for BPTT's products: dL/dh_{t-1} per step, dx and the weight
+    # gradients per chunk.
     bint blas_products
     void *pre_x         # (gradient_rows, G*H): x W_ih^T of a chunk's rows
     void *pre_h         # (B, G*H): h_{t-1} W_hh^T of a step's rows

@@ -164,22 +164,10 @@ cdef Py_ssize_t _packed_weights_size(int kind, int G, int H, int Hout, int in_si
         else cyrnn_packed_bias_size_d(kind, H))
 
 
-def blas_products():
-    """Whether the passes run their products in BLAS (scipy's)
-    instead of the kernels: where the kernels' level is 0 on a CPU whose
-    vectors are wider, or as CYRNN_PRODUCTS asks (_cpu.blas_runs_products).
-    Forward, the input's
-    product for a chunk of steps, then the state's at each step, to which
-    the step kernel applies the cell; BPTT, dL/dh_{t-1} at each step, dx and
-    the weight gradients for a chunk. A two-phase cell's W_hn product
-    waits for the step's reset gate, between the phases."""
-    return blas_runs_products()
-
-
 def products_size(object cell, int hidden_size, Py_ssize_t batch):
-    """Elements of the scratch of the products BLAS runs (see
-    blas_products) for batches of `batch` rows: a chunk's x W_ih^T, then a
-    step's h W_hh^T."""
+    """Elements of the scratch of the products BLAS runs (where
+    _cpu.blas_runs_products) for batches of `batch` rows: a chunk's x
+    W_ih^T, then a step's h W_hh^T."""
     return (_gradient_rows(batch) + batch) * cell.gates * hidden_size
 
 
@@ -217,7 +205,7 @@ cdef int run_plan(object cell, bint training, bint reverse,
                   int Hout, list layers, object dtype, int num_threads, object packed,
                   object products, loop_float run_float, loop_double run_double) except -1:
     """Builds the plan of a forward pass (`products`: the scratch of the
-    products BLAS runs, see blas_products), or of BPTT when `packed` (its
+    products BLAS runs, see _plan.pxd), or of BPTT when `packed` (its
     scratch) is given, over the records in `layers`, and runs the loop of
     the dtype's real type on it without the GIL."""
     cdef Plan p
