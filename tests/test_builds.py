@@ -46,22 +46,24 @@ def build(tmp_path, **environment):
     return lib, done.stderr
 
 
-def run_in(lib, script):
-    environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(lib), os.path.dirname(__file__)]))
+def run_in(lib, script, **variables):
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join([str(lib), os.path.dirname(__file__)]),
+                       **variables)
     done = subprocess.run([sys.executable, "-c", script], env=environment,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
 
-def results_of(lib, tmp_path):
+def results_of(lib, tmp_path, **variables):
     out = tmp_path / "results.npz"
     run_in(lib, "import numpy as np, cyrnn\n"
                 f"assert cyrnn.__file__.startswith({str(lib)!r}), cyrnn.__file__\n"
                 "from test_instruction_sets import run_case\n"
                 "from test_builds import SMALL_CASES\n"
                 "np.savez({!r}, **{{f'{{k}}/{{n}}': a for k, case in enumerate(SMALL_CASES)\n"
-                "                   for n, a in run_case(*case).items()}})\n".format(str(out)))
+                "                   for n, a in run_case(*case).items()}})\n".format(str(out)),
+           **variables)
     with np.load(out) as arrays:
         return dict(arrays)
 
@@ -86,6 +88,11 @@ def test_a_clang_build_picks_the_same_kernels_and_agrees(tmp_path):
     config = cyrnn.show_config(mode="dicts")["kernels"]
     assert kernels_of(lib) == [str(config["level"]), str(config["vector_bytes"])]
     assert_same_results(results_of(lib, tmp_path))
+    # level 0: its kernels' products, and BLAS's (the step kernel then takes
+    # them done), in clang's build too
+    for products in ("kernels", "blas"):
+        assert_same_results(results_of(lib, tmp_path, CYRNN_CPU_LEVEL="0",
+                                       CYRNN_PRODUCTS=products))
 
 
 def test_a_build_without_openmp_runs_one_thread_and_agrees(tmp_path):
