@@ -46,6 +46,14 @@ def finite_difference(f, value, eps=1e-6):
     return grad
 
 
+def assert_same_gradients(got, want):
+    """Two Gradients hold the same bits: dL/dx and every parameter's."""
+    np.testing.assert_array_equal(got.input, want.input)
+    assert got.params.keys() == want.params.keys()
+    for name in want.params:
+        np.testing.assert_array_equal(got.params[name], want.params[name])
+
+
 def level_environment(cap):
     """This environment with the cap (none for None), and with this process's
     cyrnn first on the path (a source checkout as much as an installed one)."""
