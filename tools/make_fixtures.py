@@ -79,12 +79,17 @@ def saturated_module(cls, cell_options, options, dtype):
     return module, torch_dtype
 
 
-def make_case(cls, cell_options, options, dtype, seed):
+def seeded_case(seed, options):
+    """Seeds torch and numpy for one case: (rng, its options without the two
+    flags every case may have, unbatched, no_hx)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     options = dict(options)
-    unbatched = options.pop("unbatched", False)
-    no_hx = options.pop("no_hx", False)
+    return rng, options, options.pop("unbatched", False), options.pop("no_hx", False)
+
+
+def make_case(cls, cell_options, options, dtype, seed):
+    rng, options, unbatched, no_hx = seeded_case(seed, options)
     lengths = options.pop("lengths", None)
     steps, batch = options.pop("T", T), options.pop("B", B)
     module, torch_dtype = saturated_module(cls, cell_options, options, dtype)
@@ -169,11 +174,7 @@ STEP_CELLS = {
 def make_cell_case(cls, cell_options, options, dtype, seed):
     """One step of a torch cell, and the gradients of
     L = sum(h1 * dh) [+ sum(c1 * dc)]."""
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    options = dict(options)
-    unbatched = options.pop("unbatched", False)
-    no_hx = options.pop("no_hx", False)
+    rng, options, unbatched, no_hx = seeded_case(seed, options)
     batch = options.pop("B", B)
     module, torch_dtype = saturated_module(cls, cell_options, options, dtype)
     is_lstm = cls is torch.nn.LSTMCell
