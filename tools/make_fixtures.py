@@ -88,6 +88,17 @@ def seeded_case(seed, options):
     return rng, options, options.pop("unbatched", False), options.pop("no_hx", False)
 
 
+def backward_from_random(rng, torch_dtype, outputs):
+    """Backpropagates L = sum of each output times a random cotangent, drawn
+    from rng in the outputs' order (None: an output the cell has not, which
+    draws nothing); returns the cotangents (None for those)."""
+    cotangents = [None if out is None else
+                  torch.tensor(rng.standard_normal(out.shape), dtype=torch_dtype)
+                  for out in outputs]
+    sum((out * cot).sum() for out, cot in zip(outputs, cotangents) if out is not None).backward()
+    return cotangents
+
+
 def make_case(cls, cell_options, options, dtype, seed):
     rng, options, unbatched, no_hx = seeded_case(seed, options)
     lengths = options.pop("lengths", None)
@@ -115,15 +126,8 @@ def make_case(cls, cell_options, options, dtype, seed):
         y, _ = pad_packed_sequence(y, batch_first=batch_first, total_length=steps)
     h_n, c_n = hn if is_lstm else (hn, None)
 
-    dy = torch.tensor(rng.standard_normal(y.shape), dtype=torch_dtype)
-    dh_n = torch.tensor(rng.standard_normal(h_n.shape), dtype=torch_dtype)
-    loss = (y * dy).sum() + (h_n * dh_n).sum()
-    record = {}
-    if is_lstm:
-        dc_n = torch.tensor(rng.standard_normal(c_n.shape), dtype=torch_dtype)
-        loss = loss + (c_n * dc_n).sum()
-        record.update(dc_n=dc_n, c_n=c_n)
-    loss.backward()
+    dy, dh_n, dc_n = backward_from_random(rng, torch_dtype, (y, h_n, c_n))
+    record = dict(dc_n=dc_n, c_n=c_n) if is_lstm else {}
 
     config = {"cell": cls.__name__, **cell_options, **options, "input_size": I,
               "hidden_size": H, "unbatched": unbatched, "no_hx": no_hx, "dtype": dtype}
@@ -186,14 +190,8 @@ def make_cell_case(cls, cell_options, options, dtype, seed):
 
     out = module(x, hx)
     h1, c1 = out if is_lstm else (out, None)
-    dh = torch.tensor(rng.standard_normal(h1.shape), dtype=torch_dtype)
-    loss = (h1 * dh).sum()
-    record = {}
-    if is_lstm:
-        dc = torch.tensor(rng.standard_normal(c1.shape), dtype=torch_dtype)
-        loss = loss + (c1 * dc).sum()
-        record.update(c1=c1, dc=dc)
-    loss.backward()
+    dh, dc = backward_from_random(rng, torch_dtype, (h1, c1))
+    record = dict(c1=c1, dc=dc) if is_lstm else {}
 
     config = {"cell": cls.__name__, **cell_options, "bias": options.get("bias", True),
               "input_size": I, "hidden_size": H, "batch": None if unbatched else batch,
