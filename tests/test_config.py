@@ -67,6 +67,26 @@ def test_blas_runs_the_products_only_where_its_vectors_are_wider_than_the_kernel
         assert "OPENBLAS_CORETYPE" in products
 
 
+def test_bptt_chunk_products_run_in_blas_at_level_1_from_a_layer_size_on():
+    best, _, _ = config_in_subprocess(None)
+    if best < 1:
+        pytest.skip("this CPU does not run level 1 (AVX2)")
+    script = ("from cyrnn import _cpu; n = _cpu.BLAS_GRADIENT_WEIGHTS; "
+              "print(_cpu.blas_runs_gradients(n - 1), _cpu.blas_runs_gradients(n))")
+    for products, want in ((None, "False True"), ("kernels", "False False"),
+                           ("blas", "True True")):
+        environment = {k: v for k, v in os.environ.items() if k != "CYRNN_PRODUCTS"}
+        environment.update(CYRNN_CPU_LEVEL="1", **({"CYRNN_PRODUCTS": products} if products else {}))
+        environment["PYTHONPATH"] = os.path.dirname(os.path.dirname(cyrnn.__file__))
+        done = subprocess.run([sys.executable, "-c", script], env=environment,
+                              capture_output=True, text=True, timeout=120)
+        assert done.stdout.split() == want.split(), (products, done.stderr)
+    assert "BPTT's dx and weight gradients in BLAS" in products_in_subprocess("1")[1]
+    assert "BPTT" not in products_in_subprocess("1", products="kernels")[1]
+    if best > 1:  # AVX-512's kernels keep up with BLAS
+        assert "BPTT" not in products_in_subprocess(None)[1]
+
+
 @pytest.mark.parametrize("cap", [None, "0"])
 def test_cyrnn_products_chooses_either_way_whatever_the_level(cap):
     runs, products = products_in_subprocess(cap, products="blas")

@@ -39,6 +39,11 @@ CASES.append(("LSTM", "float32", dict(T=64, B=32, I=16, H=64, ragged=False, opti
 CASES += [(cell, "float64", dict(T=40, B=13, I=9, H=37, ragged=True,
                                  options=dict(bidirectional=True)))
           for cell in ("LSTM", "GRU", "RNN_TANH")]
+# Layers past _cpu.BLAS_GRADIENT_WEIGHTS, whose chunk products run in BLAS
+# at level 1 (the second layer's input is both directions' output).
+CASES += [(cell, "float32", dict(T=5, B=13, I=230, H=229, ragged=True,
+                                 options=dict(bidirectional=True, num_layers=2)))
+          for cell in ("LSTM", "GRU", "GRU_RESET_BEFORE", "LSTM_PEEPHOLE")]
 
 
 def run_case(cell, dtype, shape):

@@ -6,12 +6,11 @@ training forward pass (_forward.pyx).
 One packed product per step gives dL/dh_{t-1}; for a cell whose backward
 is fused with it (the LSTM), the product runs the next step's cell backward
 on its tiles. The pre-activations' gradients collect in chunks of whole
-steps; once a chunk is complete, dx and the weight gradients are packed
-products over its rows. Against scipy's BLAS, which repacks dg for each
-product, the weight gradients' kernel ran an LSTM's two products at 96 vs 83
-GFLOP/s at H=256 and 96 vs 89 at H=512 (1 thread, float32, best of 15); at 2
-threads it also keeps BLAS's pool out of the loops' way. Where BLAS's vectors
-are wider than the kernels' (_cpu.blas_runs_products), BLAS runs the products.
+steps; once a chunk is complete, dx and the weight gradients are GEMMs over
+its rows, which BLAS runs where it beats the kernels' packed products
+(_cpu.blas_runs_gradients), each thread calling it on its share. Where
+BLAS's vectors are wider than the kernels' (_cpu.blas_runs_products), BLAS
+runs the per-step products too.
 """
 from libc.string cimport memcpy, memset
 
@@ -27,44 +26,69 @@ from cyrnn._plan cimport (Direction, Layer, Plan, chunk_end, chunk_first_row, in
                           run_plan)
 
 
+cdef inline int _share_start(int n, int tid, int threads) noexcept nogil:
+    """The first of thread tid's share of n columns or rows, shares in runs
+    of 16 (a cache line of floats), so that threads write apart."""
+    cdef int runs = (n + 15) // 16
+    return min(n, tid * runs // threads * 16)
+
+
 cdef void _blas_gradient_chunk(const Plan *p, const Layer *ly, int d, Py_ssize_t row0,
-                               int rows, bint accumulate, const floating *x) noexcept nogil:
-    """_gradient_chunk's products by BLAS (see _plan.pxd), from
-    the plain copies of W_hh and W_ih the forward pass kept: dx (+)= dgx
-    W_ih, dW_ih (+)= dgx^T x, dW_hh (+)= dgh^T h_{t-1}, the biases' (+)=
-    column sums of dg."""
+                               int rows, bint accumulate, const floating *x, int tid,
+                               int threads) noexcept nogil:
+    """_gradient_chunk's products by BLAS (see _plan.pxd), thread tid's
+    share of them, from the plain copy of W_ih the forward pass kept: dx
+    (+)= dgx W_ih by columns, then by gate rows dW_ih (+)= dgx^T x, dW_hh
+    (+)= dgh^T h_{t-1} and the biases' (+)= column sums of dg."""
     cdef const Direction *dr = &ly.dirs[d]
     cdef int GH = p.G * p.H, Hout = p.Hout, I = ly.in_size, ldg = <int>p.ldg
+    cdef int i0 = _share_start(I, tid, threads), i1 = _share_start(I, tid + 1, threads)
+    cdef int g0 = _share_start(GH, tid, threads), g1 = _share_start(GH, tid + 1, threads)
     cdef const floating *dgx = <const floating *>dr.dgx
-    cdef const floating *dgh = <const floating *>dr.dgh
-    cdef const floating *w_ih = <const floating *>dr.transposed + GH * Hout
+    cdef const floating *w_ih = <const floating *>dr.transposed + packed_elements(
+        1, Hout, GH, <floating *>NULL)
     cdef floating beta = 1 if accumulate else 0
-    gemm(False, False, rows, I, GH, <floating>1, dgx, ldg, w_ih, I,
-         <floating>(1 if d > 0 else 0), <floating *>ly.dx + row0 * I, I)
-    gemm(True, False, GH, I, rows, <floating>1, dgx, ldg, x + row0 * I, I, beta,
-         <floating *>dr.dw_ih, I)
-    # W_hh's first group against h_{t-1}; the reset-before GRU's W_hn
-    # against r * h_{t-1}, on the tape
-    gemm(True, False, p.hh_first * p.H, Hout, rows, <floating>1, dgh, ldg,
-         <const floating *>dr.hprev + row0 * Hout, Hout, beta, <floating *>dr.dw_hh, Hout)
-    if p.reset_before:
-        gemm(True, False, p.H, Hout, rows, <floating>1, dgh + 2 * p.H, ldg,
+    if i1 > i0:
+        gemm(False, False, rows, i1 - i0, GH, <floating>1, dgx, ldg, w_ih + i0, I,
+             <floating>(1 if d > 0 else 0), <floating *>ly.dx + row0 * I + i0, I)
+    if g1 > g0:
+        gemm(True, False, g1 - g0, I, rows, <floating>1, dgx + g0, ldg, x + row0 * I, I, beta,
+             <floating *>dr.dw_ih + g0 * I, I)
+        _state_weight_gradients(p, dr, row0, rows, beta, g0, g1)
+        _column_sums(rows, g0, g1, dgx, ldg, <floating *>dr.db_ih, accumulate)
+        if dr.dgh != dr.dgx:
+            _column_sums(rows, g0, g1, <const floating *>dr.dgh, ldg, <floating *>dr.db_hh,
+                         accumulate)
+
+
+cdef inline void _state_weight_gradients(const Plan *p, const Direction *dr, Py_ssize_t row0,
+                                         int rows, floating beta, int g0,
+                                         int g1) noexcept nogil:
+    """Gate rows [g0, g1) of dW_hh (+)= dgh^T by W_hh's input: h_{t-1} for
+    its first group, r * h_{t-1} (on the tape) for the reset-before GRU's
+    W_hn."""
+    cdef const floating *dgh = <const floating *>dr.dgh
+    cdef int Hout = p.Hout, ldg = <int>p.ldg, first = p.hh_first * p.H
+    cdef int a = max(g0, first)
+    if g0 < first:
+        gemm(True, False, min(g1, first) - g0, Hout, rows, <floating>1, dgh + g0, ldg,
+             <const floating *>dr.hprev + row0 * Hout, Hout, beta,
+             <floating *>dr.dw_hh + g0 * Hout, Hout)
+    if p.reset_before and g1 > a:
+        gemm(True, False, g1 - a, Hout, rows, <floating>1, dgh + a, ldg,
              <const floating *>dr.extra + row0 * p.E, <int>p.E, beta,
-             <floating *>dr.dw_hh + 2 * p.H * Hout, Hout)
-    _column_sums(rows, GH, dgx, ldg, <floating *>dr.db_ih, accumulate)
-    if dgh != dgx:
-        _column_sums(rows, GH, dgh, ldg, <floating *>dr.db_hh, accumulate)
+             <floating *>dr.dw_hh + a * Hout, Hout)
 
 
-cdef inline void _column_sums(int rows, int w, const floating *a, Py_ssize_t lda,
+cdef inline void _column_sums(int rows, int c0, int c1, const floating *a, Py_ssize_t lda,
                               floating *sums, bint accumulate) noexcept nogil:
-    """sums (=, or += if accumulate) the column sums of a (rows, w); nothing
-    for sums NULL (a layer without biases)."""
+    """sums[c0:c1] (=, or += if accumulate) the column sums of a[:, c0:c1]
+    (rows of lda); nothing for sums NULL (a layer without biases)."""
     if sums == NULL:
         return
     if not accumulate:
-        memset(sums, 0, w * sizeof(floating))
-    add_rows(rows, w, a, lda, sums, 0)
+        memset(sums + c0, 0, (c1 - c0) * sizeof(floating))
+    add_rows(rows, c1 - c0, a + c0, lda, sums + c0, 0)
 
 
 cdef inline void _gradient_chunk(const Plan *p, const Layer *ly, int d, floating *panels,
@@ -72,8 +96,8 @@ cdef inline void _gradient_chunk(const Plan *p, const Layer *ly, int d, floating
                                  int threads) noexcept nogil:
     """Thread tid's share of the work on a complete chunk of rows [row0,
     row0 + rows): by units, a peephole LSTM's peephole gradients; then dx,
-    the weight and the bias gradients, by BLAS (on thread 0) or by the
-    kernels (_packed_gradient_chunk)."""
+    the weight and the bias gradients, by BLAS (_blas_gradient_chunk) or by
+    the kernels (_packed_gradient_chunk)."""
     cdef const Direction *dr = &ly.dirs[d]
     if dr.dpeephole != NULL:  # read from the tape and dg in place
         peephole_gradient(rows, p.H, tid * p.H // threads, (tid + 1) * p.H // threads,
@@ -81,10 +105,11 @@ cdef inline void _gradient_chunk(const Plan *p, const Layer *ly, int d, floating
                           <const floating *>dr.gates + row0 * p.G * p.H,
                           <const floating *>dr.extra + row0 * p.E, <floating *>dr.dpeephole,
                           accumulate)
-    if not p.blas_products:
+    if ly.blas_gradients:
+        _blas_gradient_chunk(p, ly, d, row0, rows, accumulate, <const floating *>ly.x, tid,
+                             threads)
+    else:
         _packed_gradient_chunk(p, ly, d, panels, row0, rows, accumulate, tid, threads)
-    elif tid == 0:
-        _blas_gradient_chunk(p, ly, d, row0, rows, accumulate, <const floating *>ly.x)
 
 
 cdef inline void _packed_gradient_chunk(const Plan *p, const Layer *ly, int d,
@@ -196,7 +221,7 @@ cdef void _gradient_chunk_alone(const Plan *p, const Layer *ly, int d, floating 
     cdef int tid = 0, GH = p.G * p.H
     cdef int threads = threads_for(p.num_threads, packed_blocks(GH, <floating *>NULL),
                                     <double>GH * (2 * ly.in_size + p.Hout) * rows)
-    if threads > 1 and not p.blas_products:  # (BLAS has threads of its own)
+    if threads > 1:
         with parallel(num_threads=threads):
             tid = threadid()
             _gradient_chunk(p, ly, d, panels, row0, rows, accumulate, tid, threads)

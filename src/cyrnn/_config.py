@@ -38,7 +38,17 @@ def _products():
     else:
         reason = "the kernels' vectors are as wide as the CPU's"
     exceptions = " (not for streams)" if _cpu.blas_runs_products() else ""
-    return f"{where}: {reason}{exceptions}"
+    return f"{where}: {reason}{exceptions}{_chunk_products()}"
+
+
+def _chunk_products():
+    """Where BLAS runs BPTT's chunk products though the kernels run the
+    rest (_cpu.blas_runs_gradients)."""
+    if _cpu.blas_runs_products() or not _cpu.blas_runs_gradients(_cpu.BLAS_GRADIENT_WEIGHTS):
+        return ""
+    return (f"; BPTT's dx and weight gradients in BLAS for a layer of "
+            f"{_cpu.BLAS_GRADIENT_WEIGHTS:,} weights or more (G*H*(in + out)), "
+            f"whose GEMMs its AVX2 kernel runs faster")
 
 
 def _kernels():

@@ -242,12 +242,13 @@ cdef inline void _forward_step(const Plan *p, const Layer *ly, int d, const floa
     _finish_step(p, dr, y, d, t, r0, r1, out, tid, threads)
 
 
-cdef void _pack_direction(const Plan *p, const Direction *dr, int I, floating *packed_ih,
-                          floating *packed_hh, floating *packed_bias) noexcept nogil:
+cdef void _pack_direction(const Plan *p, const Layer *ly, const Direction *dr,
+                          floating *packed_ih, floating *packed_hh,
+                          floating *packed_bias) noexcept nogil:
     """The weights packed for the step kernel (unless a cached packing holds
     them) and, training, transposed for BPTT: made now for the tape to keep,
     as an optimizer may step the weights in place before backward runs."""
-    cdef int H = p.H, Hout = p.Hout, GH = p.G * p.H
+    cdef int H = p.H, Hout = p.Hout, GH = p.G * p.H, I = ly.in_size
     # W_hh's gates in the registry's groups (one, or two for the reset-before
     # GRU: W_h{r,z}, then W_hn): in both directions, the same number of
     # elements as one packing.
@@ -262,17 +263,23 @@ cdef void _pack_direction(const Plan *p, const Direction *dr, int I, floating *p
         _pack_shared(p.num_threads, p.G, H, I, <const floating *>dr.w_ih, I, 1, packed_ih)
         pack_bias(p.kind, H, <const floating *>dr.bias_x, <const floating *>dr.bias_hn,
                   <const floating *>dr.peephole, packed_bias)
-    if p.training and p.blas_products:  # BPTT's BLAS reads them as they are
+    if not p.training:
+        return
+    # W_hh, then W_ih from the same place in either form (as they are for
+    # BLAS: its part of a packing is at least as large)
+    cdef floating *transposed_ih = transposed + packed_elements(1, Hout, GH, <floating *>NULL)
+    if p.blas_products:
         memcpy(transposed, w_hh, GH * Hout * sizeof(floating))
-        memcpy(transposed + GH * Hout, dr.w_ih, GH * I * sizeof(floating))
-    elif p.training:
+    else:
         _pack_shared(p.num_threads, 1, Hout, G1 * H, w_hh, 1, Hout, transposed)
         if G1 < p.G:
             _pack_shared(p.num_threads, 1, Hout, (p.G - G1) * H, w_hh + G1 * H * Hout, 1,
                          Hout, transposed + packed_elements(1, Hout, G1 * H,
                                                             <floating *>NULL))
-        _pack_shared(p.num_threads, 1, I, GH, <const floating *>dr.w_ih, 1, I,
-                     transposed + packed_elements(1, Hout, GH, <floating *>NULL))
+    if ly.blas_gradients:
+        memcpy(transposed_ih, dr.w_ih, GH * I * sizeof(floating))
+    else:
+        _pack_shared(p.num_threads, 1, I, GH, <const floating *>dr.w_ih, 1, I, transposed_ih)
 
 
 cdef inline void _packed_parts(const Plan *p, const Direction *dr, int I, floating **hh,
@@ -312,7 +319,7 @@ cdef void _forward_direction(const Plan *p, const Layer *ly, int d,
     cdef floating *packed_ih
     cdef floating *packed_bias
     _packed_parts(p, dr, I, &packed_hh, &packed_ih, &packed_bias)
-    _pack_direction(p, dr, I, packed_ih, packed_hh, packed_bias)
+    _pack_direction(p, ly, dr, packed_ih, packed_hh, packed_bias)
     # One team for the whole loop (the first step has the most rows): each
     # thread takes a contiguous range of unit blocks of every step.
     threads = threads_for(p.num_threads, packed_blocks(H, <floating *>NULL),
@@ -370,7 +377,7 @@ cdef void _pack_plan(Plan *p, const floating *real) noexcept nogil:
         for d in range(p.D):
             dr = &p.layers[l].dirs[d]
             _packed_parts(p, dr, I, &packed_hh, &packed_ih, &packed_bias)
-            _pack_direction(p, dr, I, packed_ih, packed_hh, packed_bias)
+            _pack_direction(p, &p.layers[l], dr, packed_ih, packed_hh, packed_bias)
             dr.packed_ready = True
 
 

@@ -45,6 +45,10 @@ cdef struct Direction:
 
 cdef struct Layer:
     int in_size
+    # dx and the weight gradients run by BLAS, chunk by chunk (where
+    # _cpu.blas_runs_gradients); the tape's `transposed` then holds W_ih as
+    # it is
+    bint blas_gradients
     void *x             # (N, in_size) packed input
     void *y             # (N, D*Hout) packed output
     void *mask          # (N, D*Hout) dropout mask applied to y, or NULL

@@ -16,7 +16,7 @@ from cyrnn._kernels cimport (cyrnn_packed_bias_size_f, cyrnn_packed_bias_size_d,
                              cyrnn_packed_size_f, cyrnn_packed_size_d,
                              cyrnn_gradient_width_f, cyrnn_gradient_width_d)
 
-from cyrnn._cpu import blas_runs_products
+from cyrnn._cpu import blas_runs_gradients, blas_runs_products
 
 cnp.import_array()
 
@@ -280,6 +280,9 @@ cdef int _fill_layer(const Plan *p, Layer *ly, LayerBuffers spec, object dtype) 
     cdef Py_ssize_t DH = p.D * p.Hout
     _require(len(spec.dirs) == p.D, "directions differ between layers")
     ly.in_size = spec.x.shape[1]
+    # a tape is read by the BPTT of the same process, whose choice is the same
+    ly.blas_gradients = p.training and blas_runs_gradients(
+        <Py_ssize_t>p.G * p.H * (ly.in_size + p.Hout))
     ly.x = _data(spec.x, dtype, p.N * ly.in_size, "x")
     ly.y = _data(spec.y, dtype, p.N * DH, "y")
     ly.mask = _data(spec.mask, dtype, p.N * DH, "mask")
@@ -332,7 +335,6 @@ cdef int fill_forward(Plan *p, list layers, object dtype, object products) excep
     cdef int l, d
     cdef Layer *ly
     cdef Py_ssize_t GH = p.G * p.H, itemsize = dtype.itemsize
-    # A tape is read by the BPTT of the same process, whose choice is the same.
     _require(not p.training or (products is not None) == blas_runs_products(),
              "the products' scratch where BLAS runs them, and only there")
     if products is not None:
