@@ -91,6 +91,8 @@ def blas_runs_products():
 # The weights (G*H*(in_size + Hout) elements) from which a layer's chunk
 # products run faster in BLAS than in the kernels at level 1
 BLAS_GRADIENT_WEIGHTS = 1 << 18
+cdef Py_ssize_t _NEVER = (<Py_ssize_t>1) << 62
+cdef Py_ssize_t _blas_gradients_from = -1  # the fewest weights that BLAS runs
 
 
 def blas_runs_gradients(Py_ssize_t weights):
@@ -107,7 +109,12 @@ def blas_runs_gradients(Py_ssize_t weights):
     more than it gains (the small LSTM, 98k weights: 3% slower), and with
     AVX-512 the kernels keep up with BLAS (LSTM large 2% faster, small 5%
     slower)."""
-    requested = requested_products()
-    if requested is not None or blas_runs_products():
-        return blas_runs_products()
-    return has_dispatch() and cyrnn_kernel_level() == 1 and weights >= BLAS_GRADIENT_WEIGHTS
+    global _blas_gradients_from
+    if _blas_gradients_from < 0:  # chosen once per process, as blas_runs_products
+        if requested_products() is not None or blas_runs_products():
+            _blas_gradients_from = 0 if blas_runs_products() else _NEVER
+        elif has_dispatch() and cyrnn_kernel_level() == 1:
+            _blas_gradients_from = BLAS_GRADIENT_WEIGHTS
+        else:
+            _blas_gradients_from = _NEVER
+    return weights >= _blas_gradients_from
