@@ -350,9 +350,10 @@ cdef void _backward_direction(const Plan *p, const Layer *ly, int d,
     cdef Py_ssize_t row0 = 0
     # BPTT visits the steps in the order opposite to the forward pass's
     cdef bint ascending = not in_time_order(p, d)
-    # W_hh and W_ih transposed by the forward pass, by blocks of their output
-    # units: W_hh's for dL/dh, W_ih's (measured faster than BLAS, which
-    # repacks dg) for dx, chunk by chunk.
+    # The weights the forward pass kept for BPTT (see _pack_direction): W_hh
+    # transposed by blocks of its output units for dL/dh (as it is, for
+    # BLAS, with blas_products), then W_ih the same way for dx, chunk by
+    # chunk (as it is with the layer's blas_gradients).
     cdef const floating *packed_hh = <const floating *>dr.transposed
     cdef floating *panels = <floating *>p.packed
     # The first step has the most rows (they are sorted by length).
