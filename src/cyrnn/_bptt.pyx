@@ -284,36 +284,22 @@ cdef inline void _backward_rows(const Plan *p, const Direction *dr, const floati
                   (dm + r0 * H) if w_hr != NULL else dh + r0 * Hout, dc, dgx, dgh, p.ldg)
 
 
-cdef inline void _backward_step(const Plan *p, const Layer *ly, int d,
-                                 const floating *packed_hh, floating *panels, int s, int s0,
-                                 int s1, Py_ssize_t row0, int tid, int threads) noexcept nogil:
-    """Thread tid's share of the s-th step direction d visits, in the chunk of
-    steps [s0, s1) whose rows start at row0; the chunk's dx and weight
-    gradients after its last step. With several threads, a barrier wherever the next
-    phase reads what other threads wrote."""
-    cdef bint forward_in_time = in_time_order(p, d)
-    cdef int t = p.T - 1 - s if forward_in_time else s
-    cdef Py_ssize_t end = p.offsets[p.T - s0] if forward_in_time else p.offsets[s1]
-    cdef const Direction *dr = &ly.dirs[d]
+cdef inline void _state_gradients(const Plan *p, const Direction *dr, int d,
+                                  const floating *dy, int t, int n, Py_ssize_t row0,
+                                  bint fuse_next, const floating *packed_hh, int tid,
+                                  int threads) noexcept nogil:
+    """dL/dh_{t-1} from step t's gradients dgh (thread tid's share): the
+    reset-before GRU's two products, the LSTM's product fused with the next
+    step's cell backward (fuse_next), BLAS's product, or the kernels'."""
     cdef int GH = p.G * p.H, DH = p.D * p.Hout, blocks = packed_blocks(p.Hout, <floating *>NULL)
-    cdef int n = <int>p.batch_sizes[t], first = 0, following, cells
-    cdef const floating *dy = <const floating *>ly.dy + d * p.Hout
+    cdef int following, cells
     cdef floating *dgh = <floating *>dr.dgh
-    # An LSTM's product runs the next step's cell on its tiles (see below):
-    # not across a chunk's end, whose gradients still need these rows.
-    cdef bint fused = p.fused_backward and dr.w_hr == NULL and not p.blas_products
-    if fused and s > s0:  # the rows the previous step's product went on with
-        first = min(n, <int>p.batch_sizes[t + 1 if forward_in_time else t - 1])
-    if first < n:
-        _backward_rows(p, dr, dy, t, row0, first, tid, threads)
-        if threads > 1:
-            omp_barrier()
     if p.reset_before:
         _reset_before_products(p, dr, t, row0, packed_hh, tid, threads)
-    elif fused and s + 1 < s1:
+    elif fuse_next:
         # dL/dh_{t'} = dg_t W_hh for the step t' visited next, and on the
         # same tiles t''s cell backward: its gates' gradients
-        following = t - 1 if forward_in_time else t + 1
+        following = t - 1 if in_time_order(p, d) else t + 1
         cells = min(n, <int>p.batch_sizes[following])
         lstm_backward_product(p.H, tid * blocks // threads, (tid + 1) * blocks // threads,
                               n, cells, packed_hh, dgh + (p.offsets[t] - row0) * p.ldg,
@@ -333,6 +319,31 @@ cdef inline void _backward_step(const Plan *p, const Layer *ly, int d,
         _product_blocks(p.Hout, GH, n, packed_hh, dgh + (p.offsets[t] - row0) * p.ldg, p.ldg,
                         <floating *>dr.dh, p.Hout, p.split_gradients,
                         tid * blocks // threads, (tid + 1) * blocks // threads)
+
+
+cdef inline void _backward_step(const Plan *p, const Layer *ly, int d,
+                                 const floating *packed_hh, floating *panels, int s, int s0,
+                                 int s1, Py_ssize_t row0, int tid, int threads) noexcept nogil:
+    """Thread tid's share of the s-th step direction d visits, in the chunk of
+    steps [s0, s1) whose rows start at row0; the chunk's dx and weight
+    gradients after its last step. With several threads, a barrier wherever the next
+    phase reads what other threads wrote."""
+    cdef bint forward_in_time = in_time_order(p, d)
+    cdef int t = p.T - 1 - s if forward_in_time else s
+    cdef Py_ssize_t end = p.offsets[p.T - s0] if forward_in_time else p.offsets[s1]
+    cdef const Direction *dr = &ly.dirs[d]
+    cdef int n = <int>p.batch_sizes[t], first = 0
+    cdef const floating *dy = <const floating *>ly.dy + d * p.Hout
+    # An LSTM's product runs the next step's cell on its tiles (_state_gradients):
+    # not across a chunk's end, whose gradients still need these rows.
+    cdef bint fused = p.fused_backward and dr.w_hr == NULL and not p.blas_products
+    if fused and s > s0:  # the rows the previous step's product went on with
+        first = min(n, <int>p.batch_sizes[t + 1 if forward_in_time else t - 1])
+    if first < n:
+        _backward_rows(p, dr, dy, t, row0, first, tid, threads)
+        if threads > 1:
+            omp_barrier()
+    _state_gradients(p, dr, d, dy, t, n, row0, fused and s + 1 < s1, packed_hh, tid, threads)
     if s == s1 - 1 and threads > 1:
         _gradient_chunk(p, ly, d, panels, row0, <int>(end - row0), s0 > 0, tid, threads)
     elif s == s1 - 1:

@@ -184,6 +184,26 @@ cdef inline const floating *_state_products(const Plan *p, const Direction *dr, 
     return pre_h
 
 
+cdef inline void _tape_rows(const Plan *p, const Direction *dr, int d, int t, int s, int r0,
+                            int r1, int carried, const floating **prev, Py_ssize_t *ld_prev,
+                            const floating **rest, floating **gates, floating **extra,
+                            floating **next_h, int *next_rows, int threads) noexcept nogil:
+    """Training: step t's rows of the tape (gates, extra) and its previous
+    states, which the tape keeps (thread rows [r0, r1) copied there); the
+    step then reads h_{t-1} from the tape (prev, ld_prev and rest)."""
+    cdef Py_ssize_t off = p.offsets[t]
+    gates[0] = <floating *>dr.gates + off * p.G * p.H
+    if p.E:
+        extra[0] = <floating *>dr.extra + off * p.E
+    _keep_previous_states(p, dr, d, t, s, r0, r1, carried, prev[0], p.D * p.Hout, next_h,
+                          next_rows)
+    if threads > 1:
+        omp_barrier()
+    prev[0] = <floating *>dr.hprev + off * p.Hout
+    ld_prev[0] = p.Hout
+    rest[0] = prev[0] + carried * p.Hout
+
+
 cdef inline void _forward_step(const Plan *p, const Layer *ly, int d, const floating *x,
                                const floating *packed_ih, const floating *packed_hh,
                                const floating *packed_bias, int s, Py_ssize_t row0, int tid,
@@ -218,16 +238,8 @@ cdef inline void _forward_step(const Plan *p, const Layer *ly, int d, const floa
     if p.reset_before and not p.training:  # the two phases' scratch rows
         gates, extra = <floating *>dr.gates, <floating *>dr.extra
     if p.training:
-        gates = <floating *>dr.gates + off * p.G * H
-        if p.E:
-            extra = <floating *>dr.extra + off * p.E
-        _keep_previous_states(p, dr, d, t, s, r0, r1, carried, prev, DH, &next_h,
-                              &next_rows)
-        if threads > 1:
-            omp_barrier()
-        prev = <floating *>dr.hprev + off * Hout
-        ld_prev = Hout
-        rest = prev + carried * Hout
+        _tape_rows(p, dr, d, t, s, r0, r1, carried, &prev, &ld_prev, &rest, &gates, &extra,
+                   &next_h, &next_rows, threads)
     if dr.w_hr != NULL:  # the cell's output m is projected into y below
         out = <floating *>dr.m + (off * H if p.training else 0)
         ldo = H

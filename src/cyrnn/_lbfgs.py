@@ -272,23 +272,28 @@ class LBFGS(_Optimizer):
             self._write(accepted.x if accepted is not None else x0)
             raise
 
-        final = None
-        for point in (last, accepted):
-            if point is not None and np.array_equal(result.x, point.x):
-                final = point
-                break
-        if final is None:          # not expected: evaluate scipy's point once more
-            try:
-                loss, grad = fun(result.x)
-            except BaseException:
-                self._write(accepted.x if accepted is not None else x0)
-                raise
-            final = _Point(np.array(result.x, dtype=np.float64), loss, grad)
+        final = self._final_point(result.x, (last, accepted), fun,
+                                  accepted.x if accepted is not None else x0)
         self._write(final.x)       # the arrays may hold a later, rejected trial point
         result.fun = final.loss
         result.jac = final.grad.copy()
         self.result = result
         return final.loss
+
+    def _final_point(self, x, candidates, fun, fallback):
+        """The evaluated point at scipy's final x: the candidate (the latest
+        evaluation, the latest accepted iterate) that is x, else x evaluated
+        once more (not expected); the arrays go back to fallback if that
+        evaluation raises."""
+        for point in candidates:
+            if point is not None and np.array_equal(x, point.x):
+                return point
+        try:
+            loss, grad = fun(x)
+        except BaseException:
+            self._write(fallback)
+            raise
+        return _Point(np.array(x, dtype=np.float64), loss, grad)
 
     # -- state -----------------------------------------------------------------
     def state_dict(self):

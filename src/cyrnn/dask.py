@@ -207,13 +207,27 @@ def predict(model, X, *, lengths=None, client=None):
     scattered to every worker once, when predict is called; the arrays hold
     it until they are dropped.
     """
+    X, lengths = _checked_inputs(X, lengths)
+    # Shapes and dtypes of the outputs, from one sequence of zeros.
+    y_like, states_like = _call(model, np.zeros((1,) + X.shape[1:], dtype=X.dtype), None)
+    leaves_like, rebuild = _flatten(states_like)
+    outputs = _chunk_outputs(_model_reference(model, client), X, lengths,
+                             [y_like] + leaves_like)
+    y = da.concatenate(outputs[0], axis=0)
+    leaves = [da.concatenate(parts, axis=1) for parts in outputs[1:]]
+    return y, rebuild(leaves)
+
+
+def _checked_inputs(X, lengths):
+    """predict's X and lengths as Dask arrays chunked alike along B, X one
+    chunk along every other axis."""
     X = da.asarray(X)
     if X.ndim not in (2, 3):
         raise ValueError(f"X must be a Dask array (B, T, I) or ids (B, T), got shape {X.shape}")
     if any(np.isnan(c) for chunks in X.chunks for c in chunks):
         raise ValueError("X must have known chunk sizes (call X.compute_chunk_sizes())")
     X = X.rechunk({axis: -1 for axis in range(1, X.ndim)})
-    B, T = X.shape[:2]
+    B = X.shape[0]
     if lengths is not None:
         lengths = da.asarray(lengths)
         if lengths.shape != (B,):
@@ -221,18 +235,22 @@ def predict(model, X, *, lengths=None, client=None):
         if lengths.dtype.kind not in "iu":
             raise TypeError(f"lengths must be an integer array, got dtype {lengths.dtype}")
         lengths = lengths.rechunk((X.chunks[0],))
+    return X, lengths
 
-    # Shapes and dtypes of the outputs, from one sequence of zeros.
-    y_like, states_like = _call(model, np.zeros((1,) + X.shape[1:], dtype=X.dtype), None)
-    leaves_like, rebuild = _flatten(states_like)
-    probe = [y_like] + leaves_like
+
+def _model_reference(model, client):
+    """The model as the tasks receive it: scattered once to every worker of
+    a distributed client, else a delayed value of the graph."""
     token = model_token(model)
     client = _distributed_client(client)
     if client is not None:
-        reference = client.scatter(_Shipped(token, model), broadcast=True, hash=False)
-    else:
-        reference = dask.delayed(model, name=f"cyrnn-model-{token}", traverse=False)
+        return client.scatter(_Shipped(token, model), broadcast=True, hash=False)
+    return dask.delayed(model, name=f"cyrnn-model-{token}", traverse=False)
 
+
+def _chunk_outputs(reference, X, lengths, probe):
+    """One task per chunk of X along B; for each output of `probe` (y, then
+    the states' leaves), the list of its chunks as Dask arrays."""
     x_blocks = X.to_delayed().reshape(-1)
     l_blocks = [None] * len(x_blocks) if lengths is None else lengths.to_delayed().reshape(-1)
     outputs = [[] for _ in probe]
@@ -243,9 +261,7 @@ def predict(model, X, *, lengths=None, client=None):
             shape = (rows,) + like.shape[1:] if k == 0 else \
                 like.shape[:1] + (rows,) + like.shape[2:]
             outputs[k].append(da.from_delayed(result[k], shape=shape, dtype=like.dtype))
-    y = da.concatenate(outputs[0], axis=0)
-    leaves = [da.concatenate(parts, axis=1) for parts in outputs[1:]]
-    return y, rebuild(leaves)
+    return outputs
 
 
 # -- data-parallel training -------------------------------------------------------
