@@ -34,29 +34,43 @@ cdef void _pack_shared(int max_threads, int G, int H, int K, const floating *w,
         pack_weights(G, H, K, w, row_stride, col_stride, packed)
 
 
-cdef inline void _step_blocks(const Plan *p, const Direction *dr, const floating *packed_ih,
-                              const floating *packed_hh, const floating *packed_bias,
-                              const floating *pre_x, const floating *pre_h, int first_block,
-                              int end_block, int in_size, int n, int carried,
-                              const floating *x, const floating *prev, Py_ssize_t ld_prev,
-                              const floating *rest, floating *out, Py_ssize_t ldo,
-                              floating *gates, floating *extra, floating *next_h,
-                              int next_rows, int tid, int threads) noexcept nogil:
-    """One step for a range of unit blocks: a two-phase cell's phase 1 for
-    them, then, once every thread's is done (phase 2 reads every unit of r *
-    h), its phase 2; with BLAS's products, phase 2's (r * h) W_hn^T between
-    them."""
+cdef struct StepRows:
+    # One thread's share of a step (floating arrays, typed where they are
+    # used): its unit blocks [first_block, end_block) of the n rows. Rows
+    # below `carried` continue from `prev` (the previous step's output, rows
+    # ld_prev apart), the others from `rest` (rows Hout apart); rows below
+    # next_rows also store h to next_h. pre_x, pre_h: the products BLAS ran
+    # (rows G*H apart), or NULL; gates and extra: the tape's rows, or NULL.
+    const void *packed_ih
+    const void *packed_hh
+    const void *packed_bias
+    const void *pre_x
+    const void *pre_h
+    int first_block, end_block, in_size, n, carried, next_rows
+    const void *prev
+    Py_ssize_t ld_prev
+    const void *rest
+    void *out
+    Py_ssize_t ldo
+    void *gates
+    void *extra
+    void *next_h
+
+
+cdef inline void _step_blocks(const Plan *p, const Direction *dr, const StepRows *a,
+                              const floating *x, int tid, int threads) noexcept nogil:
+    """One step for a thread's unit blocks (x: the step's input rows): a
+    two-phase cell's phase 1 for them, then, once every thread's is done
+    (phase 2 reads every unit of r * h), its phase 2; with BLAS's products,
+    phase 2's (r * h) W_hn^T between them."""
     if p.reset_before:
-        _phase_blocks(p, dr, packed_ih, packed_hh, packed_bias, pre_x, pre_h, first_block,
-                      end_block, in_size, n, carried, x, prev, ld_prev, rest, out, ldo, gates,
-                      extra, next_h, next_rows, 1)
+        _phase_blocks(p, dr, a, x, 1)
         if threads > 1:
             omp_barrier()
         if p.blas_products:
-            _candidate_products(p, dr, n, extra, <floating *>pre_h, tid, threads)
-    _phase_blocks(p, dr, packed_ih, packed_hh, packed_bias, pre_x, pre_h, first_block,
-                  end_block, in_size, n, carried, x, prev, ld_prev, rest, out, ldo, gates,
-                  extra, next_h, next_rows, 2 if p.reset_before else 0)
+            _candidate_products(p, dr, a.n, <const floating *>a.extra,
+                                <floating *>a.pre_h, tid, threads)
+    _phase_blocks(p, dr, a, x, 2 if p.reset_before else 0)
 
 
 cdef inline void _candidate_products(const Plan *p, const Direction *dr, int n,
@@ -72,41 +86,39 @@ cdef inline void _candidate_products(const Plan *p, const Direction *dr, int n,
         omp_barrier()
 
 
-cdef inline void _phase_blocks(const Plan *p, const Direction *dr, const floating *packed_ih,
-                               const floating *packed_hh, const floating *packed_bias,
-                               const floating *pre_x, const floating *pre_h, int first_block,
-                               int end_block, int in_size, int n, int carried,
-                               const floating *x, const floating *prev, Py_ssize_t ld_prev,
-                               const floating *rest, floating *out, Py_ssize_t ldo,
-                               floating *gates, floating *extra, floating *next_h,
-                               int next_rows, int phase) noexcept nogil:
-    """One step (or one phase of it) for a range of unit blocks. Rows below
-    `carried` continue from
-    `prev` (the previous step's output, rows ld_prev apart), the others from
-    `rest` (rows Hout apart); rows below next_rows also store h to next_h.
-    The two calls split the rows the same way with or without a tape: a
-    row's bits depend on the tile it falls in. pre_x, pre_h: the products
-    BLAS ran (rows G*H apart), or NULL."""
+cdef inline floating *_rows_on(void *rows, Py_ssize_t skip, const floating *like) noexcept nogil:
+    """rows (an array of floating, or NULL) `skip` elements on."""
+    return <floating *>rows + skip if rows != NULL else NULL
+
+
+cdef inline void _phase_blocks(const Plan *p, const Direction *dr, const StepRows *a,
+                               const floating *x, int phase) noexcept nogil:
+    """One step (or one phase of it) for a thread's unit blocks, in two
+    calls: the carried rows, then the others. The calls split the rows the
+    same way with or without a tape: a row's bits depend on the tile it
+    falls in."""
     cdef floating *c = <floating *>dr.c
     cdef Py_ssize_t GH = p.G * p.H
+    cdef int k = a.carried, I = a.in_size
     # pre_h's rows: the state's product with W_hh's first group, or phase 2's
     # with W_hn
     cdef Py_ssize_t ldp = p.H if phase == 2 else p.hh_first * p.H
-    if carried > 0:
-        cell_step(p.kind, phase, p.H, in_size, p.Hout, first_block, end_block, carried,
-                  packed_ih, packed_hh, packed_bias, pre_x, pre_h, x, in_size, prev, ld_prev,
-                  c, out, ldo, gates, extra, next_h, next_rows, p.stream_tape)
-    if n > carried:
-        cell_step(p.kind, phase, p.H, in_size, p.Hout, first_block, end_block, n - carried,
-                  packed_ih, packed_hh, packed_bias,
-                  pre_x + carried * GH if pre_x != NULL else NULL,
-                  pre_h + carried * ldp if pre_h != NULL else NULL, x + carried * in_size,
-                  in_size, rest, p.Hout,
-                  c + carried * p.H if c != NULL else NULL, out + carried * ldo, ldo,
-                  gates + carried * GH if gates != NULL else NULL,
-                  extra + carried * p.E if extra != NULL else NULL,
-                  next_h + carried * p.H if next_h != NULL else NULL, next_rows - carried,
-                  p.stream_tape)
+    if k > 0:
+        cell_step(p.kind, phase, p.H, I, p.Hout, a.first_block, a.end_block, k,
+                  <const floating *>a.packed_ih, <const floating *>a.packed_hh,
+                  <const floating *>a.packed_bias, <const floating *>a.pre_x,
+                  <const floating *>a.pre_h, x, I, <const floating *>a.prev, a.ld_prev, c,
+                  <floating *>a.out, a.ldo, <floating *>a.gates, <floating *>a.extra,
+                  <floating *>a.next_h, a.next_rows, p.stream_tape)
+    if a.n > k:
+        cell_step(p.kind, phase, p.H, I, p.Hout, a.first_block, a.end_block, a.n - k,
+                  <const floating *>a.packed_ih, <const floating *>a.packed_hh,
+                  <const floating *>a.packed_bias, _rows_on(<void *>a.pre_x, k * GH, x),
+                  _rows_on(<void *>a.pre_h, k * ldp, x), x + k * I, I,
+                  <const floating *>a.rest, p.Hout, _rows_on(c, k * p.H, x),
+                  _rows_on(a.out, k * a.ldo, x), a.ldo, _rows_on(a.gates, k * GH, x),
+                  _rows_on(a.extra, k * p.E, x), _rows_on(a.next_h, k * p.H, x),
+                  a.next_rows - k, p.stream_tape)
 
 
 cdef inline void _keep_previous_states(const Plan *p, const Direction *dr, int d, int t,
@@ -185,23 +197,23 @@ cdef inline const floating *_state_products(const Plan *p, const Direction *dr, 
 
 
 cdef inline void _tape_rows(const Plan *p, const Direction *dr, int d, int t, int s, int r0,
-                            int r1, int carried, const floating **prev, Py_ssize_t *ld_prev,
-                            const floating **rest, floating **gates, floating **extra,
-                            floating **next_h, int *next_rows, int threads) noexcept nogil:
+                            int r1, const floating *prev, StepRows *a,
+                            int threads) noexcept nogil:
     """Training: step t's rows of the tape (gates, extra) and its previous
-    states, which the tape keeps (thread rows [r0, r1) copied there); the
-    step then reads h_{t-1} from the tape (prev, ld_prev and rest)."""
+    states (prev: the previous step's output), which the tape keeps (thread
+    rows [r0, r1) copied there); the step then reads h_{t-1} from the tape."""
     cdef Py_ssize_t off = p.offsets[t]
-    gates[0] = <floating *>dr.gates + off * p.G * p.H
-    if p.E:
-        extra[0] = <floating *>dr.extra + off * p.E
-    _keep_previous_states(p, dr, d, t, s, r0, r1, carried, prev[0], p.D * p.Hout, next_h,
-                          next_rows)
+    cdef floating *next_h = NULL
+    a.gates = <floating *>dr.gates + off * p.G * p.H
+    a.extra = <floating *>dr.extra + off * p.E if p.E else NULL
+    _keep_previous_states(p, dr, d, t, s, r0, r1, a.carried, prev, p.D * p.Hout, &next_h,
+                          &a.next_rows)
+    a.next_h = next_h
     if threads > 1:
         omp_barrier()
-    prev[0] = <floating *>dr.hprev + off * p.Hout
-    ld_prev[0] = p.Hout
-    rest[0] = prev[0] + carried * p.Hout
+    a.prev = <floating *>dr.hprev + off * p.Hout
+    a.ld_prev = p.Hout
+    a.rest = <floating *>dr.hprev + (off + a.carried) * p.Hout
 
 
 cdef inline void _forward_step(const Plan *p, const Layer *ly, int d, const floating *x,
@@ -213,45 +225,41 @@ cdef inline void _forward_step(const Plan *p, const Layer *ly, int d, const floa
     wherever the next phase reads what other threads wrote. row0: the first
     row of the chunk whose input product pre_x holds (with blas_products)."""
     cdef const Direction *dr = &ly.dirs[d]
-    cdef int H = p.H, Hout = p.Hout, DH = p.D * p.Hout, I = ly.in_size
-    cdef int blocks = packed_blocks(H, <floating *>NULL)
+    cdef int H = p.H, Hout = p.Hout, DH = p.D * p.Hout, blocks = packed_blocks(H, x)
     cdef int t = s if in_time_order(p, d) else p.T - 1 - s
     cdef int n = <int>p.batch_sizes[t], r0 = tid * n // threads, r1 = (tid + 1) * n // threads
-    cdef int prev_t, carried = 0, next_rows = 0
-    cdef Py_ssize_t off = p.offsets[t], ld_prev = DH, ldo = DH
+    cdef Py_ssize_t off = p.offsets[t]
     cdef floating *y = <floating *>ly.y + d * Hout
+    cdef int prev_t = t - 1 if in_time_order(p, d) else t + 1
     cdef const floating *prev = NULL
-    cdef floating *out = y + off * DH
-    cdef floating *gates = NULL
-    cdef floating *extra = NULL
-    cdef floating *next_h = NULL
-    cdef const floating *pre_x = NULL
-    cdef const floating *pre_h = NULL
+    cdef StepRows a = StepRows(
+        packed_ih=packed_ih, packed_hh=packed_hh, packed_bias=packed_bias, pre_x=NULL,
+        pre_h=NULL, first_block=tid * blocks // threads,
+        end_block=(tid + 1) * blocks // threads, in_size=ly.in_size, n=n, carried=0,
+        next_rows=0, prev=NULL, ld_prev=DH, rest=NULL, out=y + off * DH, ldo=DH, gates=NULL,
+        extra=NULL, next_h=NULL)
     # The state lives in y: each step reads the previous step's rows of y
     # (rows are sorted by length, so they are the first ones) and writes its
     # own, with no copy in between.
     if s > 0:
-        prev_t = t - 1 if in_time_order(p, d) else t + 1
-        carried = min(n, <int>p.batch_sizes[prev_t])
+        a.carried = min(n, <int>p.batch_sizes[prev_t])
         prev = y + p.offsets[prev_t] * DH
-    cdef const floating *rest = <floating *>dr.h + carried * Hout
+        a.prev = prev
+    a.rest = <floating *>dr.h + a.carried * Hout
     if p.reset_before and not p.training:  # the two phases' scratch rows
-        gates, extra = <floating *>dr.gates, <floating *>dr.extra
+        a.gates, a.extra = dr.gates, dr.extra
     if p.training:
-        _tape_rows(p, dr, d, t, s, r0, r1, carried, &prev, &ld_prev, &rest, &gates, &extra,
-                   &next_h, &next_rows, threads)
+        _tape_rows(p, dr, d, t, s, r0, r1, prev, &a, threads)
     if dr.w_hr != NULL:  # the cell's output m is projected into y below
-        out = <floating *>dr.m + (off * H if p.training else 0)
-        ldo = H
+        a.out, a.ldo = <floating *>dr.m + (off * H if p.training else 0), H
     if p.blas_products:
-        pre_x = <const floating *>p.pre_x + (off - row0) * p.G * H
-        pre_h = _state_products(p, dr, n, carried, prev, ld_prev, rest, tid, threads)
-    _step_blocks(p, dr, packed_ih, packed_hh, packed_bias, pre_x, pre_h, tid * blocks // threads,
-                 (tid + 1) * blocks // threads, I, n, carried, x + off * I, prev, ld_prev,
-                 rest, out, ldo, gates, extra, next_h, next_rows, tid, threads)
+        a.pre_x = <const floating *>p.pre_x + (off - row0) * p.G * H
+        a.pre_h = _state_products(p, dr, n, a.carried, <const floating *>a.prev, a.ld_prev,
+                                  <const floating *>a.rest, tid, threads)
+    _step_blocks(p, dr, &a, x + off * ly.in_size, tid, threads)
     if threads > 1:
         omp_barrier()
-    _finish_step(p, dr, y, d, t, r0, r1, out, tid, threads)
+    _finish_step(p, dr, y, d, t, r0, r1, <floating *>a.out, tid, threads)
 
 
 cdef void _pack_direction(const Plan *p, const Layer *ly, const Direction *dr,
