@@ -14,6 +14,11 @@
  * Tiles, in rows:
  *   STEP      forward step of an LSTM or GRU: 4 accumulators a row, plus the
  *             4 (LSTM) or 3 (GRU) gate vectors of W loaded for each k
+ *   LSTM_PASSES  where more than 1, the LSTM's step tile takes STEP x
+ *             LSTM_PASSES rows and its gates in that many passes, each over
+ *             4 / LSTM_PASSES gates packed side by side: at AVX2, 3 rows x 4
+ *             gates need 17 registers of 16, two passes of 6 rows x 2 gates
+ *             15, and each k of weights serves twice the rows
  *   STEP_RNN  forward step of an Elman RNN: STEP_RNN_BLOCKS accumulators a
  *             row (and the reset-before GRU's second phase)
  *   RESET     the reset-before GRU's first phase: 3 accumulators a row, plus
@@ -49,6 +54,7 @@
 #define CYRNN_VECTOR_BYTES_LEVEL2 64
 #define CYRNN_VECTOR_REGISTERS_LEVEL2 32
 #define CYRNN_STEP_ROWS_LEVEL2 6
+#define CYRNN_LSTM_PASSES_LEVEL2 1
 #define CYRNN_RESET_ROWS_LEVEL2 8
 #define CYRNN_STEP_RNN_ROWS_LEVEL2 8
 #define CYRNN_STEP_RNN_BLOCKS_LEVEL2 2
@@ -63,6 +69,10 @@
 #define CYRNN_VECTOR_BYTES_LEVEL1 32
 #define CYRNN_VECTOR_REGISTERS_LEVEL1 16
 #define CYRNN_STEP_ROWS_LEVEL1 3
+/* two passes of 6 x 2 (alternating A/B, OpenBLAS at Haswell): LSTM inference
+ * T=100 B=64 I=H=512 283 -> 264 ms, float64 medium 62.3 -> 59.1; training
+ * and the GRU unchanged within noise */
+#define CYRNN_LSTM_PASSES_LEVEL1 2
 #define CYRNN_RESET_ROWS_LEVEL1 4
 #define CYRNN_STEP_RNN_ROWS_LEVEL1 4
 #define CYRNN_STEP_RNN_BLOCKS_LEVEL1 3
@@ -79,6 +89,7 @@
 /* NEON: 32 registers, and fused multiply-adds */
 #define CYRNN_VECTOR_REGISTERS_LEVEL0 32
 #define CYRNN_STEP_ROWS_LEVEL0 4
+#define CYRNN_LSTM_PASSES_LEVEL0 1
 #define CYRNN_RESET_ROWS_LEVEL0 6
 #define CYRNN_STEP_RNN_ROWS_LEVEL0 6
 #define CYRNN_STEP_RNN_BLOCKS_LEVEL0 4
@@ -92,6 +103,7 @@
 /* SSE2: 16 registers, a product needs a temporary */
 #define CYRNN_VECTOR_REGISTERS_LEVEL0 16
 #define CYRNN_STEP_ROWS_LEVEL0 2
+#define CYRNN_LSTM_PASSES_LEVEL0 1
 #define CYRNN_RESET_ROWS_LEVEL0 3
 #define CYRNN_STEP_RNN_ROWS_LEVEL0 3
 #define CYRNN_STEP_RNN_BLOCKS_LEVEL0 3

@@ -9,7 +9,8 @@
  *
  *   packed[((block * K + k) * G + g) * V + v] = W[g * H + block * V + v][k]
  *
- * (zero past H). The forward step multiplies by it in step_template.h; the
+ * (zero past H), or in passes of gates where the level's LSTM step takes
+ * them so (packed_offset). The forward step multiplies by it in step_template.h; the
  * single-gate (G = 1) product here serves BPTT (dL/dh, dx and the weight
  * gradients). Its micro-kernel keeps R V-wide vectors in registers, R chosen
  * per instruction set. Written with GCC vector extensions, it compiles to
@@ -23,6 +24,18 @@ static ptrdiff_t FN(cyrnn_packed_size)(int G, int H, int K)
 {
     ptrdiff_t blocks = (H + V - 1) / V;
     return blocks * K * G * V;
+}
+
+/* Where gate g of unit block `block` starts at k, in a packing of G
+ * gates over K. With the step's gates in S passes (gate_passes), each
+ * pass's G / S gates lie side by side over all of K, one pass after the
+ * other; the next k is then G / S vectors on. */
+static inline ptrdiff_t FN(packed_offset)(int G, int K, int block, int k, int g)
+{
+    int S = FN(gate_passes)(G), Gs = G / S;
+    if (S == 1)
+        return (((ptrdiff_t)block * K + k) * G + g) * V;
+    return ((((ptrdiff_t)block * S + g / Gs) * K + k) * Gs + g % Gs) * V;
 }
 
 /* w[(g * H + unit) * row_stride + k * col_stride]: (G*H, K) row-major with
@@ -43,7 +56,7 @@ static void FN(cyrnn_pack_weight_blocks)(int G, int H, int K, const REAL *restri
             for (int g = 0; g < G; ++g) {
                 const REAL *src = w + (ptrdiff_t)g * H + k * col_stride;
                 for (int block = first_block; block < end_block; ++block) {
-                    REAL *dst = packed + (((ptrdiff_t)block * K + k) * G + g) * V;
+                    REAL *dst = packed + FN(packed_offset)(G, K, block, k, g);
                     int units = H - block * V;
                     if (units >= V) { /* a constant size: one vector move */
                         memcpy(dst, src + block * V, V * sizeof(REAL));
@@ -62,13 +75,14 @@ static void FN(cyrnn_pack_weight_blocks)(int G, int H, int K, const REAL *restri
         for (int k0 = 0; k0 < K; k0 += V) {
             int kn = K - k0 < V ? K - k0 : V;
             for (int g = 0; g < G; ++g) {
-                REAL *dst = packed + (((ptrdiff_t)block * K + k0) * G + g) * V;
+                REAL *dst = packed + FN(packed_offset)(G, K, block, k0, g);
+                ptrdiff_t kstep = (ptrdiff_t)G / FN(gate_passes)(G) * V;
                 for (int v = 0; v < V; ++v) {
                     int unit = block * V + v;
                     const REAL *src = w + ((ptrdiff_t)g * H + unit) * row_stride +
                                       (ptrdiff_t)k0 * col_stride;
                     for (int k = 0; k < kn; ++k)
-                        dst[(ptrdiff_t)k * G * V + v] =
+                        dst[k * kstep + v] =
                             unit < H ? src[(ptrdiff_t)k * col_stride] : (REAL)0;
                 }
             }

@@ -34,6 +34,13 @@ FN(panel_accumulate)(const int R, const int NB, int K, const REAL *restrict pane
     }
 }
 
+/* The passes of the forward step over a packing of G gates: LSTM_PASSES
+ * (isa.h) for the LSTM's four, else one. */
+static inline int FN(gate_passes)(int G)
+{
+    return G == 4 ? CYRNN_LSTM_PASSES : 1;
+}
+
 /* acc = 0, for panel_accumulate to sum into */
 static inline __attribute__((always_inline)) void
 FN(panel_zero)(const int R, const int NB, FN(panel_vec) acc[R][NB])

@@ -193,6 +193,30 @@ FN(add_preactivations)(const int R, const int G, const int A, const int split,
             acc[r][split && g == 2 ? 3 : g] += FN(load_units)(pre + r * GH + g * H + j0, units);
 }
 
+#if CYRNN_LSTM_PASSES > 1
+/* acc[r][g0 + g] += sum_k src[r * ld + k] W[k] for gates g0 ... g0 + Gs - 1
+ * of one pass of an LSTM tile (see LSTM_PASSES in isa.h); rows 3 and on
+ * are read from their own base, so that six rows need two row offsets:
+ * with five, GCC kept one on the stack. */
+static inline __attribute__((always_inline)) void
+FN(accumulate_pass)(const int R, const int Gs, const int g0, const int A, int K,
+                    const REAL *restrict packed, const REAL *restrict src, ptrdiff_t ld,
+                    FN(panel_vec) acc[R][A])
+{
+    const REAL *src3 = src + 3 * ld;
+    for (int k = 0; k < K; ++k) {
+        const FN(panel_vec) *w = (const FN(panel_vec) *)(packed + (ptrdiff_t)k * Gs * V);
+        CYRNN_TILE_LOOP
+        for (int r = 0; r < R; ++r) {
+            REAL x = r < 3 ? src[r * ld + k] : src3[(r - 3) * ld + k];
+            CYRNN_TILE_LOOP
+            for (int g = 0; g < Gs; ++g)
+                acc[r][g0 + g] += x * w[g];
+        }
+    }
+}
+#endif
+
 /* Stores a row's new state (V units from j, `units` of them real) to out
  * and, for a row the next step carries, to next_h (rows H apart), where the
  * next step reads it. */
@@ -234,8 +258,27 @@ FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
         FN(add_preactivations)(R, G, A, 0, pre_x + r0 * GH, H, j0, units, acc);
     if (pre_h)
         FN(add_preactivations)(R, G, A, split, pre_h + r0 * GH, H, j0, units, acc);
-    FN(accumulate_rows)(R, G, A, 0, I, pih, xt, ldx, acc);
-    FN(accumulate_rows)(R, G, A, split, Hout, phh, ht, ldh, acc);
+#if CYRNN_LSTM_PASSES > 1
+    if (FN(gate_passes)(G) > 1) {
+        const int S = FN(gate_passes)(G), Gs = G / S;
+        CYRNN_TILE_LOOP
+        for (int s = 0; s < S; ++s) {
+            FN(accumulate_pass)(R, Gs, s * Gs, A, I, pih + (ptrdiff_t)s * I * Gs * V, xt,
+                                ldx, acc);
+            FN(accumulate_pass)(R, Gs, s * Gs, A, Hout,
+                                phh + (ptrdiff_t)s * Hout * Gs * V, ht, ldh, acc);
+        }
+    } else
+#endif
+    {
+        FN(accumulate_rows)(R, G, A, 0, I, pih, xt, ldx, acc);
+        FN(accumulate_rows)(R, G, A, split, Hout, phh, ht, ldh, acc);
+    }
+#if CYRNN_LSTM_PASSES > 1
+    /* one row's cell at a time: GCC unrolled the cells of a 6-row tile
+     * together and spilled (a training forward pass 7% slower) */
+#pragma GCC unroll 1
+#endif
     for (int r = 0; r < R; ++r) {
         ptrdiff_t row = r0 + r;
         FN(panel_vec) keep[6], hv;
@@ -318,28 +361,49 @@ FN(rnn_step_tile)(const int relu, const int R, const int NB, int stream, int H, 
      REAL *out, ptrdiff_t ldo, REAL *gates, REAL *extra, REAL *next_h,         \
      int next_rows, int stream)
 
-/* The LSTM's or GRU's step: tiles of CYRNN_STEP_ROWS rows of one block,
- * CELL a constant so that each cell's tile compiles on its own. */
-#define CYRNN_GATED_STEP(CELL)                                                 \
+/* The LSTM's or GRU's step: tiles of ROWS rows of one block, CELL a
+ * constant so that each cell's tile compiles on its own. */
+#define CYRNN_GATED_STEP(CELL, ROWS)                                           \
     for (int block = first_block; block < end_block; ++block) {               \
         const REAL *pih = packed_ih + (ptrdiff_t)block * I * G * V;            \
         const REAL *phh = packed_hh + (ptrdiff_t)block * Hout * G * V;         \
         const REAL *pb = packed_bias + (ptrdiff_t)block * P * V;               \
         int j0 = block * V, units = H - j0 < V ? H - j0 : V;                   \
-        CYRNN_STEP_CELL(CELL, CYRNN_STEP_ROWS);                                \
+        CYRNN_STEP_CELL(CELL, ROWS);                                           \
     }
+#define CYRNN_LSTM_ROWS (CYRNN_STEP_ROWS * CYRNN_LSTM_PASSES)
 static void FN(gated_step) CYRNN_STEP_PARAMS
 {
     const int G = cyrnn_cell_gates(cell), P = FN(packed_bias_vectors)(cell);
     switch ((enum cyrnn_cell)cell) {
-    case CYRNN_CELL_LSTM: CYRNN_GATED_STEP(CYRNN_CELL_LSTM) break;
-    case CYRNN_CELL_LSTM_PEEPHOLE: CYRNN_GATED_STEP(CYRNN_CELL_LSTM_PEEPHOLE) break;
-    case CYRNN_CELL_GRU: CYRNN_GATED_STEP(CYRNN_CELL_GRU) break;
+    case CYRNN_CELL_LSTM: CYRNN_GATED_STEP(CYRNN_CELL_LSTM, CYRNN_LSTM_ROWS) break;
+    case CYRNN_CELL_LSTM_PEEPHOLE:
+        CYRNN_GATED_STEP(CYRNN_CELL_LSTM_PEEPHOLE, CYRNN_LSTM_ROWS) break;
+#if CYRNN_LSTM_PASSES == 1
+    case CYRNN_CELL_GRU: CYRNN_GATED_STEP(CYRNN_CELL_GRU, CYRNN_STEP_ROWS) break;
+#else
+    case CYRNN_CELL_GRU: /* gru_step */
+#endif
     case CYRNN_CELL_RNN_TANH: case CYRNN_CELL_RNN_RELU: /* rnn_step */
     case CYRNN_CELL_GRU_RESET_BEFORE: /* reset_before_step */
         break;
     }
 }
+
+#if CYRNN_LSTM_PASSES > 1
+/* Where the LSTM's tiles take their gates in passes, the GRU's step is a
+ * function of its own: in gated_step, GCC's register allocation for the
+ * whole function then kept the GRU loop's row offsets on the stack (its
+ * step 4-7% slower at AVX2). The other levels compile gated_step as it was
+ * before the passes: any change to it there moved the AVX-512 LSTM's row
+ * offsets onto the stack (14-16% slower; see docs/ARCHITECTURE.md). */
+static void FN(gru_step) CYRNN_STEP_PARAMS
+{
+    const int G = cyrnn_cell_gates(cell), P = FN(packed_bias_vectors)(cell);
+    CYRNN_GATED_STEP(CYRNN_CELL_GRU, CYRNN_STEP_ROWS)
+}
+#endif
+#undef CYRNN_LSTM_ROWS
 #undef CYRNN_GATED_STEP
 
 /* Unit blocks [first_block, end_block) of rows 0..n-1 of a step with one
@@ -398,7 +462,16 @@ static void FN(cyrnn_cell_step)(int cell, int phase, int H, int I, int Hout,
     /* a product whose result pre_* brings is not run here */
     const int Kx = pre_x ? 0 : I, Kh = pre_h ? 0 : Hout;
     switch ((enum cyrnn_cell)cell) {
+#if CYRNN_LSTM_PASSES > 1
+    case CYRNN_CELL_GRU:
+        FN(gru_step)(cell, H, Kx, Kh, first_block, end_block, n, packed_ih, packed_hh,
+                     packed_bias, pre_x, pre_h, x, ldx, h, ldh, c, out, ldo, gates, extra,
+                     next_h, next_rows, stream);
+        break;
+    case CYRNN_CELL_LSTM: case CYRNN_CELL_LSTM_PEEPHOLE:
+#else
     case CYRNN_CELL_LSTM: case CYRNN_CELL_LSTM_PEEPHOLE: case CYRNN_CELL_GRU:
+#endif
         FN(gated_step)(cell, H, Kx, Kh, first_block, end_block, n, packed_ih, packed_hh,
                        packed_bias, pre_x, pre_h, x, ldx, h, ldh, c, out, ldo, gates, extra,
                        next_h, next_rows, stream);
