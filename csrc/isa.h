@@ -18,7 +18,8 @@
  *             LSTM_PASSES rows and its gates in that many passes, each over
  *             4 / LSTM_PASSES gates packed side by side: at AVX2, 3 rows x 4
  *             gates need 17 registers of 16, two passes of 6 rows x 2 gates
- *             15, and each k of weights serves twice the rows
+ *             15, and each k of weights serves twice the rows (tiles of one
+ *             or two rows take all gates in one pass)
  *   STEP_RNN  forward step of an Elman RNN: STEP_RNN_BLOCKS accumulators a
  *             row (and the reset-before GRU's second phase)
  *   RESET     the reset-before GRU's first phase: 3 accumulators a row, plus
@@ -71,7 +72,7 @@
 #define CYRNN_STEP_ROWS_LEVEL1 3
 /* two passes of 6 x 2 (alternating A/B, OpenBLAS at Haswell): LSTM inference
  * T=100 B=64 I=H=512 283 -> 264 ms, float64 medium 62.3 -> 59.1; training
- * and the GRU unchanged within noise */
+ * steps within 2%, the GRU unchanged */
 #define CYRNN_LSTM_PASSES_LEVEL1 2
 #define CYRNN_RESET_ROWS_LEVEL1 4
 #define CYRNN_STEP_RNN_ROWS_LEVEL1 4
