@@ -240,6 +240,32 @@ FN(accumulate_pass)(const int R, const int Gs, const int g0, const int A, int K,
 }
 #endif
 
+#if CYRNN_LSTM_PASSES > 1
+/* The products of a tile whose packing of G gates the step takes in
+ * passes (x's with I values a row, h's with Hout): all gates at once for
+ * one or two rows, else pass by pass. */
+static inline __attribute__((always_inline)) void
+FN(accumulate_in_passes)(const int R, const int G, const int A, int I, const REAL *restrict pih,
+                         const REAL *restrict xt, ptrdiff_t ldx, int Hout,
+                         const REAL *restrict phh, const REAL *restrict ht, ptrdiff_t ldh,
+                         FN(panel_vec) acc[R][A])
+{
+    const int S = FN(gate_passes)(G), Gs = G / S;
+    if (S == 2 && R <= 2) {
+        FN(accumulate_halves)(R, A, I, pih, pih + (ptrdiff_t)I * 2 * V, xt, ldx, acc);
+        FN(accumulate_halves)(R, A, Hout, phh, phh + (ptrdiff_t)Hout * 2 * V, ht, ldh, acc);
+        return;
+    }
+    CYRNN_TILE_LOOP
+    for (int s = 0; s < S; ++s) {
+        FN(accumulate_pass)(R, Gs, s * Gs, A, I, pih + (ptrdiff_t)s * I * Gs * V, xt, ldx,
+                            acc);
+        FN(accumulate_pass)(R, Gs, s * Gs, A, Hout, phh + (ptrdiff_t)s * Hout * Gs * V, ht,
+                            ldh, acc);
+    }
+}
+#endif
+
 /* Stores a row's new state (V units from j, `units` of them real) to out
  * and, for a row the next step carries, to next_h (rows H apart), where the
  * next step reads it. */
@@ -250,6 +276,39 @@ FN(store_state)(FN(panel_vec) hv, ptrdiff_t row, int j, int units, int H,
     FN(store_units)(out + row * ldo + j, hv, units);
     if (row < next_rows)
         FN(store_units)(next_h + row * H + j, hv, units);
+}
+
+/* The cell of one row (`row`) of a tile of an LSTM or GRU, on the
+ * accumulators acc of its V units from j0 (p: a peephole LSTM's weights):
+ * the state and, with a tape, what it keeps. */
+static inline __attribute__((always_inline)) void
+FN(row_cell)(const int cell, int stream, int H, const FN(panel_vec) *acc,
+             const FN(panel_vec) *p, ptrdiff_t row, int j0, int units,
+             const REAL *restrict h, ptrdiff_t ldh, REAL *restrict c, REAL *restrict out,
+             ptrdiff_t ldo, REAL *restrict gates, REAL *restrict extra,
+             REAL *restrict next_h, int next_rows)
+{
+    const ptrdiff_t GH = (ptrdiff_t)cyrnn_cell_gates(cell) * H;
+    const ptrdiff_t E = (ptrdiff_t)cyrnn_cell_extra(cell) * H;
+    FN(panel_vec) keep[6], hv;
+    if (cyrnn_cell_peephole(cell) || cell == CYRNN_CELL_LSTM) {
+        REAL *cr = c + row * H + j0;
+        FN(panel_vec) cv = FN(load_units)(cr, units);
+        hv = FN(lstm_cell)(cyrnn_cell_peephole(cell), acc, p, &cv, keep);
+        FN(store_units)(cr, cv, units);
+        if (gates) {
+            FN(store_kept)(stream, 4, units, keep, gates + row * GH + j0, H);
+            FN(store_kept)(stream, 2, units, keep + 4, extra + row * E + j0, H);
+        }
+    } else { /* GRU: the RNN has rnn_step_tile */
+        FN(panel_vec) hp = FN(load_units)(h + row * ldh + j0, units);
+        hv = FN(gru_cell)(acc, hp, keep);
+        if (gates) {
+            FN(store_kept)(stream, 3, units, keep, gates + row * GH + j0, H);
+            FN(store_kept)(stream, 1, units, keep + 3, extra + row * E + j0, H);
+        }
+    }
+    FN(store_state)(hv, row, j0, units, H, out, ldo, next_h, next_rows);
 }
 
 /* Rows r0 ... r0 + R - 1 of one unit block of an LSTM or GRU. c has rows
@@ -267,8 +326,7 @@ FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
 {
     const int G = cyrnn_cell_gates(cell), A = cyrnn_cell_accumulators(cell);
     const int split = cell == CYRNN_CELL_GRU; /* W_hn h goes to accumulator 3 */
-    const int lstm = cyrnn_cell_peephole(cell) || cell == CYRNN_CELL_LSTM;
-    const ptrdiff_t GH = (ptrdiff_t)G * H, E = (ptrdiff_t)cyrnn_cell_extra(cell) * H;
+    const ptrdiff_t GH = (ptrdiff_t)G * H;
     const REAL *xt = x + r0 * ldx, *ht = h + r0 * ldh;
     FN(panel_vec) acc[R][A];
     const FN(panel_vec) *b = (const FN(panel_vec) *)pbias;
@@ -282,19 +340,9 @@ FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
     if (pre_h)
         FN(add_preactivations)(R, G, A, split, pre_h + r0 * GH, H, j0, units, acc);
 #if CYRNN_LSTM_PASSES > 1
-    if (FN(gate_passes)(G) == 2 && R <= 2) {
-        FN(accumulate_halves)(R, A, I, pih, pih + (ptrdiff_t)I * 2 * V, xt, ldx, acc);
-        FN(accumulate_halves)(R, A, Hout, phh, phh + (ptrdiff_t)Hout * 2 * V, ht, ldh, acc);
-    } else if (FN(gate_passes)(G) > 1) {
-        const int S = FN(gate_passes)(G), Gs = G / S;
-        CYRNN_TILE_LOOP
-        for (int s = 0; s < S; ++s) {
-            FN(accumulate_pass)(R, Gs, s * Gs, A, I, pih + (ptrdiff_t)s * I * Gs * V, xt,
-                                ldx, acc);
-            FN(accumulate_pass)(R, Gs, s * Gs, A, Hout,
-                                phh + (ptrdiff_t)s * Hout * Gs * V, ht, ldh, acc);
-        }
-    } else
+    if (FN(gate_passes)(G) > 1)
+        FN(accumulate_in_passes)(R, G, A, I, pih, xt, ldx, Hout, phh, ht, ldh, acc);
+    else
 #endif
     {
         FN(accumulate_rows)(R, G, A, 0, I, pih, xt, ldx, acc);
@@ -305,28 +353,9 @@ FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
      * together and spilled (a training forward pass 7% slower) */
 #pragma GCC unroll 1
 #endif
-    for (int r = 0; r < R; ++r) {
-        ptrdiff_t row = r0 + r;
-        FN(panel_vec) keep[6], hv;
-        if (lstm) {
-            REAL *cr = c + row * H + j0;
-            FN(panel_vec) cv = FN(load_units)(cr, units);
-            hv = FN(lstm_cell)(cyrnn_cell_peephole(cell), acc[r], b + A, &cv, keep);
-            FN(store_units)(cr, cv, units);
-            if (gates) {
-                FN(store_kept)(stream, 4, units, keep, gates + row * GH + j0, H);
-                FN(store_kept)(stream, 2, units, keep + 4, extra + row * E + j0, H);
-            }
-        } else { /* GRU: the RNN has rnn_step_tile */
-            FN(panel_vec) hp = FN(load_units)(h + row * ldh + j0, units);
-            hv = FN(gru_cell)(acc[r], hp, keep);
-            if (gates) {
-                FN(store_kept)(stream, 3, units, keep, gates + row * GH + j0, H);
-                FN(store_kept)(stream, 1, units, keep + 3, extra + row * E + j0, H);
-            }
-        }
-        FN(store_state)(hv, row, j0, units, H, out, ldo, next_h, next_rows);
-    }
+    for (int r = 0; r < R; ++r)
+        FN(row_cell)(cell, stream, H, acc[r], b + A, r0 + r, j0, units, h, ldh, c, out, ldo,
+                     gates, extra, next_h, next_rows);
 }
 
 /* Rows r0 ... r0 + R - 1 of NB unit blocks from unit j0 of an Elman RNN:

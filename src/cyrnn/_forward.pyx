@@ -225,7 +225,8 @@ cdef inline void _forward_step(const Plan *p, const Layer *ly, int d, const floa
     wherever the next phase reads what other threads wrote. row0: the first
     row of the chunk whose input product pre_x holds (with blas_products)."""
     cdef const Direction *dr = &ly.dirs[d]
-    cdef int H = p.H, Hout = p.Hout, DH = p.D * p.Hout, blocks = packed_blocks(H, x)
+    cdef int H = p.H, Hout = p.Hout, DH = p.D * p.Hout
+    cdef int blocks = packed_blocks(H, <floating *>NULL)
     cdef int t = s if in_time_order(p, d) else p.T - 1 - s
     cdef int n = <int>p.batch_sizes[t], r0 = tid * n // threads, r1 = (tid + 1) * n // threads
     cdef Py_ssize_t off = p.offsets[t]
