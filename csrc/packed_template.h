@@ -10,9 +10,9 @@
  *   packed[((block * K + k) * G + g) * V + v] = W[g * H + block * V + v][k]
  *
  * (zero past H), or in passes of gates where the level's LSTM step takes
- * them so (packed_offset). The forward step multiplies by it in step_template.h; the
- * single-gate (G = 1) product here serves BPTT (dL/dh, dx and the weight
- * gradients). Its micro-kernel keeps R V-wide vectors in registers, R chosen
+ * them so (packed_offset). The forward step multiplies by it in
+ * step_template.h; the single-gate (G = 1) product here serves BPTT (dL/dh,
+ * dx and the weight gradients). Its micro-kernel keeps R V-wide vectors in registers, R chosen
  * per instruction set. Written with GCC vector extensions, it compiles to
  * AVX-512, AVX2 or SSE from one source. */
 
@@ -68,6 +68,8 @@ static void FN(cyrnn_pack_weight_blocks)(int G, int H, int K, const REAL *restri
             }
         return;
     }
+    /* (the next k: the gates of one pass on) */
+    const ptrdiff_t kstep = (ptrdiff_t)G / FN(gate_passes)(G) * V;
     /* A row of W per unit: transpose V x V tiles, each in L1 (a unit's
      * values of k are one row's run of w; reading V rows at once for each
      * k, as the layout suggests, was 10x slower than a memcpy). */
@@ -76,7 +78,6 @@ static void FN(cyrnn_pack_weight_blocks)(int G, int H, int K, const REAL *restri
             int kn = K - k0 < V ? K - k0 : V;
             for (int g = 0; g < G; ++g) {
                 REAL *dst = packed + FN(packed_offset)(G, K, block, k0, g);
-                ptrdiff_t kstep = (ptrdiff_t)G / FN(gate_passes)(G) * V;
                 for (int v = 0; v < V; ++v) {
                     int unit = block * V + v;
                     const REAL *src = w + ((ptrdiff_t)g * H + unit) * row_stride +

@@ -238,9 +238,7 @@ FN(accumulate_pass)(const int R, const int Gs, const int g0, const int A, int K,
         }
     }
 }
-#endif
 
-#if CYRNN_LSTM_PASSES > 1
 /* The products of a tile whose packing of G gates the step takes in
  * passes (x's with I values a row, h's with Hout): all gates at once for
  * one or two rows, else pass by pass. */
