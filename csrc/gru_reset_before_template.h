@@ -25,9 +25,9 @@
 
 /* Phase 1 on rows r0 ... r0 + R - 1 of one unit block from j0. */
 static inline __attribute__((always_inline)) void
-FN(reset_gates_tile)(const int R, int H, int I, int Hout, const REAL *restrict pih,
+FN(reset_gates_tile)(const int R, int r0, int H, int I, int Hout, const REAL *restrict pih,
                      const REAL *restrict phh, const REAL *restrict pbias,
-                     const REAL *restrict pre_x, const REAL *restrict pre_h, int r0,
+                     const REAL *restrict pre_x, const REAL *restrict pre_h,
                      const REAL *restrict x, ptrdiff_t ldx, const REAL *restrict h,
                      ptrdiff_t ldh, REAL *restrict gates, REAL *restrict rh, int j0,
                      int units)
@@ -57,16 +57,19 @@ FN(reset_gates_tile)(const int R, int H, int I, int Hout, const REAL *restrict p
     }
 }
 
-/* Phase 2 on rows r0 ... r0 + R - 1 of NB unit blocks from j0. */
+/* Phase 2 on rows r0 ... r0 + R - 1 of the NB unit blocks from `block`;
+ * packed_hn: W_hn's packing. */
 static inline __attribute__((always_inline)) void
-FN(reset_candidate_tile)(const int R, const int NB, int H, const REAL *restrict phn,
-                         const REAL *restrict pre_h, int r0, const REAL *restrict h,
-                         ptrdiff_t ldh,
+FN(reset_candidate_tile)(const int R, int r0, const int NB, int block, int H,
+                         const REAL *restrict packed_hn, const REAL *restrict pre_h,
+                         const REAL *restrict h, ptrdiff_t ldh,
                          REAL *restrict gates, const REAL *restrict rh,
                          REAL *restrict out, ptrdiff_t ldo, REAL *restrict next_h,
-                         int next_rows, int j0)
+                         int next_rows)
 {
     const ptrdiff_t GH = 3 * (ptrdiff_t)H;
+    const REAL *phn = packed_hn + (ptrdiff_t)block * H * V;
+    const int j0 = block * V;
     FN(panel_vec) acc[R][NB];
     CYRNN_TILE_LOOP
     for (int rb = 0; rb < R * NB; ++rb) { /* the tile's vectors: x_n (phase 1's) */
@@ -92,24 +95,13 @@ FN(reset_candidate_tile)(const int R, const int NB, int H, const REAL *restrict 
     }
 }
 
-#define CYRNN_RESET_GATES_TILE(RT, R0)                                         \
-    FN(reset_gates_tile)(RT, H, I, Hout, pih, phh, pb, pre_x, pre_h, R0, x,     \
-                         ldx, h, ldh, gates, rh, j0, units)
-#define CYRNN_RESET_CANDIDATE_TILE(RT, R0, NB)                                 \
-    FN(reset_candidate_tile)(RT, NB, H, phn + (ptrdiff_t)block * H * V, pre_h, R0, \
-                             h, ldh, gates, rh, out, ldo, next_h, next_rows, block * V)
-#define CYRNN_RESET_CANDIDATE_TILE_NB(RT, R0)                                  \
-    CYRNN_RESET_CANDIDATE_TILE(RT, R0, CYRNN_STEP_RNN_BLOCKS)
-#define CYRNN_RESET_CANDIDATE_TILE_2(RT, R0) CYRNN_RESET_CANDIDATE_TILE(RT, R0, 2)
-#define CYRNN_RESET_CANDIDATE_TILE_1(RT, R0) CYRNN_RESET_CANDIDATE_TILE(RT, R0, 1)
-
 /* One phase of the step for unit blocks [first_block, end_block) of rows
  * 0..n-1 (see cyrnn_cell_step): gates (3H) and rh (H) are the tape's rows,
  * or scratch rows for inference. pre_h, if given, holds the phase's
  * recurrent product: h W_h{r,z}^T (2H) in phase 1, (r * h) W_hn^T (H) in
  * phase 2; Hout is then 0 (the caller's; phase 2 skips its own). Phase 2
  * tiles as the Elman RNN's step does: one accumulator a block
- * (CYRNN_ONE_ACCUMULATOR_BLOCKS). */
+ * (CYRNN_BLOCK_GROUPS with pairs). */
 static void FN(reset_before_step)(int phase, int H, int I, int Hout, int first_block,
                                   int end_block, int n, const REAL *packed_ih,
                                   const REAL *packed_hh, const REAL *packed_bias,
@@ -126,19 +118,15 @@ static void FN(reset_before_step)(int phase, int H, int I, int Hout, int first_b
             const REAL *phh = packed_hh + (ptrdiff_t)block * Hout * 2 * V;
             const REAL *pb = packed_bias + (ptrdiff_t)block * 3 * V;
             int j0 = block * V, units = H - j0 < V ? H - j0 : V;
-            CYRNN_ROW_TILES(CYRNN_RESET_ROWS, n, CYRNN_RESET_GATES_TILE);
+            CYRNN_ROW_TILES(CYRNN_RESET_ROWS, n, FN(reset_gates_tile), H, I, Hout, pih, phh,
+                            pb, pre_x, pre_h, x, ldx, h, ldh, gates, rh, j0, units);
         }
         return;
     }
-    CYRNN_ONE_ACCUMULATOR_BLOCKS(CYRNN_RESET_CANDIDATE_TILE_NB, CYRNN_RESET_CANDIDATE_TILE_2,
-                                 CYRNN_RESET_CANDIDATE_TILE_1);
+    CYRNN_BLOCK_GROUPS(CYRNN_STEP_RNN_BLOCKS, 1, CYRNN_STEP_RNN_ROWS, n, first_block,
+                       end_block, FN(reset_candidate_tile), H, phn, pre_h, h, ldh, gates, rh,
+                       out, ldo, next_h, next_rows);
 }
-
-#undef CYRNN_RESET_GATES_TILE
-#undef CYRNN_RESET_CANDIDATE_TILE
-#undef CYRNN_RESET_CANDIDATE_TILE_NB
-#undef CYRNN_RESET_CANDIDATE_TILE_2
-#undef CYRNN_RESET_CANDIDATE_TILE_1
 
 /* BPTT, the cell's first phase on n rows: from dh = dL/dh_t and the tape
  * (gates r, z, n; hprev = h_{t-1}), dg's z and n blocks (rows ldg apart)

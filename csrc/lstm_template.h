@@ -78,16 +78,19 @@ static void FN(cyrnn_peephole_gradient)(int n, int H, int j0, int j1,
     }
 }
 
-/* R rows of NB unit blocks from j0 of BPTT's fused step (see below). */
+/* The R rows from r0 of the NB unit blocks from `block` of BPTT's fused
+ * step (see below); peephole is a constant. */
 static inline __attribute__((always_inline)) void
-FN(lstm_backward_tile)(const int peephole, const int R, const int NB, int H,
-                       const REAL *restrict panel, int j0, int r0, int cells,
+FN(lstm_backward_tile)(const int R, int r0, const int NB, int block, const int peephole,
+                       int H, const REAL *restrict packed, int cells,
                        const REAL *restrict dg, ptrdiff_t ldg, const REAL *restrict dy,
                        ptrdiff_t ldy, const REAL *restrict gates, const REAL *restrict extra,
                        const REAL *restrict p, REAL *restrict dc, REAL *restrict dh,
                        REAL *restrict dg_out)
 {
     const ptrdiff_t GH = 4 * (ptrdiff_t)H;
+    const REAL *panel = packed + (ptrdiff_t)block * 4 * (ptrdiff_t)H * V;
+    const int j0 = block * V;
     FN(panel_vec) acc[R][NB];
     /* The tape was streamed past the caches, and the product below takes
      * far longer than memory does: fetch the cells' rows of it now. */
@@ -121,13 +124,6 @@ FN(lstm_backward_tile)(const int peephole, const int R, const int NB, int H,
         }
 }
 
-#define CYRNN_LSTM_BACKWARD_TILE(RT, R0, NB)                                   \
-    FN(lstm_backward_tile)(PEEPHOLE_, RT, NB, H, panel_, j0_, R0, cells, dg, ldg, dy, \
-                           ldy, gates, extra, peephole, dc, dh, dg_out)
-#define CYRNN_LSTM_BACKWARD_TILE_NB(RT, R0)                                    \
-    CYRNN_LSTM_BACKWARD_TILE(RT, R0, CYRNN_BACKWARD_BLOCKS)
-#define CYRNN_LSTM_BACKWARD_TILE_1(RT, R0) CYRNN_LSTM_BACKWARD_TILE(RT, R0, 1)
-
 /* BPTT's step of an LSTM without projection from one step t to the one it
  * visits next, t': the product dL/dh_{t'} = dg_t W_hh for the first n rows
  * and unit blocks [first_block, end_block), W_hh packed transposed (G = 1,
@@ -146,22 +142,18 @@ static void FN(cyrnn_lstm_backward_product)(int H, int first_block, int end_bloc
                                             const REAL *restrict peephole, REAL *restrict dc,
                                             REAL *restrict dh, REAL *restrict dg_out)
 {
-    if (peephole) { /* (a constant in each tile: the plain LSTM's stays as it was) */
-        const int PEEPHOLE_ = 1;
-        CYRNN_BLOCK_GROUPS(CYRNN_BACKWARD_BLOCKS, CYRNN_BACKWARD_ROWS, n, first_block,
-                           end_block, packed, 4 * (ptrdiff_t)H * V,
-                           CYRNN_LSTM_BACKWARD_TILE_NB, CYRNN_LSTM_BACKWARD_TILE_1);
-    } else {
-        const int PEEPHOLE_ = 0;
-        CYRNN_BLOCK_GROUPS(CYRNN_BACKWARD_BLOCKS, CYRNN_BACKWARD_ROWS, n, first_block,
-                           end_block, packed, 4 * (ptrdiff_t)H * V,
-                           CYRNN_LSTM_BACKWARD_TILE_NB, CYRNN_LSTM_BACKWARD_TILE_1);
-    }
+    /* the peephole a constant in each tile: the plain LSTM's stays as it was */
+#define CYRNN_LSTM_BACKWARD_GROUPS(PEEPHOLE)                                   \
+    CYRNN_BLOCK_GROUPS(CYRNN_BACKWARD_BLOCKS, 0, CYRNN_BACKWARD_ROWS, n, first_block,   \
+                       end_block, FN(lstm_backward_tile), PEEPHOLE, H, packed, cells, dg, \
+                       ldg, dy, ldy, gates, extra, peephole, dc, dh, dg_out)
+    if (peephole)
+        CYRNN_LSTM_BACKWARD_GROUPS(1);
+    else
+        CYRNN_LSTM_BACKWARD_GROUPS(0);
+#undef CYRNN_LSTM_BACKWARD_GROUPS
 }
 
-#undef CYRNN_LSTM_BACKWARD_TILE_NB
-#undef CYRNN_LSTM_BACKWARD_TILE_1
-#undef CYRNN_LSTM_BACKWARD_TILE
 #undef V
 
 #else /* CYRNN_ENTRY_POINTS */

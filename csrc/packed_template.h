@@ -98,15 +98,19 @@ static void FN(cyrnn_pack_weights)(int G, int H, int K, const REAL *restrict w,
                                  (H + V - 1) / V, packed);
 }
 
-/* out[r, j0 + u] = (or +=) sum_k x[r, k] W[j0 + u, k] for R rows and the NB
- * unit blocks from j0 (u < NB * V, and j0 + u < H), with x[r, k] at
- * x[r * xr + k * xk] (see panel_accumulate). */
+/* out[r, j0 + u] = (or +=) sum_k x[r, k] W[j0 + u, k] for the R rows from
+ * r0 and the NB unit blocks from `block` (j0 = block * V, u < NB * V, and
+ * j0 + u < H), with x[r, k] at x[r * xr + k * xk] (see panel_accumulate). */
 static inline __attribute__((always_inline)) void
-FN(packed_tile)(const int R, const int NB, int H, int K, const REAL *restrict panel,
-                const REAL *restrict x, ptrdiff_t xr, ptrdiff_t xk, REAL *restrict out,
-                ptrdiff_t ldo, int j0, int accumulate)
+FN(packed_tile)(const int R, int r0, const int NB, int block, int H, int K,
+                const REAL *restrict packed, const REAL *restrict x, ptrdiff_t xr,
+                ptrdiff_t xk, REAL *restrict out, ptrdiff_t ldo, int accumulate)
 {
+    const REAL *panel = packed + (ptrdiff_t)block * K * V;
+    const int j0 = block * V;
     FN(panel_vec) acc[R][NB];
+    x += r0 * xr;
+    out += (ptrdiff_t)r0 * ldo;
     /* out is read back at the end: start fetching it now (a weight
      * gradient's out is too large for L1 and its rows far apart) */
     if (accumulate) {
@@ -138,36 +142,24 @@ FN(packed_tile)(const int R, const int NB, int H, int K, const REAL *restrict pa
  * over X instead of two (measured: the products 4% faster on a small
  * LSTM's training step, 6% on a medium one). The products of BPTT's steps
  * read R rows of x, each its own line; there, R = 16 measured slower than 8
- * with AVX-512. */
-#define CYRNN_PACKED_TILE(RT, R0, NB)                                          \
-    FN(packed_tile)(RT, NB, H, K, panel_, x + (R0) * xr, xr, xk,               \
-                    out + (ptrdiff_t)(R0) * ld, ld, j0_, accumulate)
-#define CYRNN_PRODUCT_TILE(RT, R0) CYRNN_PACKED_TILE(RT, R0, CYRNN_PRODUCT_BLOCKS)
-#define CYRNN_WEIGHT_TILE(RT, R0) CYRNN_PACKED_TILE(RT, R0, CYRNN_WEIGHT_BLOCKS)
-#define CYRNN_SINGLE_TILE(RT, R0) CYRNN_PACKED_TILE(RT, R0, 1)
-
-/* The columns of unit blocks [first_block, end_block) of out (n, H; rows ld
+ * with AVX-512.
+ *
+ * The columns of unit blocks [first_block, end_block) of out (n, H; rows ld
  * apart) = (or +=) x W^T, for W (H, K) packed with G = 1 and x (n, K) at
  * x[r * xr + k * xk]: packed_product for BPTT's products (xk = 1),
  * weight_product for the weight gradients, where x = dg^T (xr = 1). */
-#define CYRNN_DEFINE_PACKED_PRODUCT(NAME, R, NB, TILE)                         \
+#define CYRNN_DEFINE_PACKED_PRODUCT(NAME, R, NB)                               \
     static void FN(NAME)(int H, int K, int n, const REAL *restrict packed,     \
                          int first_block, int end_block, const REAL *restrict x, \
                          ptrdiff_t xr, ptrdiff_t xk, REAL *restrict out,       \
                          ptrdiff_t ld, int accumulate)                         \
     {                                                                          \
-        CYRNN_BLOCK_GROUPS(NB, R, n, first_block, end_block, packed,           \
-                           (ptrdiff_t)K * V, TILE, CYRNN_SINGLE_TILE);         \
+        CYRNN_BLOCK_GROUPS(NB, 0, R, n, first_block, end_block, FN(packed_tile), H, K, \
+                           packed, x, xr, xk, out, ld, accumulate);            \
     }
-CYRNN_DEFINE_PACKED_PRODUCT(packed_product, CYRNN_PRODUCT_ROWS, CYRNN_PRODUCT_BLOCKS,
-                            CYRNN_PRODUCT_TILE)
-CYRNN_DEFINE_PACKED_PRODUCT(weight_product, CYRNN_WEIGHT_ROWS, CYRNN_WEIGHT_BLOCKS,
-                            CYRNN_WEIGHT_TILE)
+CYRNN_DEFINE_PACKED_PRODUCT(packed_product, CYRNN_PRODUCT_ROWS, CYRNN_PRODUCT_BLOCKS)
+CYRNN_DEFINE_PACKED_PRODUCT(weight_product, CYRNN_WEIGHT_ROWS, CYRNN_WEIGHT_BLOCKS)
 #undef CYRNN_DEFINE_PACKED_PRODUCT
-#undef CYRNN_PACKED_TILE
-#undef CYRNN_PRODUCT_TILE
-#undef CYRNN_WEIGHT_TILE
-#undef CYRNN_SINGLE_TILE
 
 /* Gate rows [first_group * V, end_group * V) of the weight gradients
  * out1 (M, K1) = dg^T X1 and out2 (M, K2) = dg^T X2 over one chunk of `rows`

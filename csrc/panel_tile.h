@@ -56,49 +56,48 @@ FN(panel_zero)(const int R, const int NB, FN(panel_vec) acc[R][NB])
  * is left in at most three tiles (8, 4, then 3, 2 or 1 rows). Every tile
  * streams the block's weights once, so a ragged batch's odd rows must not
  * go one by one (a single-row tile costs nearly what a full one does).
- * TILE(RT, R0) runs the RT rows from R0; RT is a constant, as a tile's
- * registers need. */
-#define CYRNN_ROW_TILES(R, n, TILE)                                            \
+ * TILE is an always-inline function called as TILE(RT, r0, ...): the RT
+ * rows from r0, then this macro's other arguments. RT is a literal in each
+ * call, as a tile's registers need. */
+#define CYRNN_ROW_TILES(R, n, TILE, ...)                                       \
     do {                                                                       \
         int r0_ = 0, rest_;                                                    \
         for (; r0_ + (R) <= (n); r0_ += (R))                                   \
-            TILE(R, r0_);                                                      \
+            TILE(R, r0_, __VA_ARGS__);                                         \
         rest_ = (n) - r0_;                                                     \
         if ((R) > 8 && rest_ >= 8) {                                           \
-            TILE(8, r0_);                                                      \
+            TILE(8, r0_, __VA_ARGS__);                                         \
             r0_ += 8;                                                          \
             rest_ -= 8;                                                        \
         }                                                                      \
         if ((R) > 4 && rest_ >= 4) {                                           \
-            TILE(4, r0_);                                                      \
+            TILE(4, r0_, __VA_ARGS__);                                         \
             r0_ += 4;                                                          \
             rest_ -= 4;                                                        \
         }                                                                      \
         if ((R) > 3 && rest_ == 3)                                             \
-            TILE(3, r0_);                                                      \
+            TILE(3, r0_, __VA_ARGS__);                                         \
         else if ((R) > 2 && rest_ == 2)                                        \
-            TILE(2, r0_);                                                      \
+            TILE(2, r0_, __VA_ARGS__);                                         \
         else if (rest_ >= 1) /* R > 2 leaves 1 here; R = 2 leaves 1 at most */ \
-            TILE(1, r0_);                                                      \
+            TILE(1, r0_, __VA_ARGS__);                                         \
     } while (0)
 
-/* Unit blocks [first_block, end_block) in groups of NB side by side, then
- * one by one: for each, j0_ = its first unit and panel_ = its packed panel
- * (panel_size elements a block), then CYRNN_ROW_TILES(R, n, TILE_NB) or
- * (R, n, TILE_1). Two tile macros, not a variable count: a tile's sizes
- * must be literals for GCC to keep its accumulators out of a stack array. */
-#define CYRNN_BLOCK_GROUPS(NB, R, n, first_block, end_block, packed, panel_size,    \
-                           TILE_NB, TILE_1)                                      \
+/* Unit blocks [first_block, end_block) of rows [0, n): groups of NB blocks
+ * side by side, then (if PAIRS) pairs of the blocks left, then one by one,
+ * each group's rows in tiles of R (CYRNN_ROW_TILES). TILE is called as
+ * TILE(RT, r0, NBT, block, ...): NBT blocks from `block`, then this macro's
+ * other arguments. NBT, like RT, is a literal in each call: a tile's sizes
+ * must be constants for GCC to keep its accumulators out of a stack array.
+ * Pairs serve tiles with one accumulator a block, where a single block has
+ * too few of them to hide the multiplies' latency. */
+#define CYRNN_BLOCK_GROUPS(NB, PAIRS, R, n, first_block, end_block, TILE, ...)     \
     do {                                                                         \
         int block_ = (first_block);                                              \
-        for (; block_ + (NB) <= (end_block); block_ += (NB)) {                   \
-            const int j0_ = block_ * V;                                          \
-            const REAL *panel_ = (packed) + (ptrdiff_t)block_ * (panel_size);    \
-            CYRNN_ROW_TILES(R, n, TILE_NB);                                      \
-        }                                                                        \
-        for (; block_ < (end_block); ++block_) {                                 \
-            const int j0_ = block_ * V;                                          \
-            const REAL *panel_ = (packed) + (ptrdiff_t)block_ * (panel_size);    \
-            CYRNN_ROW_TILES(R, n, TILE_1);                                       \
-        }                                                                        \
+        for (; block_ + (NB) <= (end_block); block_ += (NB))                     \
+            CYRNN_ROW_TILES(R, n, TILE, NB, block_, __VA_ARGS__);                \
+        for (; (PAIRS) && (NB) > 2 && block_ + 2 <= (end_block); block_ += 2)    \
+            CYRNN_ROW_TILES(R, n, TILE, 2, block_, __VA_ARGS__);                 \
+        for (; block_ < (end_block); ++block_)                                   \
+            CYRNN_ROW_TILES(R, n, TILE, 1, block_, __VA_ARGS__);                 \
     } while (0)

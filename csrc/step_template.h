@@ -313,10 +313,10 @@ FN(row_cell)(const int cell, int stream, int H, const FN(panel_vec) *acc,
  * of H, gates of G*H, extra of E; c is NULL for the GRU, gates and extra
  * without a tape. */
 static inline __attribute__((always_inline)) void
-FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
+FN(step_tile)(const int R, int r0, const int cell, int stream, int H, int I, int Hout,
               const REAL *restrict pih, const REAL *restrict phh,
               const REAL *restrict pbias, const REAL *restrict pre_x,
-              const REAL *restrict pre_h, int r0, const REAL *restrict x,
+              const REAL *restrict pre_h, const REAL *restrict x,
               ptrdiff_t ldx, const REAL *restrict h, ptrdiff_t ldh, REAL *restrict c,
               REAL *restrict out, ptrdiff_t ldo, REAL *restrict gates,
               REAL *restrict extra, REAL *restrict next_h, int next_rows, int j0,
@@ -356,18 +356,23 @@ FN(step_tile)(const int cell, const int R, int stream, int H, int I, int Hout,
                      gates, extra, next_h, next_rows);
 }
 
-/* Rows r0 ... r0 + R - 1 of NB unit blocks from unit j0 of an Elman RNN:
- * one accumulator a block, so a tile takes several blocks to reuse each
- * value of x it broadcasts (see isa.h). gates (H) is the tape, or NULL. */
+/* Rows r0 ... r0 + R - 1 of the NB unit blocks from `block` of an Elman
+ * RNN: one accumulator a block, so a tile takes several blocks to reuse
+ * each value of x it broadcasts (see isa.h). gates (H) is the tape, or
+ * NULL. */
 static inline __attribute__((always_inline)) void
-FN(rnn_step_tile)(const int relu, const int R, const int NB, int stream, int H, int I,
-                  const REAL *restrict pih, const REAL *restrict phh,
-                  const REAL *restrict pbias, const REAL *restrict pre_x,
-                  const REAL *restrict pre_h, int r0, const REAL *restrict x,
+FN(rnn_step_tile)(const int R, int r0, const int NB, int block, int relu, int stream, int H,
+                  int I, const REAL *restrict packed_ih, const REAL *restrict packed_hh,
+                  const REAL *restrict packed_bias, const REAL *restrict pre_x,
+                  const REAL *restrict pre_h, const REAL *restrict x,
                   ptrdiff_t ldx, int Kh, const REAL *restrict h, ptrdiff_t ldh,
                   REAL *restrict out, ptrdiff_t ldo, REAL *restrict gates,
-                  REAL *restrict next_h, int next_rows, int j0)
+                  REAL *restrict next_h, int next_rows)
 {
+    const REAL *pih = packed_ih + (ptrdiff_t)block * I * V;
+    const REAL *phh = packed_hh + (ptrdiff_t)block * H * V;
+    const REAL *pbias = packed_bias + (ptrdiff_t)block * V;
+    const int j0 = block * V;
     FN(panel_vec) acc[R][NB];
     CYRNN_TILE_LOOP
     for (int r = 0; r < R; ++r)
@@ -395,17 +400,6 @@ FN(rnn_step_tile)(const int relu, const int R, const int NB, int stream, int H, 
         }
 }
 
-/* Every row of one block, in tiles (see CYRNN_ROW_TILES). */
-#define CYRNN_STEP_TILE(RT, R0)                                                \
-    FN(step_tile)(cell_, RT, stream, H, I, Hout, pih, phh, pb, pre_x, pre_h,   \
-                  R0, x, ldx, h, ldh, c, out, ldo, gates, extra, next_h,        \
-                  next_rows, j0, units)
-#define CYRNN_STEP_CELL(CELL, R_)                                              \
-    do {                                                                       \
-        const int cell_ = (CELL);                                              \
-        CYRNN_ROW_TILES(R_, n, CYRNN_STEP_TILE);                               \
-    } while (0)
-
 #define CYRNN_STEP_PARAMS                                                      \
     (int cell, int H, int I, int Hout, int first_block, int end_block, int n,  \
      const REAL *packed_ih, const REAL *packed_hh, const REAL *packed_bias,    \
@@ -422,7 +416,9 @@ FN(rnn_step_tile)(const int relu, const int R, const int NB, int stream, int H, 
         const REAL *phh = packed_hh + (ptrdiff_t)block * Hout * G * V;         \
         const REAL *pb = packed_bias + (ptrdiff_t)block * P * V;               \
         int j0 = block * V, units = H - j0 < V ? H - j0 : V;                   \
-        CYRNN_STEP_CELL(CELL, ROWS);                                           \
+        CYRNN_ROW_TILES(ROWS, n, FN(step_tile), CELL, stream, H, I, Hout, pih, phh, pb, \
+                        pre_x, pre_h, x, ldx, h, ldh, c, out, ldo, gates, extra,  \
+                        next_h, next_rows, j0, units);                          \
     }
 #define CYRNN_LSTM_ROWS (CYRNN_STEP_ROWS * CYRNN_LSTM_PASSES)
 static void FN(gated_step) CYRNN_STEP_PARAMS
@@ -459,47 +455,20 @@ static void FN(gru_step) CYRNN_STEP_PARAMS
 #undef CYRNN_LSTM_ROWS
 #undef CYRNN_GATED_STEP
 
-/* Unit blocks [first_block, end_block) of rows 0..n-1 of a step with one
- * accumulator a block (the Elman RNN's; the reset-before GRU's candidate):
- * tiles of CYRNN_STEP_RNN_ROWS rows by CYRNN_STEP_RNN_BLOCKS blocks, then
- * pairs of the blocks left side by side (a one-block tile has too few
- * accumulators to hide the multiplies' latency), then one by one. The
- * TILE_* macros take (rows, first row) and read `block`. */
-#define CYRNN_ONE_ACCUMULATOR_BLOCKS(TILE_NB, TILE_2, TILE_1)                  \
-    do {                                                                       \
-        int block = first_block;                                               \
-        for (; block + CYRNN_STEP_RNN_BLOCKS <= end_block;                     \
-             block += CYRNN_STEP_RNN_BLOCKS)                                   \
-            CYRNN_ROW_TILES(CYRNN_STEP_RNN_ROWS, n, TILE_NB);                  \
-        for (; CYRNN_STEP_RNN_BLOCKS > 2 && block + 2 <= end_block; block += 2) \
-            CYRNN_ROW_TILES(CYRNN_STEP_RNN_ROWS, n, TILE_2);                   \
-        for (; block < end_block; ++block)                                     \
-            CYRNN_ROW_TILES(CYRNN_STEP_RNN_ROWS, n, TILE_1);                   \
-    } while (0)
-
-/* The Elman RNN's step (see CYRNN_ONE_ACCUMULATOR_BLOCKS). */
-#define CYRNN_RNN_TILE(RT, R0, NB)                                             \
-    FN(rnn_step_tile)(relu, RT, NB, stream, H, I, packed_ih + (ptrdiff_t)block * I * V, \
-                      packed_hh + (ptrdiff_t)block * H * V, packed_bias + (ptrdiff_t)block * V, \
-                      pre_x, pre_h, R0, x, ldx, Hout, h, ldh, out, ldo, gates, next_h,  \
-                      next_rows, block * V)
-#define CYRNN_RNN_TILE_NB(RT, R0) CYRNN_RNN_TILE(RT, R0, CYRNN_STEP_RNN_BLOCKS)
-#define CYRNN_RNN_TILE_1(RT, R0) CYRNN_RNN_TILE(RT, R0, 1)
-#define CYRNN_RNN_TILE_2(RT, R0) CYRNN_RNN_TILE(RT, R0, 2)
+/* The Elman RNN's step: one accumulator a block (see CYRNN_BLOCK_GROUPS),
+ * tiles of CYRNN_STEP_RNN_ROWS rows by CYRNN_STEP_RNN_BLOCKS blocks. */
 static void FN(rnn_step) CYRNN_STEP_PARAMS
 {
     const int relu = cell == CYRNN_CELL_RNN_RELU;
     (void)c, (void)extra; /* Hout: H, or 0 when pre_h holds the product */
-    CYRNN_ONE_ACCUMULATOR_BLOCKS(CYRNN_RNN_TILE_NB, CYRNN_RNN_TILE_2, CYRNN_RNN_TILE_1);
+    CYRNN_BLOCK_GROUPS(CYRNN_STEP_RNN_BLOCKS, 1, CYRNN_STEP_RNN_ROWS, n, first_block,
+                       end_block, FN(rnn_step_tile), relu, stream, H, I, packed_ih,
+                       packed_hh, packed_bias, pre_x, pre_h, x, ldx, Hout, h, ldh, out, ldo,
+                       gates, next_h, next_rows);
 }
-#undef CYRNN_RNN_TILE
-#undef CYRNN_RNN_TILE_NB
-#undef CYRNN_RNN_TILE_1
-#undef CYRNN_RNN_TILE_2
 #undef CYRNN_STEP_PARAMS
 
 #include "gru_reset_before_template.h"
-#undef CYRNN_ONE_ACCUMULATOR_BLOCKS
 
 /* The level's step (see isa.h for its tiles); phase: see cyrnn_kernels.h. */
 static void FN(cyrnn_cell_step)(int cell, int phase, int H, int I, int Hout,
@@ -548,8 +517,6 @@ static void FN(cyrnn_cell_step)(int cell, int phase, int H, int I, int Hout,
 #endif
 }
 
-#undef CYRNN_STEP_TILE
-#undef CYRNN_STEP_CELL
 #undef V
 
 #else /* CYRNN_ENTRY_POINTS */

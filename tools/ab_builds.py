@@ -26,13 +26,16 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-CASES = {  # name: (cell, T, B, I, H, dtype)
-    "lstm-small": ("LSTM", 50, 16, 64, 128, "float32"),
-    "lstm-medium": ("LSTM", 100, 32, 128, 256, "float32"),
-    "lstm-large": ("LSTM", 20, 64, 512, 512, "float32"),
-    "gru-medium": ("GRU", 100, 32, 128, 256, "float32"),
-    "rnn-medium": ("RNN", 100, 32, 128, 256, "float32"),
-    "lstm-medium-f64": ("LSTM", 100, 32, 128, 256, "float64"),
+CASES = {  # name: (cell, T, B, I, H, dtype, options)
+    "lstm-small": ("LSTM", 50, 16, 64, 128, "float32", {}),
+    "lstm-medium": ("LSTM", 100, 32, 128, 256, "float32", {}),
+    "lstm-large": ("LSTM", 20, 64, 512, 512, "float32", {}),
+    "gru-medium": ("GRU", 100, 32, 128, 256, "float32", {}),
+    "rnn-small": ("RNN", 50, 16, 64, 128, "float32", {}),
+    "rnn-medium": ("RNN", 100, 32, 128, 256, "float32", {}),
+    "lstm-medium-f64": ("LSTM", 100, 32, 128, 256, "float64", {}),
+    "peephole-medium": ("LSTM", 100, 32, 128, 256, "float32", {"peephole": True}),
+    "gru-reset-before-medium": ("GRU", 100, 32, 128, 256, "float32", {"reset_after": False}),
 }
 BLAS_CORE = {"1": "Haswell", "0": "Nehalem"}
 # One round of one build, in its own process: "case pass ms" per line.
@@ -46,8 +49,8 @@ def median_ms(f, reps):
         t = time.perf_counter(); f(); times.append(time.perf_counter() - t)
     return sorted(times)[reps // 2] * 1e3
 rng = np.random.default_rng(0)
-for name, (cell, T, B, I, H, dtype) in {cases!r}.items():
-    model = getattr(cyrnn, cell)(I, H, seed=0, dtype=dtype)
+for name, (cell, T, B, I, H, dtype, options) in {cases!r}.items():
+    model = getattr(cyrnn, cell)(I, H, seed=0, dtype=dtype, **options)
     x = rng.standard_normal((T, B, I)).astype(dtype)
     print(name, "inference", median_ms(lambda: model(x), 7))
     if {training}:
