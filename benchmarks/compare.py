@@ -72,37 +72,9 @@ import sys
 # --cpu-level: the caps are read when numpy, scipy, torch and cyrnn load, so
 # they are set here, before those imports, by re-executing the script
 # --------------------------------------------------------------------------
-CPU_LEVELS = (0, 1, 2)
-LEVEL_NAMES = {2: "AVX-512", 1: "AVX2+FMA", 0: "baseline x86-64"}
-# numpy's dispatch targets above each level, under both numpy 1.x and 2.x
-# names (a name this numpy does not dispatch is ignored with an ImportWarning)
-_NUMPY_ABOVE_AVX2 = ("X86_V4 AVX512F AVX512CD AVX512_KNL AVX512_KNM AVX512_SKX "
-                     "AVX512_CLX AVX512_CNL AVX512_ICL AVX512_SPR")
-_LEVEL_CAPS = {
-    2: {},
-    1: dict(ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2",
-            MKL_ENABLE_INSTRUCTIONS="AVX2", OPENBLAS_CORETYPE="Haswell",
-            NPY_DISABLE_CPU_FEATURES=_NUMPY_ABOVE_AVX2),
-    # OpenBLAS's "Nehalem" (SSE4.2) is named back by threadpoolctl; its
-    # "Prescott"/"Core2" show as "Katmai". MKL's lowest is SSE4_2.
-    0: dict(ATEN_CPU_CAPABILITY="default", ONEDNN_MAX_CPU_ISA="SSE41",
-            MKL_ENABLE_INSTRUCTIONS="SSE4_2", OPENBLAS_CORETYPE="Nehalem",
-            NPY_DISABLE_CPU_FEATURES="X86_V3 AVX F16C FMA3 AVX2 " + _NUMPY_ABOVE_AVX2),
-}
-CAP_VARIABLES = ("CYRNN_CPU_LEVEL", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA",
-                 "MKL_ENABLE_INSTRUCTIONS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
-                 "NPY_DISABLE_CPU_FEATURES")
-
-
-def cpu_level_env(level):
-    """The variables --cpu-level `level` sets: name -> value, None to unset."""
-    env = dict.fromkeys(CAP_VARIABLES)
-    env.update(_LEVEL_CAPS[level], CYRNN_CPU_LEVEL=str(level))
-    return env
-
-
-def cpu_level_env_matches(level, environ=os.environ):
-    return all(environ.get(k) == v for k, v in cpu_level_env(level).items())
+from cpu_caps import (  # beside this script
+    CPU_LEVELS, LEVEL_CAPS, LEVEL_NAMES, capped_environ, cpu_level_env,
+    cpu_level_env_matches)
 
 
 def machine_level():
@@ -145,8 +117,7 @@ def _reexec_at_cpu_level():
         return  # not x86, or more than this CPU has: main() says so
     if os.environ.get("_CYRNN_COMPARE_REEXEC") == str(level):
         return  # set once already and still differing: main() reports it
-    env = {k: v for k, v in os.environ.items() if k not in CAP_VARIABLES}
-    env.update({k: v for k, v in cpu_level_env(level).items() if v is not None})
+    env = capped_environ(level)
     env["_CYRNN_COMPARE_REEXEC"] = str(level)
     sys.stdout.flush()
     # the interpreter's own options too (-u, -X ...); argv[0] as resolved
@@ -1322,7 +1293,7 @@ def isa_header(level, best, left_out):
         lines.append(f"cyrnn's products: {products}")
     if level is not None and got != level:
         warnings.append(f"cyrnn's kernels run at level {got}, not the requested {level}")
-    caps = _LEVEL_CAPS.get(level, {})
+    caps = LEVEL_CAPS.get(level, {})
     if torch is not None:
         isas = torch_isas()
         lines.append(f"torch: ATen CPU capability {isas['aten']} ({_env('ATEN_CPU_CAPABILITY')}); "

@@ -13,8 +13,10 @@ the table gives each case's median over the rounds, in ms, and B / A.
 Usage: python tools/ab_builds.py HEAD WORKTREE --level 1 --rounds 5
        [--threads 1] [--cases lstm-medium gru-medium] [--no-training]
 
-Level 1 holds OpenBLAS to its AVX2 (Haswell) kernels and level 0 to SSE
-(Nehalem), as benchmarks/compare.py does; OpenBLAS runs one thread.
+--level N caps cyrnn, OpenBLAS and numpy as benchmarks/compare.py's
+--cpu-level N does (benchmarks/cpu_caps.py): at level 1 OpenBLAS runs its
+AVX2 (Haswell) kernels, at level 0 its SSE ones (Nehalem). OpenBLAS runs one
+thread.
 """
 import argparse
 import os
@@ -26,6 +28,9 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+from cpu_caps import capped_environ  # noqa: E402
+
 CASES = {  # name: (cell, T, B, I, H, dtype, options)
     "lstm-small": ("LSTM", 50, 16, 64, 128, "float32", {}),
     "lstm-medium": ("LSTM", 100, 32, 128, 256, "float32", {}),
@@ -37,7 +42,6 @@ CASES = {  # name: (cell, T, B, I, H, dtype, options)
     "peephole-medium": ("LSTM", 100, 32, 128, 256, "float32", {"peephole": True}),
     "gru-reset-before-medium": ("GRU", 100, 32, 128, 256, "float32", {"reset_after": False}),
 }
-BLAS_CORE = {"1": "Haswell", "0": "Nehalem"}
 # One round of one build, in its own process: "case pass ms" per line.
 ROUND = """
 import sys, time, numpy as np, cyrnn
@@ -84,10 +88,7 @@ def build(revision, into):
 
 
 def one_round(lib, args, cases):
-    env = dict(os.environ, PYTHONPATH=lib, CYRNN_CPU_LEVEL=args.level,
-               OPENBLAS_NUM_THREADS="1")
-    if args.level in BLAS_CORE:
-        env["OPENBLAS_CORETYPE"] = BLAS_CORE[args.level]
+    env = dict(capped_environ(args.level), PYTHONPATH=lib, OPENBLAS_NUM_THREADS="1")
     code = ROUND.format(threads=args.threads, cases=cases, training=not args.no_training)
     out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
                          capture_output=True, text=True, cwd=tempfile.gettempdir()).stdout
@@ -98,7 +99,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("a")
     parser.add_argument("b")
-    parser.add_argument("--level", default="2", choices=["0", "1", "2"])
+    parser.add_argument("--level", type=int, default=2, choices=[0, 1, 2])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
@@ -113,10 +114,11 @@ def main():
                 for key, ms in one_round(libs[k], args, cases).items():
                     times[k].setdefault(key, []).append(ms)
     print(f"level {args.level}, {args.threads} thread(s), median of {args.rounds} rounds, ms")
-    print(f"{'case':28} {args.a[:12]:>12} {args.b[:12]:>12}    B/A")
+    width = max(len(" ".join(key)) for key in times[0])
+    print(f"{'case':{width}} {args.a[:12]:>12} {args.b[:12]:>12}    B/A")
     for key in times[0]:
         a, b = (statistics.median(t[key]) for t in times)
-        print(f"{' '.join(key):28} {a:12.2f} {b:12.2f} {b / a:6.3f}")
+        print(f"{' '.join(key):{width}} {a:12.2f} {b:12.2f} {b / a:6.3f}")
 
 
 if __name__ == "__main__":
