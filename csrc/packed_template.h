@@ -12,9 +12,9 @@
  * (zero past H), or in passes of gates where the level's LSTM step takes
  * them so (packed_offset). The forward step multiplies by it in
  * step_template.h; the single-gate (G = 1) product here serves BPTT (dL/dh,
- * dx and the weight gradients). Its micro-kernel keeps R V-wide vectors in registers, R chosen
- * per instruction set. Written with GCC vector extensions, it compiles to
- * AVX-512, AVX2 or SSE from one source. */
+ * dx and the weight gradients). Its micro-kernel keeps R V-wide vectors in
+ * registers, R chosen per instruction set. Written with GCC vector
+ * extensions, it compiles to AVX-512, AVX2 or SSE from one source. */
 
 #ifndef CYRNN_ENTRY_POINTS
 
