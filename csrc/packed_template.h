@@ -230,6 +230,7 @@ static void FN(cyrnn_packed_product)(int H, int K, int n, const REAL *packed,
 }
 
 #undef V
+#undef CYRNN_PACK_ROWS
 
 #else /* CYRNN_ENTRY_POINTS */
 
