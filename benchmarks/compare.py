@@ -48,9 +48,11 @@ in the same run, at 2 (AVX-512), 1 (AVX2+FMA) or 0 (baseline x86-64; numpy,
 MKL, oneDNN and OpenBLAS go no lower than SSE4), through variables read when
 the libraries load: CYRNN_CPU_LEVEL, ATEN_CPU_CAPABILITY (torch's own
 kernels), ONEDNN_MAX_CPU_ISA (torch's LSTM), MKL_ENABLE_INSTRUCTIONS (torch's
-GEMMs: GRU, RNN), OPENBLAS_CORETYPE (numpy's and scipy's BLAS, which cyrnn
-and the GEMM reference use; OPENBLAS_L2_SIZE unset), NPY_DISABLE_CPU_FEATURES
-(numpy's own SIMD). Level 2 sets CYRNN_CPU_LEVEL=2 and unsets the others.
+GEMMs: GRU, RNN; honoured on Intel's CPUs only, so elsewhere level 0 sets
+MKL_CBWR=COMPATIBLE, MKL's SSE2 path), OPENBLAS_CORETYPE (numpy's and
+scipy's BLAS, which cyrnn and the GEMM reference use; OPENBLAS_L2_SIZE
+unset), NPY_DISABLE_CPU_FEATURES (numpy's own SIMD). Level 2 sets
+CYRNN_CPU_LEVEL=2 and unsets the others.
 The script re-executes itself with them when the environment differs. The
 header names the level each library then reports. onnxruntime has no such
 cap: below the CPU's own level it is left out. The speed targets are those of
@@ -1298,7 +1300,9 @@ def isa_header(level, best, left_out):
         isas = torch_isas()
         lines.append(f"torch: ATen CPU capability {isas['aten']} ({_env('ATEN_CPU_CAPABILITY')}); "
                      f"oneDNN (its LSTM) {isas['onednn'] or '?'} ({_env('ONEDNN_MAX_CPU_ISA')}); "
-                     f"MKL (its GEMMs) {isas['mkl'] or '?'} ({_env('MKL_ENABLE_INSTRUCTIONS')})")
+                     f"MKL (its GEMMs) {isas['mkl'] or '?'} ({_env('MKL_ENABLE_INSTRUCTIONS')}"
+                     + (f", {_env('MKL_CBWR')}: SSE2 on a CPU not Intel's" if "MKL_CBWR" in os.environ
+                        else "") + ")")
         expect = {1: ("AVX2", "AVX2", "AVX2"), 0: ("DEFAULT", "SSE4.1", "SSE4.2")}.get(level)
         if expect:
             for what, value, want in zip(("ATen", "oneDNN", "MKL"),

@@ -20,15 +20,36 @@ LEVEL_CAPS = {
             MKL_ENABLE_INSTRUCTIONS="SSE4_2", OPENBLAS_CORETYPE="Nehalem",
             NPY_DISABLE_CPU_FEATURES="X86_V3 AVX F16C FMA3 AVX2 " + _NUMPY_ABOVE_AVX2),
 }
+# MKL honours MKL_ENABLE_INSTRUCTIONS on Intel's CPUs only; elsewhere it runs
+# its AVX2 GEMMs whatever that says (an AMD EPYC, Zen 5: SGEMM 2048^3 at 104
+# GFLOP/s under SSE4_2, above what SSE can do). Its reproducibility mode
+# COMPATIBLE holds it to SSE2 on any CPU (47 GFLOP/s there): level 0's cap
+# where the CPU is not Intel's.
+NON_INTEL_CAPS = {0: dict(MKL_CBWR="COMPATIBLE")}
 CAP_VARIABLES = ("CYRNN_CPU_LEVEL", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA",
-                 "MKL_ENABLE_INSTRUCTIONS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
-                 "NPY_DISABLE_CPU_FEATURES")
+                 "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "OPENBLAS_CORETYPE",
+                 "OPENBLAS_L2_SIZE", "NPY_DISABLE_CPU_FEATURES")
+
+
+def cpu_vendor():
+    """/proc/cpuinfo's vendor_id ("GenuineIntel", "AuthenticAMD"), or "" where
+    there is none (not Linux, not x86)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
 
 
 def cpu_level_env(level):
     """The variables --cpu-level `level` sets: name -> value, None to unset."""
     env = dict.fromkeys(CAP_VARIABLES)
     env.update(LEVEL_CAPS[level], CYRNN_CPU_LEVEL=str(level))
+    if cpu_vendor() not in ("GenuineIntel", ""):
+        env.update(NON_INTEL_CAPS.get(level, {}))
     return env
 
 

@@ -26,6 +26,16 @@ int cyrnn_cpu_has_avx(void)
 #endif
 }
 
+int cyrnn_cpu_is_amd(void)
+{
+#if CYRNN_X86_DISPATCH
+    __builtin_cpu_init();
+    return __builtin_cpu_is("amd");
+#else
+    return 0;
+#endif
+}
+
 static int cyrnn_choose_level(void)
 {
     int level = cyrnn_cpu_best_level();

@@ -21,6 +21,9 @@ int cyrnn_cpu_best_level(void);
 /* Whether the CPU has AVX (256-bit vectors, which any BLAS of x86-64 uses
  * where it can), whatever the kernels' level; 0 off x86-64. */
 int cyrnn_cpu_has_avx(void);
+/* Whether the CPU is AMD's; 0 off x86-64. Zen's L3 holds what its cores'
+ * L2s evict, which changes where a tape is best stored (_cpu.pyx). */
+int cyrnn_cpu_is_amd(void);
 /* "AVX-512", "AVX2+FMA", "SSE2", "NEON" or "generic": the level's name on
  * this build. */
 const char *cyrnn_kernel_level_name(int level);

@@ -16,9 +16,10 @@ from cyrnn._kernels cimport (cyrnn_packed_bias_size_f, cyrnn_packed_bias_size_d,
                              cyrnn_packed_size_f, cyrnn_packed_size_d,
                              cyrnn_gradient_width_f, cyrnn_gradient_width_d)
 
-from cyrnn._cpu import blas_runs_gradients, blas_runs_products
+from cyrnn._cpu import blas_runs_gradients, blas_runs_products, stream_tape_bytes
 
 cnp.import_array()
+cdef Py_ssize_t _stream_tape_bytes = stream_tape_bytes()
 
 cdef extern from "cyrnn_cells.h":
     int CYRNN_CELL_COUNT
@@ -120,9 +121,6 @@ cdef bint is_float32(object dtype):
 
 # -- sizes ---------------------------------------------------------------------
 cdef enum:
-    # A tape from this size up is streamed past the caches (at the levels
-    # whose vectors are whole cache lines: csrc/isa.h): about one L2.
-    STREAM_TAPE_BYTES = 1 << 20
     # Rows of dg and X per pass of the weight gradients (whole steps, unless
     # one step has more): fewer passes over the gradients (too large for L2)
     # against larger packed copies. 512 measured fastest on an AMD EPYC with
@@ -257,14 +255,11 @@ cdef int init_plan(Plan *p, object cell, bint training,
     p.L, p.D = len(layers), len(layers[0].dirs)
     p.batch_sizes, p.offsets = &batch_sizes[0], &offsets[0]
     p.num_threads = max(1, num_threads)
-    # A direction's tape larger than L2 is streamed past the caches: it
-    # would not stay there until BPTT reads it, and on its way through it
-    # evicts the weights (measured in one process, paired calls: training
-    # steps of a small and a medium LSTM and a medium GRU 2-2.5% faster
-    # streamed; a tiny LSTM's 77 kB tape, read back from memory, 8% slower).
-    # (A two-phase step reads its tape back within the step: never streamed.)
+    # A direction's tape from _cpu.stream_tape_bytes() up is streamed past
+    # the caches. (A two-phase step reads its tape back within the step:
+    # never streamed.)
     p.stream_tape = training and not p.reset_before and \
-        p.N * (p.G * H + p.E) * dtype.itemsize >= STREAM_TAPE_BYTES
+        p.N * (p.G * H + p.E) * dtype.itemsize >= _stream_tape_bytes
     p.gradient_rows = _gradient_rows(p.B)
     p.ldg = _gradient_width(p.G * H, dtype)
     p.packed = NULL
