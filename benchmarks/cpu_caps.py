@@ -3,6 +3,8 @@ level: the variables each library reads when it loads (compare.py's
 --cpu-level, tools/ab_builds.py's --level)."""
 import os
 
+from machine import cpuinfo_field  # beside this file
+
 CPU_LEVELS = (0, 1, 2)
 LEVEL_NAMES = {2: "AVX-512", 1: "AVX2+FMA", 0: "baseline x86-64"}
 # numpy's dispatch targets above each level, under both numpy 1.x and 2.x
@@ -34,14 +36,7 @@ CAP_VARIABLES = ("CYRNN_CPU_LEVEL", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA",
 def cpu_vendor():
     """/proc/cpuinfo's vendor_id ("GenuineIntel", "AuthenticAMD"), or "" where
     there is none (not Linux, not x86)."""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("vendor_id"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
+    return cpuinfo_field("vendor_id") or ""
 
 
 def cpu_level_env(level):

@@ -2,13 +2,18 @@
 import platform
 
 
-def cpu_name():
-    """The CPU's model name (Linux's /proc/cpuinfo), else what platform says."""
+def cpuinfo_field(name):
+    """The first value of `name` in Linux's /proc/cpuinfo, or None."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
+                if line.split(":", 1)[0].strip() == name:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or "unknown CPU"
+    return None
+
+
+def cpu_name():
+    """The CPU's model name (Linux's /proc/cpuinfo), else what platform says."""
+    return cpuinfo_field("model name") or platform.processor() or "unknown CPU"
