@@ -26,24 +26,44 @@ from cyrnn._plan cimport (Direction, Layer, Plan, chunk_end, chunk_first_row, in
                           run_plan)
 
 
-cdef inline int _share_start(int n, int tid, int threads) noexcept nogil:
-    """The first of thread tid's share of n columns or rows, shares in runs
-    of 16 (a cache line of floats), so that threads write apart."""
+# BLAS's chunk products go in two pieces of columns or gate rows, whatever
+# the thread count: OpenBLAS's AVX2 (Haswell) SGEMM rounds an element
+# differently as the width of the call around it changes, so shares that
+# follow the thread count made results depend on it (an AMD EPYC with
+# OpenBLAS held to Haswell, dx and dW_ih of an LSTM). Each thread takes whole
+# pieces, so a third thread and more wait for these products; two pieces cost
+# one thread 0-2% of a level-1 training step (LSTM large 1.00x, medium
+# 1.02x), four cost 4-7%.
+cdef enum:
+    BLAS_PIECES = 2
+
+
+cdef inline int _piece_start(int n, int piece) noexcept nogil:
+    """The first column (or row) of piece `piece` of n, in runs of 16 (a
+    cache line of floats), so that threads write apart."""
     cdef int runs = (n + 15) // 16
-    return min(n, tid * runs // threads * 16)
+    return min(n, piece * runs // BLAS_PIECES * 16)
 
 
 cdef void _blas_gradient_chunk(const Plan *p, const Layer *ly, int d, Py_ssize_t row0,
                                int rows, bint accumulate, const floating *x, int tid,
                                int threads) noexcept nogil:
     """_gradient_chunk's products by BLAS (see _plan.pxd), thread tid's
-    share of them, from the plain copy of W_ih the forward pass kept: dx
+    pieces of them, from the plain copy of W_ih the forward pass kept: dx
     (+)= dgx W_ih by columns, then by gate rows dW_ih (+)= dgx^T x, dW_hh
     (+)= dgh^T h_{t-1} and the biases' (+)= column sums of dg."""
+    cdef int piece
+    for piece in range(tid * BLAS_PIECES // threads, (tid + 1) * BLAS_PIECES // threads):
+        _blas_gradient_piece(p, ly, d, row0, rows, accumulate, x, piece)
+
+
+cdef void _blas_gradient_piece(const Plan *p, const Layer *ly, int d, Py_ssize_t row0,
+                               int rows, bint accumulate, const floating *x,
+                               int piece) noexcept nogil:
     cdef const Direction *dr = &ly.dirs[d]
     cdef int GH = p.G * p.H, Hout = p.Hout, I = ly.in_size, ldg = <int>p.ldg
-    cdef int i0 = _share_start(I, tid, threads), i1 = _share_start(I, tid + 1, threads)
-    cdef int g0 = _share_start(GH, tid, threads), g1 = _share_start(GH, tid + 1, threads)
+    cdef int i0 = _piece_start(I, piece), i1 = _piece_start(I, piece + 1)
+    cdef int g0 = _piece_start(GH, piece), g1 = _piece_start(GH, piece + 1)
     cdef const floating *dgx = <const floating *>dr.dgx
     cdef const floating *w_ih = <const floating *>dr.transposed + packed_elements(
         1, Hout, GH, <floating *>NULL)
