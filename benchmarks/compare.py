@@ -1301,8 +1301,8 @@ def isa_header(level, best, left_out):
         lines.append(f"torch: ATen CPU capability {isas['aten']} ({_env('ATEN_CPU_CAPABILITY')}); "
                      f"oneDNN (its LSTM) {isas['onednn'] or '?'} ({_env('ONEDNN_MAX_CPU_ISA')}); "
                      f"MKL (its GEMMs) {isas['mkl'] or '?'} ({_env('MKL_ENABLE_INSTRUCTIONS')}"
-                     + (f", {_env('MKL_CBWR')}: SSE2 on a CPU not Intel's" if "MKL_CBWR" in os.environ
-                        else "") + ")")
+                     + (f", {_env('MKL_CBWR')}" if "MKL_CBWR" in os.environ else "")
+                     + (": SSE2" if os.environ.get("MKL_CBWR") == "COMPATIBLE" else "") + ")")
         expect = {1: ("AVX2", "AVX2", "AVX2"), 0: ("DEFAULT", "SSE4.1", "SSE4.2")}.get(level)
         if expect:
             for what, value, want in zip(("ATen", "oneDNN", "MKL"),

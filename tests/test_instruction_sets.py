@@ -48,11 +48,9 @@ CASES += [(cell, "float32", dict(T=5, B=13, I=230, H=229, ragged=True,
 
 
 def test_the_streamed_case_streams_its_tape():
-    from cyrnn import _cells, _cpu
+    from cyrnn import _cells, _plan
     cell, dtype, shape = STREAMED_TAPE
-    spec = _cells.BY_KEY[cell]
-    per_row = (spec.gates + spec.extra) * shape["H"] * np.dtype(dtype).itemsize
-    assert shape["T"] * shape["B"] * per_row >= _cpu.stream_tape_bytes()
+    assert _plan.streams_tape(_cells.BY_KEY[cell], shape["H"], shape["T"] * shape["B"], dtype)
 
 
 def run_case(cell, dtype, shape):

@@ -177,6 +177,15 @@ def packed_size(object cell, int hidden_size, int out_size, int in_size, object 
                                 np.dtype(dtype), transposed)
 
 
+def streams_tape(object cell, int hidden_size, Py_ssize_t rows, object dtype):
+    """Whether a training forward pass over `rows` rows (T * B, or the sum
+    of the lengths) stores a direction's tape past the caches: from
+    _cpu.stream_tape_bytes() up; never a two-phase step's, which reads its
+    tape back within the step."""
+    return not cell.reset_before and rows * (cell.gates + cell.extra) * hidden_size * \
+        np.dtype(dtype).itemsize >= _stream_tape_bytes
+
+
 def gradient_rows(Py_ssize_t batch):
     """Rows of a chunk of BPTT's pre-activation gradients, at most, for
     batches of `batch` rows."""
@@ -255,11 +264,7 @@ cdef int init_plan(Plan *p, object cell, bint training,
     p.L, p.D = len(layers), len(layers[0].dirs)
     p.batch_sizes, p.offsets = &batch_sizes[0], &offsets[0]
     p.num_threads = max(1, num_threads)
-    # A direction's tape from _cpu.stream_tape_bytes() up is streamed past
-    # the caches. (A two-phase step reads its tape back within the step:
-    # never streamed.)
-    p.stream_tape = training and not p.reset_before and \
-        p.N * (p.G * H + p.E) * dtype.itemsize >= _stream_tape_bytes
+    p.stream_tape = training and streams_tape(cell, H, p.N, dtype)
     p.gradient_rows = _gradient_rows(p.B)
     p.ldg = _gradient_width(p.G * H, dtype)
     p.packed = NULL
