@@ -8,8 +8,9 @@
  * half-width registers, and for relu none at all: the step kernel's code
  * was 70% larger and an RNN-relu step 3% slower.
  *
- * Clamping is a compare and a select, `x > c ? c : x`, so that NaN passes
- * through unchanged (fmin/fmax would replace it by the bound). */
+ * Clamping is `x > c ? c : x`, so that NaN passes through unchanged
+ * (fmin/fmax would replace it by the bound): x86's min and max where the
+ * level allows, else a compare and a select. */
 
 /* The vector the packed kernels work in: one 64-byte panel row of units. */
 typedef REAL FN(panel_vec) __attribute__((vector_size(CYRNN_PANEL_BYTES), aligned(sizeof(REAL)), may_alias));
@@ -28,11 +29,47 @@ static inline __attribute__((always_inline)) FN(panel_vec) FN(splat)(REAL value)
     return (FN(panel_vec)){0} + value;
 }
 
+/* x86's min and max of a vector, (a < b ? a : b) and (a > b ? a : b): one
+ * instruction where the compare and select take three with AVX-512, and
+ * given NaN in b they return it, so that NaN passes through a clamp as
+ * through the select. Measured on a Zen 5 EPYC, alternating processes: LSTM
+ * inference at small size 3% faster at levels 2 and 1, a small training
+ * step 2-2.5%. Level 0 keeps the select: there GCC then laid out the LSTM's
+ * step differently, and its unchanged product loops ran 9% slower. */
+#if CYRNN_X86_DISPATCH && CYRNN_ISA_LEVEL == 2
+#define CYRNN_VEC_MIN(a, b) CYRNN_VEC_X86(_mm512_min, 512, a, b)
+#define CYRNN_VEC_MAX(a, b) CYRNN_VEC_X86(_mm512_max, 512, a, b)
+#elif CYRNN_X86_DISPATCH && CYRNN_ISA_LEVEL == 1
+#define CYRNN_VEC_MIN(a, b) CYRNN_VEC_X86(_mm256_min, 256, a, b)
+#define CYRNN_VEC_MAX(a, b) CYRNN_VEC_X86(_mm256_max, 256, a, b)
+#endif
+#if CYRNN_DOUBLE
+#define CYRNN_VEC_X86(op, bits, a, b) \
+    ((FN(panel_vec))op##_pd((__m##bits##d)(a), (__m##bits##d)(b)))
+#else
+#define CYRNN_VEC_X86(op, bits, a, b) ((FN(panel_vec))op##_ps((__m##bits)(a), (__m##bits)(b)))
+#endif
+
 /* y, or bound where y > bound (NaN stays) */
 static inline __attribute__((always_inline)) FN(panel_vec)
 FN(at_most)(FN(panel_vec) y, REAL bound)
 {
+#ifdef CYRNN_VEC_MIN
+    return CYRNN_VEC_MIN(FN(splat)(bound), y);
+#else
     return FN(select)((FN(panel_bits))(y > bound), FN(splat)(bound), y);
+#endif
+}
+
+/* y, or bound where y < bound (NaN stays) */
+static inline __attribute__((always_inline)) FN(panel_vec)
+FN(at_least)(FN(panel_vec) y, REAL bound)
+{
+#ifdef CYRNN_VEC_MAX
+    return CYRNN_VEC_MAX(FN(splat)(bound), y);
+#else
+    return FN(select)((FN(panel_bits))(y < bound), FN(splat)(bound), y);
+#endif
 }
 
 /* Splits e^y as s * (1 + p) with s = 2^round(y / ln2) and p = e^r - 1 for the
@@ -49,8 +86,7 @@ FN(exp_split)(FN(panel_vec) y, FN(panel_vec) *s)
 
 static inline __attribute__((always_inline)) FN(panel_vec) FN(sigmoid)(FN(panel_vec) x)
 {
-    FN(panel_vec) y = FN(at_most)(-x, SIGMOID_CLAMP);
-    y = FN(select)((FN(panel_bits))(y < -SIGMOID_CLAMP), FN(splat)(-SIGMOID_CLAMP), y);
+    FN(panel_vec) y = FN(at_least)(FN(at_most)(-x, SIGMOID_CLAMP), -SIGMOID_CLAMP);
     FN(panel_vec) s, p = FN(exp_split)(y, &s);
     return (REAL)1 / ((REAL)1 + (s + s * p));
 }
@@ -67,10 +103,10 @@ static inline __attribute__((always_inline)) FN(panel_vec) FN(tanh)(FN(panel_vec
     return (FN(panel_vec))((FN(panel_bits))t | ((FN(panel_bits))x & sign)); /* x's sign */
 }
 
-/* NaN (x < 0 false) passes through. */
+/* NaN passes through, and -0 stays -0 (as max(0, x) in torch). */
 static inline __attribute__((always_inline)) FN(panel_vec) FN(relu)(FN(panel_vec) x)
 {
-    return FN(select)((FN(panel_bits))(x < 0), FN(splat)(0), x);
+    return FN(at_least)(x, 0);
 }
 
 /* The first `units` values at p as a vector, zero past them. */
@@ -93,3 +129,7 @@ FN(store_units)(REAL *p, FN(panel_vec) v, int units)
     else
         memcpy(p, &v, (size_t)units * sizeof(REAL));
 }
+
+#undef CYRNN_VEC_MIN
+#undef CYRNN_VEC_MAX
+#undef CYRNN_VEC_X86
