@@ -50,26 +50,23 @@ static inline __attribute__((always_inline)) FN(panel_vec) FN(splat)(REAL value)
 #define CYRNN_VEC_X86(op, bits, a, b) ((FN(panel_vec))op##_ps((__m##bits)(a), (__m##bits)(b)))
 #endif
 
+#ifndef CYRNN_VEC_MIN /* the same, by a compare and a select */
+#define CYRNN_VEC_MIN(a, b) FN(select)((FN(panel_bits))((b) > (a)), (a), (b))
+#define CYRNN_VEC_MAX(a, b) FN(select)((FN(panel_bits))((b) < (a)), (a), (b))
+#endif
+
 /* y, or bound where y > bound (NaN stays) */
 static inline __attribute__((always_inline)) FN(panel_vec)
 FN(at_most)(FN(panel_vec) y, REAL bound)
 {
-#ifdef CYRNN_VEC_MIN
     return CYRNN_VEC_MIN(FN(splat)(bound), y);
-#else
-    return FN(select)((FN(panel_bits))(y > bound), FN(splat)(bound), y);
-#endif
 }
 
 /* y, or bound where y < bound (NaN stays) */
 static inline __attribute__((always_inline)) FN(panel_vec)
 FN(at_least)(FN(panel_vec) y, REAL bound)
 {
-#ifdef CYRNN_VEC_MAX
     return CYRNN_VEC_MAX(FN(splat)(bound), y);
-#else
-    return FN(select)((FN(panel_bits))(y < bound), FN(splat)(bound), y);
-#endif
 }
 
 /* Splits e^y as s * (1 + p) with s = 2^round(y / ln2) and p = e^r - 1 for the
