@@ -62,3 +62,17 @@ def level_environment(cap):
     environment = dict(os.environ, PYTHONPATH=path)
     environment.pop("CYRNN_CPU_LEVEL", None)
     return environment if cap is None else dict(environment, CYRNN_CPU_LEVEL=cap)
+
+
+def assert_input_grad_only_leaves_out_dx(full, without_dx):
+    """backward(..., input_grad=False) skips a product and nothing else:
+    every other gradient the same to the bit (full: the same backward with
+    dL/dx)."""
+    assert without_dx.input is None and full.input is not None
+    assert without_dx.params.keys() == full.params.keys()
+    for name, want in full.params.items():
+        np.testing.assert_array_equal(without_dx.params[name], want, err_msg=name)
+    pairs = zip(without_dx.hx, full.hx) if isinstance(full.hx, tuple) else \
+        [(without_dx.hx, full.hx)]
+    for got, want in pairs:
+        np.testing.assert_array_equal(got, want)

@@ -147,6 +147,8 @@ CASES = [
     ("unknown forward keyword", lambda c: model(c).forward(X, length=[1, 2, 3]), TypeError,
      ["length"]),
     ("unknown backward keyword", lambda c: backward_with_keyword(c, dh=None), TypeError, ["dh"]),
+    ("input_grad not a bool", lambda c: backward_with_keyword(c, input_grad="no"), TypeError,
+     ["input_grad", "True or False"]),
     # -- hx of the wrong type
     ("hx complex", lambda c: model(c)(X, state(c, np.zeros((L, B, H), complex))), TypeError,
      ["hx", "complex"]),

@@ -14,7 +14,8 @@ import pytest
 
 import cyrnn
 
-from helpers import CELLS, level_environment, make_model, tolerances
+from helpers import (CELLS, assert_input_grad_only_leaves_out_dx, level_environment,
+                     make_model, tolerances)
 
 # The levels' vectors hold 16, 8 or 4 floats (8, 4 or 2 doubles), and their
 # tiles take 2 to 16 rows: H = 37 leaves a partial unit block at every width,
@@ -62,8 +63,11 @@ def run_case(cell, dtype, shape):
     lengths = rng.integers(1, shape["T"] + 1, size=shape["B"]) if shape["ragged"] else None
     y, _ = model(x, lengths=lengths)
     y_train, _, tape = model.forward(x, lengths=lengths)
-    grads = model.backward(tape, rng.standard_normal(y_train.shape).astype(dtype))
+    dy = rng.standard_normal(y_train.shape).astype(dtype)
+    grads = model.backward(tape, dy)
+    assert_input_grad_only_leaves_out_dx(grads, model.backward(tape, dy, input_grad=False))
     return {"y": y, "y_train": y_train, "dx": grads.input, **grads.params}
+
 
 
 def results_at(level, tmp_path, products=None):

@@ -248,3 +248,16 @@ def test_configuration_and_repr():
     assert repr(m) == "Linear(3, 2, bias=False, dtype=float64)"
     with pytest.raises(AttributeError):
         m.in_features = 4
+
+
+def test_input_grad_false_leaves_out_only_the_input_gradient():
+    m = cyrnn.Linear(4, 3, dtype=np.float64, seed=1)
+    _, tape = m.forward(np.random.default_rng(0).standard_normal((5, 4)))
+    dy = np.random.default_rng(1).standard_normal((5, 3))
+    full, without_dx = m.backward(tape, dy), m.backward(tape, dy, input_grad=False)
+    assert without_dx.input is None and full.input.shape == (5, 4)
+    for name in ("weight", "bias"):
+        np.testing.assert_array_equal(without_dx.params[name], full.params[name])
+    with pytest.raises(TypeError, match="input_grad"):
+        m.backward(tape, dy, input_grad=None)
+

@@ -4,8 +4,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from helpers import (CELLS, WITH_CELL_STATE, finite_difference, make_model,
-                     random_like_states, tolerances, weighted_loss)
+from helpers import (CELLS, WITH_CELL_STATE, assert_input_grad_only_leaves_out_dx,
+                     finite_difference, make_model, random_like_states, tolerances,
+                     weighted_loss)
 
 SETTINGS = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -165,3 +166,16 @@ def make_model_like(model, dtype):
     twin = make_model(cell, model.input_size, model.hidden_size, **options)
     twin.load_state_dict(model.state_dict())
     return twin
+
+
+@SETTINGS
+@given(problems())
+def test_leaving_out_the_input_gradient_changes_no_other(problem):
+    """backward(..., input_grad=False): Gradients.input None, every other
+    gradient the same to the bit, over cells, sizes and options."""
+    model, x, lengths = problem
+    y, _, tape = model.forward(x, lengths=lengths)
+    dy = np.random.default_rng(0).standard_normal(y.shape).astype(y.dtype)
+    full = model.backward(tape, dy)
+    assert full.input.shape == x.shape
+    assert_input_grad_only_leaves_out_dx(full, model.backward(tape, dy, input_grad=False))

@@ -1,5 +1,7 @@
 """cyrnn.Sequential: forward and backward against finite differences and
 against chaining the layers by hand, parameter names, state_dict, errors."""
+import functools
+
 import numpy as np
 import pytest
 
@@ -202,3 +204,41 @@ def test_linear_only_and_linear_between_recurrent_layers():
     out, states, tape = model.forward(np.ones((6, 2, 3)))
     g = model.backward(tape, np.ones_like(out))
     assert g.input.shape == (6, 2, 3) and len(g.hx) == 1 and "0.weight" in g.params
+
+
+class _Scale:
+    """A layer of one's own, whose backward has no input_grad keyword."""
+    def __call__(self, x): return 2.0 * x
+    def forward(self, x): return 2.0 * x, None
+    def backward(self, tape, dy): return cyrnn.Gradients(2.0 * dy, None, {})
+    def parameters(self): return {}
+    state_dict = parameters
+    def load_state_dict(self, state_dict, strict=True): pass
+
+
+@pytest.mark.parametrize("first", ["LSTM", "Linear", "own layer"])
+def test_input_grad_false_spares_the_first_layer_its_input_gradient(first, monkeypatch):
+    layer = {"LSTM": lambda: cyrnn.LSTM(3, 4, dtype=np.float64, seed=0),
+             "Linear": lambda: cyrnn.Linear(3, 4, dtype=np.float64, seed=0),
+             "own layer": _Scale}[first]()
+    last = cyrnn.Linear(4 if first != "own layer" else 3, 2, dtype=np.float64, seed=1)
+    model = cyrnn.Sequential(layer, last)
+    x = np.random.default_rng(0).standard_normal((T, B, 3))
+    out, _, tape = model.forward(x)
+    dout = np.random.default_rng(1).standard_normal(out.shape)
+    full = model.backward(tape, dout)
+    asked, backward = [], type(layer).backward
+
+    @functools.wraps(backward)  # (the same signature)
+    def recorded(self, *args, **keywords):
+        if self is layer:  # (not the Linear head)
+            asked.append(keywords)
+        return backward(self, *args, **keywords)
+    monkeypatch.setattr(type(layer), "backward", recorded)
+    without_dx = model.backward(tape, dout, input_grad=False)
+    assert full.input.shape == x.shape and without_dx.input is None
+    # the first layer was asked to leave dL/dx out where its backward can
+    assert asked == [{} if first == "own layer" else {"input_grad": False}]
+    assert without_dx.params.keys() == full.params.keys()
+    for name, want in full.params.items():
+        np.testing.assert_array_equal(without_dx.params[name], want, err_msg=name)

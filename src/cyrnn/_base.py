@@ -473,18 +473,22 @@ class RecurrentLayer(ParameterOwner):
         return layers, new_packings
 
     # -- backward ----------------------------------------------------------
-    def backward(self, tape, dy, dhn=None):
+    def backward(self, tape, dy, dhn=None, *, input_grad=True):
         """BPTT: gradients of a scalar loss L from dy = dL/dy (None: the loss
         does not depend on y) and optionally dhn = dL/dh_n (for LSTM a pair
         (dh_n, dc_n), either part None). Returns Gradients(input, hx, params);
-        nothing in the model or the tape changes, so a tape may be replayed."""
+        nothing in the model or the tape changes, so a tape may be replayed.
+        input_grad=False leaves out dL/dx (Gradients.input is None), as torch
+        does for an input that does not require grad: a model's first layer,
+        fed data, skips a product as large as the one by W_ih."""
+        input_grad = check_bool("input_grad", input_grad)
         self._check_tape(tape)
         dy_packed = self._output_gradient(tape, dy)
         dh, dc = self._final_state_gradients(tape, dhn)
         grads = {name: aligned_empty(shape, self._dtype)
                  for name, shape in self._param_shapes.items()}
         scratch = self._bptt_scratch(tape)
-        layers = self._gradient_layers(tape, scratch, dh, dc, grads, dy_packed)
+        layers = self._gradient_layers(tape, scratch, dh, dc, grads, dy_packed, input_grad)
         _bptt.run(self._cell, self._reverse, tape.layout.batch_sizes, tape.layout.offsets,
                   self._hidden_size, self._out_size, layers, self._dtype, scratch.packed,
                   get_num_threads())
@@ -544,16 +548,18 @@ class RecurrentLayer(ParameterOwner):
             packed=ws.take("packed_backward", (_plan.gradient_scratch_size(
                 self._cell, Hout, in_sizes, layout.B, dtype),), dtype))
 
-    def _gradient_layers(self, tape, scratch, dh, dc, grads, dy_packed):
+    def _gradient_layers(self, tape, scratch, dh, dc, grads, dy_packed, input_grad):
         """A LayerGradients per layer: only the first layer's dx reaches the
-        caller, the others are scratch; each layer's dy is the dx of the
-        layer above it."""
+        caller (None: not wanted, and not computed), the others are scratch;
+        each layer's dy is the dx of the layer above it."""
         D, N = self._directions, tape.layout.N
         layers = []
         for layer, forward in enumerate(tape.layers):
             shape = (N, forward.x.shape[1])
-            dx = aligned_empty(shape, self._dtype) if layer == 0 else \
-                self._workspace.take(f"dx{layer}", shape, self._dtype)
+            if layer > 0:
+                dx = self._workspace.take(f"dx{layer}", shape, self._dtype)
+            else:
+                dx = aligned_empty(shape, self._dtype) if input_grad else None
             dirs = [self._direction_gradients(forward.dirs[d], layer, d, scratch,
                                               dh[layer * D + d],
                                               None if dc is None else dc[layer * D + d], grads)
@@ -585,11 +591,13 @@ class RecurrentLayer(ParameterOwner):
     def _gradients(self, tape, dx_packed, dh, dc, grads):
         """Gradients in the caller's layout."""
         layout = tape.layout
-        dx = layout.unpack(dx_packed, self._batch_first and not tape.unbatched)
+        dx = None if dx_packed is None else layout.unpack(
+            dx_packed, self._batch_first and not tape.unbatched)
         dh0 = layout.unsort_states(dh)
         dc0 = None if dc is None else layout.unsort_states(dc)
         if tape.unbatched:
-            dx, dh0 = dx[:, 0, :], dh0[:, 0, :]
+            dx = None if dx is None else dx[:, 0, :]
+            dh0 = dh0[:, 0, :]
             dc0 = None if dc0 is None else dc0[:, 0, :]
         return Gradients(input=dx, hx=dh0 if dc0 is None else (dh0, dc0), params=grads)
 

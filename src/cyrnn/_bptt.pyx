@@ -68,7 +68,7 @@ cdef void _blas_gradient_piece(const Plan *p, const Layer *ly, int d, Py_ssize_t
     cdef const floating *w_ih = <const floating *>dr.transposed + packed_elements(
         1, Hout, GH, <floating *>NULL)
     cdef floating beta = 1 if accumulate else 0
-    if i1 > i0:
+    if i1 > i0 and ly.dx != NULL:
         gemm(False, False, rows, i1 - i0, GH, <floating>1, dgx, ldg, w_ih + i0, I,
              <floating>(1 if d > 0 else 0), <floating *>ly.dx + row0 * I + i0, I)
     if g1 > g0:
@@ -151,9 +151,10 @@ cdef inline void _packed_gradient_chunk(const Plan *p, const Layer *ly, int d,
     cdef floating *panels_x = panels
     cdef floating *panels_h = panels + packed_elements(1, in_size, rows, <floating *>NULL)
     cdef floating *panels_rh = panels_h + packed_elements(1, Hout, rows, <floating *>NULL)
-    _product_blocks(in_size, GH, rows, packed_ih, <const floating *>dr.dgx, p.ldg,
-                    <floating *>ly.dx + row0 * in_size, in_size, d > 0,
-                    tid * x_blocks // threads, (tid + 1) * x_blocks // threads)
+    if ly.dx != NULL:  # NULL: the caller wants no dL/dx
+        _product_blocks(in_size, GH, rows, packed_ih, <const floating *>dr.dgx, p.ldg,
+                        <floating *>ly.dx + row0 * in_size, in_size, d > 0,
+                        tid * x_blocks // threads, (tid + 1) * x_blocks // threads)
     pack_share(tid, threads, 1, in_size, rows, <const floating *>ly.x + row0 * in_size, 1,
                in_size, panels_x)
     pack_share(tid, threads, 1, Hout, rows, <const floating *>dr.hprev + row0 * Hout, 1, Hout,

@@ -149,7 +149,7 @@ def train(model, ids, *, steps, batch_size=32, seq_len=100, lr=1e-2, clip=1.0,
             x = one_hot(chunk[:-1], vocab_size, model.dtype)
             logits, states, tape = model.forward(x, states)
             loss, dlogits = losses.softmax_cross_entropy(logits, chunk[1:])
-            grads = model.backward(tape, dlogits).params
+            grads = model.backward(tape, dlogits, input_grad=False).params
             optim.clip_grad_norm(grads, clip)
             opt.step(grads)
             states = cyrnn.detach_states(states)        # carry the values, cut the gradient

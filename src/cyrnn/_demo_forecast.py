@@ -111,7 +111,7 @@ def train_forecaster(z, *, hidden_size=32, steps=800, window=40, batch_size=32, 
         loss, d = losses.mse(out[burn_in:], chunk[1:][burn_in:])
         dout = np.zeros_like(out)
         dout[burn_in:] = d
-        grads = model.backward(tape, dout).params
+        grads = model.backward(tape, dout, input_grad=False).params
         optim.clip_grad_norm(grads, clip)
         opt.step(grads)
         history.append(float(loss))

@@ -52,7 +52,7 @@ cdef struct Layer:
     void *x             # (N, in_size) packed input
     void *y             # (N, D*Hout) packed output
     void *mask          # (N, D*Hout) dropout mask applied to y, or NULL
-    void *dx            # (N, in_size)
+    void *dx            # (N, in_size), or NULL where no dL/dx is wanted
     void *dy            # (N, D*Hout)
     Direction dirs[2]
 

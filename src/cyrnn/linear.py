@@ -137,15 +137,17 @@ class Linear(ParameterOwner):
         return y, tape
 
     # -- backward ----------------------------------------------------------
-    def backward(self, tape, dy):
+    def backward(self, tape, dy, *, input_grad=True):
         """Gradients of a scalar loss L from dy = dL/dy (the shape of y):
         Gradients(input=dL/dx (shape of x), hx=None, params={'weight': ...,
-        'bias': ...}) in the layer's dtype. Nothing in the layer changes."""
+        'bias': ...}) in the layer's dtype; input_grad=False leaves out dL/dx
+        (input None). Nothing in the layer changes."""
+        input_grad = check_bool("input_grad", input_grad)
         self._check_tape(tape)
         dy = as_real_array("dy", dy, self._dtype)
         check_shape("dy", dy, tape.y_shape, "the shape of y (..., out_features)")
         dy2d = np.ascontiguousarray(dy.reshape(-1, self._out_features))
-        dx = (dy2d @ tape.weight).reshape(tape.x_shape)
+        dx = (dy2d @ tape.weight).reshape(tape.x_shape) if input_grad else None
         grads = {"weight": dy2d.T @ tape.x2d}
         if self._bias:
             grads["bias"] = dy2d.sum(axis=0)

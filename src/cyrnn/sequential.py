@@ -30,6 +30,12 @@ carries a state through the sequence: ``layer(x, hx, *, lengths) ->
 (y, state)``, ``layer.forward(x, hx, *, lengths) -> (y, state, tape)`` and
 ``layer.backward(tape, dy, dstate) -> Gradients(input, hx=dL/dhx, params)``.
 
+A layer's backward may also take the keyword ``input_grad``: with
+``input_grad=False`` it leaves out dL/dx (``input`` None). Sequential asks
+that of its first layer when its own backward is called so (cyrnn's
+recurrent layers and Linear take it; a first layer without it computes dL/dx
+and Sequential drops it).
+
 Optional attributes make Sequential check more when it is built:
 ``dtype`` (the layers that have one must agree), ``in_features`` /
 ``out_features`` (or ``input_size`` / ``output_size``: neighbours must
@@ -52,9 +58,13 @@ layers share is one parameter of the Sequential, named where it first
 appears; its gradient is the sum of both layers', and it is saved once.
 """
 
+import functools
+import inspect
+
 from cyrnn._sparse import add_gradients
 from cyrnn._tape import Gradients, check_tape_origin
-from cyrnn._validation import as_real_array, check_shape, check_state_dict, real_array
+from cyrnn._validation import (
+    as_real_array, check_bool, check_shape, check_state_dict, real_array)
 
 __all__ = ["Sequential", "SequentialTape", "SequentialStream"]
 
@@ -337,11 +347,14 @@ class Sequential:
         return SequentialStream(self, streams)
 
     # -- backward ----------------------------------------------------------
-    def backward(self, tape, dout, dstates=None):
+    def backward(self, tape, dout, dstates=None, *, input_grad=True):
         """Gradients of a scalar loss L from dout = dL/dout and optionally
         dstates = [dL/dstates per stateful layer] (None entries allowed).
         Returns Gradients(input=dL/dx, hx=[dL/dhx per stateful layer],
-        params={"index.name": ...}); nothing in the model changes."""
+        params={"index.name": ...}); nothing in the model changes.
+        input_grad=False: no dL/dx (input None), and the first layer is
+        spared computing it where it can be (see the module's docstring)."""
+        input_grad = check_bool("input_grad", input_grad)
         check_tape_origin(tape, SequentialTape, self, "Sequential", "model")
         dout = as_real_array("dout", dout, self._dtype) if self._dtype is not None \
             else real_array("dout", dout)
@@ -354,15 +367,18 @@ class Sequential:
             if grad is None:
                 raise ValueError(f"layers[{i + 1}] ({self._layers[i + 1]!r}) gives no "
                                  f"gradient of its input for layers[{i}] to go on from")
+            options = {} if i > 0 or input_grad or not _takes_input_grad(type(layer)) \
+                else {"input_grad": False}
             if _stateful(layer):
                 k -= 1
-                g = layer.backward(layer_tape, grad, dstates[k])
+                g = layer.backward(layer_tape, grad, dstates[k], **options)
                 dhx[k] = g.hx
             else:
-                g = layer.backward(layer_tape, grad)
+                g = layer.backward(layer_tape, grad, **options)
             params.update((f"{i}.{name}", value) for name, value in g.params.items())
             grad = g.input
-        return Gradients(input=grad, hx=dhx, params=self._gather(params))
+        return Gradients(input=grad if input_grad else None, hx=dhx,
+                         params=self._gather(params))
 
     def _gather(self, params):
         """The layers' gradients in parameters() order, a tied parameter's
@@ -373,6 +389,16 @@ class Sequential:
             if alias in params:
                 ordered[name] = add_gradients(ordered.get(name), params[alias])
         return ordered
+
+
+@functools.cache
+def _takes_input_grad(layer_type):
+    """Whether a layer's backward takes the keyword input_grad."""
+    backward = getattr(layer_type, "backward", None)
+    try:
+        return backward is not None and "input_grad" in inspect.signature(backward).parameters
+    except (TypeError, ValueError):  # no signature to read (a builtin, say)
+        return False
 
 
 def _same_values(a, b):

@@ -286,9 +286,10 @@ class _RNNEstimator(BaseEstimator):
         head_grads = self.head_.backward(head_tape, dout)
         dfeatures = self._head_dropout.backward(drop_tape, head_grads.input).input
         if self._per_step:
-            rnn_grads = self.rnn_.backward(tape, dfeatures)
+            rnn_grads = self.rnn_.backward(tape, dfeatures, input_grad=False)
         else:
-            rnn_grads = self.rnn_.backward(tape, None, self._state_gradient(hn, dfeatures))
+            rnn_grads = self.rnn_.backward(tape, None, self._state_gradient(hn, dfeatures),
+                                           input_grad=False)
         grads = {f"rnn.{k}": v for k, v in rnn_grads.params.items()}
         grads.update((f"head.{k}", v) for k, v in head_grads.params.items())
         if self.clip is not None:
