@@ -37,6 +37,7 @@ import numpy as np
 from cyrnn import _checkpoint, losses, optim
 from cyrnn._closing import ClosedOnExit
 from cyrnn._progress import Progress
+from cyrnn.sequential import backward_options
 
 __all__ = ["predict", "DataParallel", "local_cluster", "model_token"]
 
@@ -343,7 +344,8 @@ class _Replica:
         result = self.model.forward(x, lengths=lengths)
         out, tape = result[0], result[-1]
         loss, dout, count = self.loss(out, target, lengths, self.batch_first)
-        grads = self.model.backward(tape, dout).params
+        # the inputs are data: no dL/dx, where the model can leave it out
+        grads = self.model.backward(tape, dout, **backward_options(self.model, False)).params
         flat = np.empty(sum(int(np.prod(s, dtype=np.int64)) for s in self.shapes), self.dtype)
         start_at = 0
         for name in self.names:

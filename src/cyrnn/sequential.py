@@ -367,8 +367,7 @@ class Sequential:
             if grad is None:
                 raise ValueError(f"layers[{i + 1}] ({self._layers[i + 1]!r}) gives no "
                                  f"gradient of its input for layers[{i}] to go on from")
-            options = {} if i > 0 or input_grad or not _takes_input_grad(type(layer)) \
-                else {"input_grad": False}
+            options = backward_options(layer, input_grad or i > 0)
             if _stateful(layer):
                 k -= 1
                 g = layer.backward(layer_tape, grad, dstates[k], **options)
@@ -389,6 +388,12 @@ class Sequential:
             if alias in params:
                 ordered[name] = add_gradients(ordered.get(name), params[alias])
         return ordered
+
+
+def backward_options(layer, input_grad):
+    """The keywords for layer.backward: input_grad=False where dL/dx is not
+    wanted and its backward takes the keyword (see the module's docstring)."""
+    return {} if input_grad or not _takes_input_grad(type(layer)) else {"input_grad": False}
 
 
 @functools.cache
