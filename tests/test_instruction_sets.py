@@ -69,7 +69,6 @@ def run_case(cell, dtype, shape):
     return {"y": y, "y_train": y_train, "dx": grads.input, **grads.params}
 
 
-
 def results_at(level, tmp_path, products=None):
     """run_case over CASES in a process whose kernels are capped at `level`
     (None: not capped), its products where CYRNN_PRODUCTS says (None: where
