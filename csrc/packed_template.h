@@ -145,12 +145,14 @@ FN(packed_tile)(const int R, int r0, const int NB, int block, int H, int K,
  * (isa.h). Only single-gate packings (G = 1) come here: the forward step,
  * which packs G gates together, has its own kernel (step_template.h). The
  * weight gradients' product (weight_product) reads a tile's R values of x
- * for each k from one cache line (xr = 1), and with AVX-512 takes the 16
- * rows of a whole group of gate rows at once: one pass over the group and
- * over X instead of two (measured: the products 4% faster on a small
- * LSTM's training step, 6% on a medium one). The products of BPTT's steps
- * read R rows of x, each its own line; there, R = 16 measured slower than 8
- * with AVX-512.
+ * for each k from one cache line (xr = 1). With AVX-512 its tiles of 16
+ * rows by one block (a whole group of gate rows at once, the 8 x 1 before
+ * them 4-6% slower on a Sapphire Rapids) took 17 loads a k for 16 FMAs;
+ * 8 x 2 takes 10, and on an EPYC (Zen 5, two vector loads a cycle beside
+ * two FMAs) made the training steps of a small and a medium LSTM 4% and 3%
+ * faster, a float64 one 5% (alternating processes). The products of BPTT's
+ * steps read R rows of x, each its own line; there, R = 16 measured slower
+ * than 8 with AVX-512.
  *
  * The columns of unit blocks [first_block, end_block) of out (n, H; rows ld
  * apart) = (or +=) x W^T, for W (H, K) packed with G = 1 and x (n, K) at
