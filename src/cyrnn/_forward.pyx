@@ -25,7 +25,8 @@ cdef void _pack_shared(int max_threads, int G, int H, int K, const floating *w,
                        Py_ssize_t row_stride, Py_ssize_t col_stride,
                        floating *packed) noexcept nogil:
     """pack_weights, its blocks shared between threads when it is big enough
-    to pay for waking them (packing moves about 3 values per ns)."""
+    to pay for waking them (a training pass's two packings of W move about 11
+    values per ns on one core of a Zen 5)."""
     cdef int chunk, threads = min(max_threads, packed_blocks(H, <floating *>NULL))
     if threads > 1 and <double>G * H * K >= 1 << 15:
         for chunk in prange(threads, num_threads=threads, schedule="static"):
