@@ -151,28 +151,17 @@ static void FN(cyrnn_pack_weight_blocks)(int G, int H, int K, const REAL *restri
         }
         return;
     }
-    /* A row of W per unit: transpose V x V tiles, each in L1 (a unit's
-     * values of k are one row's run of w; reading V rows at once for each
-     * k, as the layout suggests, was 10x slower than a memcpy). */
+    /* A row of W per unit (col_stride 1): transpose V x V tiles, each in
+     * L1 (a unit's values of k are one row's run of w; reading V rows at
+     * once for each k, as the layout suggests, was 10x slower than a
+     * memcpy). */
     for (int block = first_block; block < end_block; ++block)
         for (int k0 = 0; k0 < K; k0 += V) {
             int kn = K - k0 < V ? K - k0 : V;
-            for (int g = 0; g < G; ++g) {
-                REAL *dst = packed + FN(packed_offset)(G, K, block, k0, g);
-                if (col_stride == 1) {
-                    FN(transpose_tile)(w + ((ptrdiff_t)g * H + block * V) * row_stride + k0,
-                                       row_stride, H - block * V, kn, dst, kstep);
-                    continue;
-                }
-                for (int v = 0; v < V; ++v) {
-                    int unit = block * V + v;
-                    const REAL *src = w + ((ptrdiff_t)g * H + unit) * row_stride +
-                                      (ptrdiff_t)k0 * col_stride;
-                    for (int k = 0; k < kn; ++k)
-                        dst[k * kstep + v] =
-                            unit < H ? src[(ptrdiff_t)k * col_stride] : (REAL)0;
-                }
-            }
+            for (int g = 0; g < G; ++g)
+                FN(transpose_tile)(w + ((ptrdiff_t)g * H + block * V) * row_stride + k0,
+                                   row_stride, H - block * V, kn,
+                                   packed + FN(packed_offset)(G, K, block, k0, g), kstep);
         }
 }
 
