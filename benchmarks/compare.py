@@ -149,7 +149,7 @@ import cyrnn
 from cyrnn import _cells
 from cyrnn.layers import make_layer
 import speed_targets  # beside this script
-from machine import cpu_name  # beside this script
+from machine import cpu_name, source_revision  # beside this script
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 from reference import GATES, Reference  # noqa: E402  the tests' numpy reference
@@ -1067,7 +1067,10 @@ def main(argv=None):
 
     out = print
     out("# cyrnn vs peers\n")
-    out(f"- cyrnn {cyrnn.__version__} ({os.path.dirname(cyrnn.__file__)}), numpy {np.__version__}, "
+    source = os.path.dirname(cyrnn.__file__)
+    revision = source_revision(source)
+    out(f"- cyrnn {cyrnn.__version__} ({source}{', ' + revision if revision else ''}), "
+        f"numpy {np.__version__}, "
         f"scipy {scipy.__version__}"
         + (f", torch {torch.__version__}" if torch is not None else "")
         + (f", onnxruntime {onnxruntime.__version__}, onnx {onnx.__version__}" if onnxruntime else ""))
