@@ -24,6 +24,15 @@ FN(panel_accumulate)(const int R, const int NB, int K, const REAL *restrict pane
         CYRNN_TILE_LOOP
         for (int b = 0; b < NB; ++b)
             w[b] = *(const FN(panel_vec) *)(panel + b * stride + (ptrdiff_t)k * V);
+        if (CYRNN_SPLAT_FROM_VECTOR && xr == 1 && R == V) { /* see isa.h */
+            FN(panel_vec) xs = *(const FN(panel_vec) *)(x + k * xk);
+            CYRNN_TILE_LOOP
+            for (int r = 0; r < R; ++r)
+                CYRNN_TILE_LOOP
+                for (int b = 0; b < NB; ++b)
+                    acc[r][b] += xs[r] * w[b];
+            continue;
+        }
         CYRNN_TILE_LOOP
         for (int r = 0; r < R; ++r) {
             REAL s = x[r * xr + k * xk];
