@@ -20,6 +20,7 @@ FN(panel_accumulate)(const int R, const int NB, int K, const REAL *restrict pane
     const int V = (int)(CYRNN_PANEL_BYTES / sizeof(REAL));
     FN(panel_vec) w[NB]; /* out here: a variable-length array inside the loop
                             costs a stack adjustment every turn */
+    CYRNN_K_LOOP
     for (int k = 0; k < K; ++k) {
         CYRNN_TILE_LOOP
         for (int b = 0; b < NB; ++b)

@@ -164,6 +164,7 @@ FN(accumulate_rows)(const int R, const int G, const int A, const int split, int 
         }
         return;
     }
+    CYRNN_K_LOOP
     for (int k = 0; k < K; ++k) {
         const FN(panel_vec) *w = (const FN(panel_vec) *)(packed + (ptrdiff_t)k * G * V);
         CYRNN_TILE_LOOP
