@@ -25,7 +25,10 @@ FN(panel_accumulate)(const int R, const int NB, int K, const REAL *restrict pane
         CYRNN_TILE_LOOP
         for (int b = 0; b < NB; ++b)
             w[b] = *(const FN(panel_vec) *)(panel + b * stride + (ptrdiff_t)k * V);
-        if (CYRNN_SPLAT_FROM_VECTOR && xr == 1 && R == V) { /* see isa.h */
+        /* see isa.h; only where xr is known to be 1 as this compiles (the
+         * weight gradients): the other products' x strides rows by a run-time
+         * ld, never 1, and a test of it would sit in their loops */
+        if (CYRNN_SPLAT_FROM_VECTOR && __builtin_constant_p(xr) && xr == 1 && R == V) {
             FN(panel_vec) xs = *(const FN(panel_vec) *)(x + k * xk);
             CYRNN_TILE_LOOP
             for (int r = 0; r < R; ++r)
