@@ -44,7 +44,7 @@
 #define LN2_LO 1.90821492927058770002e-10
 #define SIGMOID_CLAMP 700.0
 #define TANH_CLAMP 20.0 /* e / (e + 2) is exactly 1 from here on */
-/* g of degree 10, as float's: within rounding, as Taylor's degree 12 */
+/* g of degree 10, fitted as float's: within rounding, as Taylor's degree 12 */
 #define EXPM1_POLY(r) \
     ((r) * (1.0 + (r) * (5.000000000000006e-01 + (r) * (1.666666666666667e-01 + \
     (r) * (4.1666666666573066e-02 + (r) * (8.333333333326136e-03 + \
