@@ -4,8 +4,8 @@ The kernels' exponential reduces its argument to r in [-ln2/2, ln2/2] and
 takes e^r - 1 = r * g(r), g a polynomial. Taylor's g needs degree 12 for
 double and 6 for float to reach the rounding error; a near-minimax g
 (Chebyshev's fit of expm1(r) / r on that interval) reaches it with degree 10
-and 5: two multiply-adds fewer for double's five exponentials per LSTM unit,
-one fewer for float's.
+and 5: two multiply-adds fewer in each exponential for double, one for
+float (an LSTM unit takes five exponentials).
 
 Prints, for each type, the coefficients rounded to it and the error of
 r * g(r) evaluated in that type without fused multiply-adds (level 0's
