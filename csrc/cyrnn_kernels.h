@@ -13,6 +13,14 @@
 
 #include "cyrnn_cells.h" /* the kinds: generated from the registry of cells */
 
+/* cyrnn_cell_step's options, or-ed together. */
+enum cyrnn_step_option {
+    CYRNN_STEP_STREAM_TAPE = 1, /* store the tape past the caches */
+    /* W_hh is finite, so that a product with a zero of h is exactly zero:
+       a relu step may skip them (where the level gains by it, isa.h) */
+    CYRNN_STEP_SKIP_ZEROS = 2
+};
+
 #define CYRNN_DECLARE_KERNELS(REAL, SFX)                                        \
     /* Backward steps. The pre-activations' gradients (dgates, dg, dgx,   \
        dgh) have rows ldg apart: see cyrnn_gradient_width. LSTM, gates     \
@@ -96,8 +104,8 @@
        projection (ldo); c (H) the LSTM's cell state, in place; gates (G*H)  \
        and extra (LSTM 2H, GRU H) the tape, or NULL for inference; rows    \
        below next_rows also store the new h to next_h (rows H apart: the    \
-       next step's h_{t-1} on the tape); stream_tape: store the tape past   \
-       the caches. phase: 0 for a one-phase cell; a two-phase cell         \
+       next step's h_{t-1} on the tape); options: cyrnn_step_option's.     \
+       phase: 0 for a one-phase cell; a two-phase cell         \
        (GRU_RESET_BEFORE) takes 1 then 2, every thread's phase 1 of the     \
        step done before any phase 2, with gates and extra (its tape, or   \
        scratch rows for inference) never NULL. pre_x, pre_h: NULL, or the  \
@@ -118,7 +126,7 @@
                                ptrdiff_t ldx, const REAL *h, ptrdiff_t ldh,    \
                                REAL *c, REAL *out, ptrdiff_t ldo,              \
                                REAL *gates, REAL *extra, REAL *next_h,         \
-                               int next_rows, int stream_tape);                \
+                               int next_rows, int options);                    \
     /* Weight gradients out1 (M, K1) = dg^T X1 and out2 (M, K2) = dg^T X2  \
        and the bias gradient db (M) = dg's column sums, unless NULL (=, or  \
        += if accumulate) over one chunk of rows of dg (rows ldg apart), for  \

@@ -40,11 +40,19 @@
  * non-temporal stores (see step_template.h). Only where a vector is a whole
  * cache line: AVX2's half-line streams (a row's two halves stored by two
  * different blocks' tiles) cost LSTM medium training 95 against 85 ms.
+ * SKIP_ZEROS: whether a relu RNN's step skips its state's zeros (about
+ * half of them; rnn_sparse_rows in step_template.h). Each product then
+ * loads its own weights, one load a multiply-add where the dense tile
+ * shares each among its rows: worth it where loads keep up. Medians of 3
+ * alternating rounds on a Zen 5, RNN-relu inference (100, 32, 128, 256):
+ * level 1 5.11 -> 4.65 ms, x86 level 0 13.0 -> 11.0; level 2 2.51 -> 2.87
+ * (two 64-byte loads a cycle for two multiply-adds), so off there, and off
+ * for NEON, not measured.
  *
  * To check that a level's tiles stay in registers: `python tools/check_spills.py
  * [--cc clang]` compiles csrc/ as setup.py does and counts, in each kernel
  * variant's innermost loops that are mostly multiplies (its products), the
- * operands on the stack; a tile that spills shows them by the dozen. By
+ * vectors on the stack; a tile that spills shows them by the dozen. By
  * hand: `perf annotate` a kernel (cyrnn_cell_step_avx2_f, say) and look for
  * (%rsp)/(%rbp) operands among the FMAs of its hot loop. */
 #ifndef CYRNN_ISA_H
@@ -69,6 +77,7 @@
 #define CYRNN_BACKWARD_BLOCKS_LEVEL2 2
 #define CYRNN_STREAM_TAPE_LEVEL2 1
 #define CYRNN_SPLAT_FROM_VECTOR_LEVEL2 0
+#define CYRNN_SKIP_ZEROS_LEVEL2 0
 
 #define CYRNN_VECTOR_BYTES_LEVEL1 32
 #define CYRNN_VECTOR_REGISTERS_LEVEL1 16
@@ -88,6 +97,7 @@
 #define CYRNN_BACKWARD_BLOCKS_LEVEL1 2
 #define CYRNN_STREAM_TAPE_LEVEL1 0
 #define CYRNN_SPLAT_FROM_VECTOR_LEVEL1 0
+#define CYRNN_SKIP_ZEROS_LEVEL1 1
 
 #define CYRNN_VECTOR_BYTES_LEVEL0 16
 #if defined(__aarch64__)
@@ -128,6 +138,18 @@
 #define CYRNN_SPLAT_FROM_VECTOR_LEVEL0 1
 #endif
 #define CYRNN_STREAM_TAPE_LEVEL0 0
+#if defined(__x86_64__)
+#define CYRNN_SKIP_ZEROS_LEVEL0 1
+#else
+#define CYRNN_SKIP_ZEROS_LEVEL0 0
+#endif
+
+/* The stack a relu RNN's step may take for its tiles' lists of nonzero
+ * values (step_template.h): up to a state of 512 units at level 2 (eight
+ * rows of float), 1024 at level 1. Larger states run the dense product. A
+ * thread's stack is 8 MiB on glibc, 512 KiB for macOS's threads and 128 KiB
+ * on musl. */
+#define CYRNN_NONZERO_LIST_BYTES 32768
 
 /* Marks a loop over a tile's rows, blocks or gates: unrolled completely, so
  * that its accumulators are registers, not an array on the stack. Its trip

@@ -1,6 +1,8 @@
 """Shared test helpers: model construction from plain options and a
 finite-difference gradient check against the layers' backward."""
 import os
+import subprocess
+import sys
 
 import numpy as np
 
@@ -62,6 +64,25 @@ def level_environment(cap):
     environment = dict(os.environ, PYTHONPATH=path)
     environment.pop("CYRNN_CPU_LEVEL", None)
     return environment if cap is None else dict(environment, CYRNN_CPU_LEVEL=cap)
+
+
+def arrays_at_level(code, level, products, out):
+    """The arrays `code` leaves in its dict `arrays`, run in a process whose
+    kernels are capped at `level` (None: not capped; the level is chosen
+    once per process), its products where CYRNN_PRODUCTS says (None: where
+    cyrnn chooses), with this directory on its path; `out` is the .npz
+    that carries them back."""
+    script = (f"import sys, numpy as np\nsys.path.insert(0, {os.path.dirname(__file__)!r})\n"
+              f"{code}\nnp.savez({str(out)!r}, **arrays)\n")
+    environment = level_environment(None if level is None else str(level))
+    environment.pop("CYRNN_PRODUCTS", None)
+    if products is not None:
+        environment["CYRNN_PRODUCTS"] = products
+    done = subprocess.run([sys.executable, "-c", script], env=environment,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with np.load(out) as arrays:
+        return dict(arrays)
 
 
 def assert_input_grad_only_leaves_out_dx(full, without_dx):

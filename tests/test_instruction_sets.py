@@ -14,8 +14,8 @@ import pytest
 
 import cyrnn
 
-from helpers import (CELLS, assert_input_grad_only_leaves_out_dx, level_environment,
-                     make_model, tolerances)
+from helpers import (CELLS, arrays_at_level, assert_input_grad_only_leaves_out_dx,
+                     level_environment, make_model, tolerances)
 
 # The levels' vectors hold 16, 8 or 4 floats (8, 4 or 2 doubles), and their
 # tiles take 2 to 16 rows: H = 37 leaves a partial unit block at every width,
@@ -70,26 +70,12 @@ def run_case(cell, dtype, shape):
 
 
 def results_at(level, tmp_path, products=None):
-    """run_case over CASES in a process whose kernels are capped at `level`
-    (None: not capped), its products where CYRNN_PRODUCTS says (None: where
-    cyrnn chooses)."""
-    out = tmp_path / f"level{level}-{products}.npz"
-    script = (
-        "import sys, numpy as np\n"
-        f"sys.path.insert(0, {os.path.dirname(__file__)!r})\n"
+    """run_case over CASES in a process capped at `level` (arrays_at_level)."""
+    return arrays_at_level(
         "from test_instruction_sets import CASES, run_case\n"
         "arrays = {f'{k}/{name}': a for k, case in enumerate(CASES)\n"
-        "          for name, a in run_case(*case).items()}\n"
-        f"np.savez({str(out)!r}, **arrays)\n")
-    environment = level_environment(None if level is None else str(level))
-    environment.pop("CYRNN_PRODUCTS", None)
-    if products is not None:
-        environment["CYRNN_PRODUCTS"] = products
-    done = subprocess.run([sys.executable, "-c", script], env=environment,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    with np.load(out) as arrays:
-        return dict(arrays)
+        "          for name, a in run_case(*case).items()}",
+        level, products, tmp_path / f"level{level}-{products}.npz")
 
 
 # Level 0 runs BLAS's products on a CPU with AVX: its own kernels' products

@@ -29,6 +29,8 @@ class CellSpec:
     peephole: bool         # weight_peephole (3, H): c_{t-1} into i, f; c_t into o
     reset_before: bool     # the GRU's r scales h before W_hn: a step and its
     #                        BPTT in two phases (gru_reset_before_template.h)
+    zeros_in_state: bool   # the state is about half exact zeros (relu), whose
+    #                        products the step skips where W_hh is finite
     recurrent_groups: tuple  # W_hh's gate blocks in the groups the step packs
     #                          apart, in order (one group: all G together)
     onnx_op: str           # the ONNX operator that computes it
@@ -85,7 +87,8 @@ def _lstm(key, options, peephole):
     return CellSpec(key, "LSTM", options, gates=4, accumulators=4, extra=2,
                     has_cell_state=True, bias_hn_apart=False, split_gradients=False,
                     fused_backward=True, projection=True, peephole=peephole,
-                    reset_before=False, recurrent_groups=(4,), onnx_op="LSTM",
+                    reset_before=False, zeros_in_state=False, recurrent_groups=(4,),
+                    onnx_op="LSTM",
                     onnx_attributes=(),
                     onnx_gate_order=(0, 3, 1, 2))  # i, o, f, c
 
@@ -94,8 +97,10 @@ def _rnn(key, nonlinearity, activation):
     return CellSpec(key, "RNN", (("nonlinearity", nonlinearity),), gates=1, accumulators=1,
                     extra=0, has_cell_state=False, bias_hn_apart=False,
                     split_gradients=False, fused_backward=False, projection=False,
-                    peephole=False, reset_before=False, recurrent_groups=(1,), onnx_op="RNN",
-                    onnx_attributes=(("activations", (activation,)),), onnx_gate_order=(0,))
+                    peephole=False, reset_before=False,
+                    zeros_in_state=nonlinearity == "relu", recurrent_groups=(1,),
+                    onnx_op="RNN", onnx_attributes=(("activations", (activation,)),),
+                    onnx_gate_order=(0,))
 
 
 # The kinds, in the order that numbers them. The LSTM's tape keeps i, f, g, o
@@ -105,7 +110,8 @@ LSTM = _lstm("LSTM", (("peephole", False),), peephole=False)
 GRU = CellSpec("GRU", "GRU", (("reset_after", True),), gates=3, accumulators=4, extra=1,
                has_cell_state=False, bias_hn_apart=True, split_gradients=True,
                fused_backward=False, projection=False, peephole=False, reset_before=False,
-               recurrent_groups=(3,), onnx_op="GRU", onnx_attributes=(("linear_before_reset", 1),),
+               zeros_in_state=False, recurrent_groups=(3,), onnx_op="GRU",
+               onnx_attributes=(("linear_before_reset", 1),),
                onnx_gate_order=(1, 0, 2))  # z, r, h
 RNN_TANH = _rnn("RNN_TANH", "tanh", "Tanh")
 RNN_RELU = _rnn("RNN_RELU", "relu", "Relu")
@@ -115,7 +121,8 @@ LSTM_PEEPHOLE = _lstm("LSTM_PEEPHOLE", (("peephole", True),), peephole=True)
 GRU_RESET_BEFORE = CellSpec(
     "GRU_RESET_BEFORE", "GRU", (("reset_after", False),), gates=3, accumulators=3, extra=1,
     has_cell_state=False, bias_hn_apart=False, split_gradients=False, fused_backward=False,
-    projection=False, peephole=False, reset_before=True, recurrent_groups=(2, 1),
+    projection=False, peephole=False, reset_before=True, zeros_in_state=False,
+    recurrent_groups=(2, 1),
     onnx_op="GRU",
     onnx_attributes=(("linear_before_reset", 0),), onnx_gate_order=(1, 0, 2))
 CELLS = (LSTM, GRU, RNN_TANH, RNN_RELU, LSTM_PEEPHOLE, GRU_RESET_BEFORE)

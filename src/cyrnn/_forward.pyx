@@ -20,6 +20,11 @@ from cyrnn._loops cimport omp_barrier, pack_share, threads_for
 from cyrnn._plan cimport (Direction, Layer, Plan, chunk_end, chunk_first_row, in_time_order,
                           run_plan)
 
+cdef extern from "cyrnn_kernels.h":
+    enum:
+        CYRNN_STEP_STREAM_TAPE
+        CYRNN_STEP_SKIP_ZEROS
+
 
 cdef void _pack_shared(int max_threads, int G, int H, int K, const floating *w,
                        Py_ssize_t row_stride, Py_ssize_t col_stride,
@@ -104,13 +109,15 @@ cdef inline void _phase_blocks(const Plan *p, const Direction *dr, const StepRow
     # pre_h's rows: the state's product with W_hh's first group, or phase 2's
     # with W_hn
     cdef Py_ssize_t ldp = p.H if phase == 2 else p.hh_first * p.H
+    cdef int options = ((CYRNN_STEP_STREAM_TAPE if p.stream_tape else 0) |
+                        (CYRNN_STEP_SKIP_ZEROS if dr.skip_zeros else 0))
     if k > 0:
         cell_step(p.kind, phase, p.H, I, p.Hout, a.first_block, a.end_block, k,
                   <const floating *>a.packed_ih, <const floating *>a.packed_hh,
                   <const floating *>a.packed_bias, <const floating *>a.pre_x,
                   <const floating *>a.pre_h, x, I, <const floating *>a.prev, a.ld_prev, c,
                   <floating *>a.out, a.ldo, <floating *>a.gates, <floating *>a.extra,
-                  <floating *>a.next_h, a.next_rows, p.stream_tape)
+                  <floating *>a.next_h, a.next_rows, options)
     if a.n > k:
         cell_step(p.kind, phase, p.H, I, p.Hout, a.first_block, a.end_block, a.n - k,
                   <const floating *>a.packed_ih, <const floating *>a.packed_hh,
@@ -119,7 +126,7 @@ cdef inline void _phase_blocks(const Plan *p, const Direction *dr, const StepRow
                   <const floating *>a.rest, p.Hout, _rows_on(c, k * p.H, x),
                   _rows_on(a.out, k * a.ldo, x), a.ldo, _rows_on(a.gates, k * GH, x),
                   _rows_on(a.extra, k * p.E, x), _rows_on(a.next_h, k * p.H, x),
-                  a.next_rows - k, p.stream_tape)
+                  a.next_rows - k, options)
 
 
 cdef inline void _keep_previous_states(const Plan *p, const Direction *dr, int d, int t,

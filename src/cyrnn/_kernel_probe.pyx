@@ -126,7 +126,7 @@ def step(object cell, floating[:, ::1] x, floating[:, ::1] h, floating[:, ::1] c
                   &p_hh[0], &pb[0], given_x, given_h, &x[0, 0], I, &h[0, 0], H, &c[0, 0],
                   &o[0, 0], H,
                   &g[0, 0] if cell.reset_before else NULL,
-                  &e[0, 0] if cell.reset_before else NULL, NULL, 0, False)
+                  &e[0, 0] if cell.reset_before else NULL, NULL, 0, 0)
     return out
 
 

@@ -12,6 +12,7 @@ cdef struct Direction:
     void *peephole      # peephole LSTM: (3, H) weights of c into i, f, o
     void *packed        # forward: W_hh, W_ih and the biases packed for cell_step
     bint packed_ready   # packed already holds them (a cached packing)
+    bint skip_zeros     # the step may skip the products with h's zeros (_fill_weights)
     void *transposed    # training: W_hh, then W_ih, packed transposed for BPTT
     #                     (as they are, with blas_products)
     # forward buffers: the tape (training only; for inference, a two-phase
@@ -63,6 +64,7 @@ cdef struct Plan:
     bint fused_backward   # (registry) BPTT's product runs the next cell's backward
     bint split_gradients  # (registry) dgh apart from dgx; the product adds to dh
     bint has_cell_state, bias_hn_apart, peephole, reset_before  # (registry)
+    bint zeros_in_state  # (registry) a relu state, about half zeros
     int hh_first        # (registry) gates of W_hh's first packed group (the
     #                     rest, if any, form the second)
     int num_threads     # OpenMP threads sharing each step's unit blocks

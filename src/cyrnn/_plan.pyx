@@ -252,6 +252,7 @@ cdef int init_plan(Plan *p, object cell, bint training,
     p.fused_backward = cell.fused_backward
     p.split_gradients = cell.split_gradients
     p.has_cell_state, p.bias_hn_apart = cell.has_cell_state, cell.bias_hn_apart
+    p.zeros_in_state = cell.zeros_in_state
     p.peephole, p.reset_before = cell.peephole, cell.reset_before
     _require(len(cell.recurrent_groups) <= 2 and sum(cell.recurrent_groups) == cell.gates,
              "W_hh packed in one group or two")
@@ -289,6 +290,14 @@ cdef int _fill_layer(const Plan *p, Layer *ly, LayerBuffers spec, object dtype) 
     return 0
 
 
+cdef bint _all_finite(object w):
+    """Whether every value of w is finite, by its sum: an Inf or a NaN makes
+    the sum one, and an overflow of finite values only answers no (neither
+    warns: the answer is all that is asked)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.isfinite(np.sum(w))
+
+
 cdef int _fill_weights(const Plan *p, Direction *dr, DirectionBuffers ds, int in_size,
                        object dtype) except -1:
     cdef Py_ssize_t GH = p.G * p.H
@@ -300,6 +309,10 @@ cdef int _fill_weights(const Plan *p, Direction *dr, DirectionBuffers ds, int in
     dr.packed = _data(ds.packed, dtype, _packed_weights_size(
         p.kind, p.G, p.H, p.Hout, in_size, dtype, False), "packed")
     dr.packed_ready = ds.packed_ready
+    # A relu state's zeros may be skipped where every product with them is
+    # exactly zero: IEEE's 0 * Inf and 0 * NaN are NaN, which must reach
+    # the output.
+    dr.skip_zeros = p.zeros_in_state and _all_finite(ds.w_hh)
     return 0
 
 
