@@ -83,6 +83,8 @@ enum cyrnn_step_option {
     void cyrnn_add_rows_##SFX(int n, int w, const REAL *src, ptrdiff_t lds,    \
                               REAL *dst, ptrdiff_t ldd);                       \
     void cyrnn_multiply_##SFX(ptrdiff_t n, REAL *a, const REAL *b);            \
+    /* 1 where all n values of a are finite (no Inf, no NaN), else 0. */     \
+    int cyrnn_all_finite_##SFX(ptrdiff_t n, const REAL *a);                    \
     /* Recurrent product with W (G*H, K) packed once: see packed_template.h */\
     ptrdiff_t cyrnn_packed_size_##SFX(int G, int H, int K);                    \
     int cyrnn_packed_blocks_##SFX(int H);                                      \

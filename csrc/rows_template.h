@@ -68,4 +68,19 @@ void FN(cyrnn_sigmoid)(ptrdiff_t n, const REAL *x, REAL *y)
 
 void FN(cyrnn_tanh)(ptrdiff_t n, const REAL *x, REAL *y) { CYRNN_PICK(cyrnn_tanh)(n, x, y); }
 
+/* Whether every one of the n values at a is finite: none has its exponent
+ * all ones (Inf, NaN). Branch-free over the bits, which any level's compiler
+ * vectorizes: a relu RNN's W_hh is tested on every forward pass. */
+int FN(cyrnn_all_finite)(ptrdiff_t n, const REAL *a)
+{
+    const UINT exponent = (UINT)(2 * EXP_BIAS + 1) << MANT_BITS;
+    UINT special = 0;
+    for (ptrdiff_t k = 0; k < n; ++k) {
+        UINT bits;
+        memcpy(&bits, a + k, sizeof bits);
+        special |= (UINT)((bits & exponent) == exponent);
+    }
+    return !special;
+}
+
 #endif /* CYRNN_ENTRY_POINTS */
