@@ -43,11 +43,11 @@
  * SKIP_ZEROS: whether a relu RNN's step skips its state's zeros (about
  * half of them; rnn_sparse_rows in step_template.h). Each product then
  * loads its own weights, one load a multiply-add where the dense tile
- * shares each among its rows: worth it where loads keep up. Medians of 3
- * alternating rounds on a Zen 5, RNN-relu inference (100, 32, 128, 256):
- * level 1 5.11 -> 4.65 ms, x86 level 0 13.0 -> 11.0; level 2 2.51 -> 2.87
- * (two 64-byte loads a cycle for two multiply-adds), so off there, and off
- * for NEON, not measured.
+ * shares each among its rows: worth it where loads keep up. RNN-relu
+ * inference (100, 32, 128, 256) on a Zen 5, tools/ab_builds.py, 5 rounds:
+ * level 1 4.99 -> 4.33 ms, x86 level 0 12.3 -> 9.6; level 2, 3 alternating
+ * rounds of a first build: 2.51 -> 2.87 (two 64-byte loads a cycle for two
+ * multiply-adds), so off there, and off for NEON, not measured.
  *
  * To check that a level's tiles stay in registers: `python tools/check_spills.py
  * [--cc clang]` compiles csrc/ as setup.py does and counts, in each kernel
@@ -145,10 +145,10 @@
 #endif
 
 /* The stack a relu RNN's step may take for its tiles' lists of nonzero
- * values (step_template.h): up to a state of 512 units at level 2 (eight
- * rows of float), 1024 at level 1. Larger states run the dense product. A
- * thread's stack is 8 MiB on glibc, 512 KiB for macOS's threads and 128 KiB
- * on musl. */
+ * values (step_template.h): a state of up to 1016 units of float at level
+ * 1 (tiles of four rows), 678 of double; 1361 and 908 at x86's level 0
+ * (three rows). Larger states run the dense product. A thread's stack is
+ * 8 MiB on glibc, 512 KiB for macOS's threads and 128 KiB on musl. */
 #define CYRNN_NONZERO_LIST_BYTES 32768
 
 /* Marks a loop over a tile's rows, blocks or gates: unrolled completely, so
