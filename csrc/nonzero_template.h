@@ -4,12 +4,13 @@
  * pre-activation is negative), and the recurrent product skips their
  * products: see rnn_sparse_rows.
  *
- * Written branch-free, a vector at a time where the level has the shuffles
- * for it: a compare, the mask's pattern of lanes packed to the front, one
- * store of all lanes at the count so far. The scalar form (one value at a
- * time, the store unconditional, the count advanced by the test) took
- * about 4 cycles a value on a Zen 5, a sixth of an RNN-relu step at medium
- * size at level 1; x86's level 0 (SSE2 has no such shuffle) keeps it. */
+ * Written branch-free, at level 1 four values at a time: a compare, the
+ * mask's pattern of lanes packed to the front by AVX's permutes, one store
+ * of all lanes at the count so far. The scalar form (one value at a time,
+ * the store unconditional, the count advanced by the test) took about 4
+ * cycles a value on a Zen 5, a sixth of an RNN-relu step at medium size at
+ * level 1; x86's level 0 (SSE2 has no such shuffle) keeps it, and level 2
+ * does not skip zeros (isa.h). */
 
 #if CYRNN_X86_DISPATCH && CYRNN_ISA_LEVEL == 1 && !defined(CYRNN_PICK4)
 /* CYRNN_PICK4[m]: the lanes of a 4-bit mask m that are set, in order */
@@ -29,27 +30,7 @@ static inline __attribute__((always_inline)) int
 FN(nonzero_list)(int K, const REAL *restrict h, REAL *restrict vals, int32_t *restrict offs)
 {
     int c = 0, k = 0;
-#if CYRNN_X86_DISPATCH && CYRNN_ISA_LEVEL == 2 && !CYRNN_DOUBLE
-    __m512i at = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5,
-                                                     4, 3, 2, 1, 0), _mm512_set1_epi32(V));
-    for (; k + 16 <= K; k += 16, at = _mm512_add_epi32(at, _mm512_set1_epi32(16 * V))) {
-        __m512 v = _mm512_loadu_ps(h + k);
-        __mmask16 m = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
-        _mm512_storeu_ps(vals + c, _mm512_maskz_compress_ps(m, v));
-        _mm512_storeu_si512(offs + c, _mm512_maskz_compress_epi32(m, at));
-        c += __builtin_popcount(m);
-    }
-#elif CYRNN_X86_DISPATCH && CYRNN_ISA_LEVEL == 2
-    __m256i at = _mm256_mullo_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0),
-                                    _mm256_set1_epi32(V));
-    for (; k + 8 <= K; k += 8, at = _mm256_add_epi32(at, _mm256_set1_epi32(8 * V))) {
-        __m512d v = _mm512_loadu_pd(h + k);
-        __mmask8 m = _mm512_cmp_pd_mask(v, _mm512_setzero_pd(), _CMP_NEQ_UQ);
-        _mm512_storeu_pd(vals + c, _mm512_maskz_compress_pd(m, v));
-        _mm256_storeu_si256((__m256i *)(offs + c), _mm256_maskz_compress_epi32(m, at));
-        c += __builtin_popcount(m);
-    }
-#elif CYRNN_X86_DISPATCH && CYRNN_ISA_LEVEL == 1
+#if CYRNN_X86_DISPATCH && CYRNN_ISA_LEVEL == 1
     /* four values a turn: AVX2 permutes lanes by a vector of indices */
     __m128i at = _mm_mullo_epi32(_mm_set_epi32(3, 2, 1, 0), _mm_set1_epi32(V));
     for (; k + 4 <= K; k += 4, at = _mm_add_epi32(at, _mm_set1_epi32(4 * V))) {
