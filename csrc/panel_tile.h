@@ -103,21 +103,35 @@ FN(panel_zero)(const int R, const int NB, FN(panel_vec) acc[R][NB])
             TILE(1, r0_, __VA_ARGS__);                                         \
     } while (0)
 
-/* Unit blocks [first_block, end_block) of rows [0, n): groups of NB blocks
- * side by side, then (if PAIRS) pairs of the blocks left, then one by one,
- * each group's rows in tiles of R (CYRNN_ROW_TILES). TILE is called as
- * TILE(RT, r0, NBT, block, ...): NBT blocks from `block`, then this macro's
- * other arguments. NBT, like RT, is a literal in each call: a tile's sizes
+/* Unit blocks [first_block, end_block): groups of NB blocks side by side,
+ * then (if PAIRS) pairs of the blocks left, then one by one, GROUP called
+ * as GROUP(NBT, block, ...) for each: NBT blocks from `block`, then this
+ * macro's other arguments. NBT is a literal in each call: a tile's sizes
  * must be constants for GCC to keep its accumulators out of a stack array.
  * Pairs serve tiles with one accumulator a block, where a single block has
  * too few of them to hide the multiplies' latency. */
-#define CYRNN_BLOCK_GROUPS(NB, PAIRS, R, n, first_block, end_block, TILE, ...)     \
+#define CYRNN_GROUPS(NB, PAIRS, first_block, end_block, GROUP, ...)             \
     do {                                                                         \
         int block_ = (first_block);                                              \
         for (; block_ + (NB) <= (end_block); block_ += (NB))                     \
-            CYRNN_ROW_TILES(R, n, TILE, NB, block_, __VA_ARGS__);                \
+            GROUP(NB, block_, __VA_ARGS__);                                      \
         for (; (PAIRS) && (NB) > 2 && block_ + 2 <= (end_block); block_ += 2)    \
-            CYRNN_ROW_TILES(R, n, TILE, 2, block_, __VA_ARGS__);                 \
+            GROUP(2, block_, __VA_ARGS__);                                       \
         for (; block_ < (end_block); ++block_)                                   \
-            CYRNN_ROW_TILES(R, n, TILE, 1, block_, __VA_ARGS__);                 \
+            GROUP(1, block_, __VA_ARGS__);                                       \
     } while (0)
+
+/* A group's rows [0, n) in tiles of R (CYRNN_ROW_TILES): TILE(RT, r0, NBT,
+ * block, ...). */
+#define CYRNN_GROUP_ROW_TILES(NBT, block, R, n, TILE, ...)                      \
+    CYRNN_ROW_TILES(R, n, TILE, NBT, block, __VA_ARGS__)
+
+/* A group's one tile of R rows from r0: TILE(R, r0, NBT, block, ...). */
+#define CYRNN_GROUP_TILE(NBT, block, TILE, R, r0, ...) TILE(R, r0, NBT, block, __VA_ARGS__)
+
+/* Unit blocks [first_block, end_block) of rows [0, n): CYRNN_GROUPS, each
+ * group's rows in tiles of R (CYRNN_ROW_TILES). TILE is called as
+ * TILE(RT, r0, NBT, block, ...), RT and NBT literals. */
+#define CYRNN_BLOCK_GROUPS(NB, PAIRS, R, n, first_block, end_block, TILE, ...)     \
+    CYRNN_GROUPS(NB, PAIRS, first_block, end_block, CYRNN_GROUP_ROW_TILES, R, n, TILE, \
+                 __VA_ARGS__)

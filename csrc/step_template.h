@@ -466,18 +466,10 @@ FN(rnn_sparse_rows)(const int R, int r0, int first_block, int end_block, int str
             offs[r * ldl + m] = 0;
         }
     const int sparse = 3 * M <= 2 * Kh;
-    int block = first_block;
-#define CYRNN_SPARSE_TILE(NBT)                                                   \
-    FN(rnn_step_tile)(R, r0, NBT, block, 1, stream, H, I, packed_ih, packed_hh,  \
-                      packed_bias, pre_x, NULL, x, ldx, Kh, h, ldh, out, ldo, gates, \
-                      next_h, next_rows, M, sparse ? vals : NULL, offs, ldl)
-    for (; block + CYRNN_STEP_RNN_BLOCKS <= end_block; block += CYRNN_STEP_RNN_BLOCKS)
-        CYRNN_SPARSE_TILE(CYRNN_STEP_RNN_BLOCKS);
-    for (; CYRNN_STEP_RNN_BLOCKS > 2 && block + 2 <= end_block; block += 2)
-        CYRNN_SPARSE_TILE(2);
-    for (; block < end_block; ++block)
-        CYRNN_SPARSE_TILE(1);
-#undef CYRNN_SPARSE_TILE
+    CYRNN_GROUPS(CYRNN_STEP_RNN_BLOCKS, 1, first_block, end_block, CYRNN_GROUP_TILE,
+                 FN(rnn_step_tile), R, r0, 1, stream, H, I, packed_ih, packed_hh, packed_bias,
+                 pre_x, NULL, x, ldx, Kh, h, ldh, out, ldo, gates, next_h, next_rows, M,
+                 sparse ? vals : NULL, offs, ldl);
 }
 
 #define CYRNN_STEP_PARAMS                                                      \
