@@ -22,10 +22,14 @@ static const int32_t cyrnn_pick4[16][4] __attribute__((aligned(16))) = {
     {2, 3, 0, 0}, {0, 2, 3, 0}, {1, 2, 3, 0}, {0, 1, 2, 3}};
 #endif
 
+/* The room nonzero_list needs for a row of K values: K, and the V past
+ * them that its whole-vector stores may reach. */
+static inline int FN(nonzero_list_room)(int K) { return K + V; }
+
 /* Writes the values of h[0 .. K) that are not zero (NaN is not zero) to
  * vals and each one's k V to offs, both in order; returns their count.
- * Whole vectors are stored at the count: both arrays need room for K + V
- * entries, and what lies past the count is undefined. */
+ * Whole vectors are stored at the count: both arrays need room for
+ * nonzero_list_room(K) entries, and what lies past the count is undefined. */
 static inline __attribute__((always_inline)) int
 FN(nonzero_list)(int K, const REAL *restrict h, REAL *restrict vals, int32_t *restrict offs)
 {

@@ -545,8 +545,8 @@ static void FN(rnn_step) CYRNN_STEP_PARAMS
  * tile's lists fit CYRNN_NONZERO_LIST_BYTES of stack. */
 static inline int FN(skips_zeros)(int cell, int options, int Kh)
 {
-    const ptrdiff_t list_bytes =
-        (ptrdiff_t)CYRNN_STEP_RNN_ROWS * (Kh + V) * (ptrdiff_t)(sizeof(REAL) + sizeof(int32_t));
+    const ptrdiff_t list_bytes = (ptrdiff_t)CYRNN_STEP_RNN_ROWS * FN(nonzero_list_room)(Kh) *
+                                 (ptrdiff_t)(sizeof(REAL) + sizeof(int32_t));
     return CYRNN_SKIP_ZEROS && cell == CYRNN_CELL_RNN_RELU &&
            (options & CYRNN_STEP_SKIP_ZEROS) && Kh > 0 && list_bytes <= CYRNN_NONZERO_LIST_BYTES;
 }
@@ -555,7 +555,7 @@ static inline int FN(skips_zeros)(int cell, int options, int Kh)
  * (rnn_sparse_rows), as skips_zeros allows: row tiles as rnn_step's. */
 static void FN(rnn_sparse_step) CYRNN_STEP_PARAMS
 {
-    const ptrdiff_t ldl = Hout + V; /* a list's room: see nonzero_list */
+    const ptrdiff_t ldl = FN(nonzero_list_room)(Hout);
     REAL vals[CYRNN_STEP_RNN_ROWS * ldl];
     int32_t offs[CYRNN_STEP_RNN_ROWS * ldl];
     (void)cell, (void)pre_h, (void)c, (void)extra; /* pre_h: NULL, as Hout > 0 */
